@@ -1,1 +1,64 @@
-fn main() {}
+//! `opa`: benchmark and profile sub-network selection on once-for-all super-networks.
+
+mod backend;
+mod cmd_datasets;
+mod cmd_model;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Benchmark and profile sub-network selection (OPA and its rivals) on a once-for-all
+/// super-network under changing content and load.
+#[derive(Parser)]
+#[command(name = "opa", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Inspect the data sets and preview synthetic streams.
+    #[command(subcommand)]
+    Datasets(cmd_datasets::DatasetsCmd),
+    /// Train the super-network once (sandwich rule + in-place distillation).
+    Train(cmd_model::TrainArgs),
+    /// Evaluate sub-networks: top-1 (clean and corrupted), multiply-adds, parameters, latency.
+    Eval(cmd_model::EvalArgs),
+    /// Pick deployment candidates spanning the accuracy / multiply-adds Pareto front.
+    Candidates(cmd_model::CandidatesArgs),
+}
+
+/// An error caused by what the user gave us (bad file, missing path): exit code 2.
+#[derive(Debug)]
+pub struct BadInput(pub String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
+/// Wraps any error as bad input (exit code 2).
+pub fn bad<E: std::fmt::Display>(e: E) -> anyhow::Error {
+    anyhow::Error::new(BadInput(e.to_string()))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Datasets(c) => cmd_datasets::run(c),
+        Command::Train(a) => cmd_model::train(a),
+        Command::Eval(a) => cmd_model::eval(a),
+        Command::Candidates(a) => cmd_model::candidates(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.chain().any(|c| c.downcast_ref::<BadInput>().is_some()) { ExitCode::from(2) } else { ExitCode::FAILURE }
+        }
+    }
+}

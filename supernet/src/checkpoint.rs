@@ -1,0 +1,154 @@
+//! Checkpoints: one file holding the super-network's configuration, its weights, the shared
+//! batch-norm statistics and (optionally) the optimizer state for `--resume`.
+//!
+//! Layout: the 8 magic bytes `OPACKPT1`, a little-endian `u32` header length, a JSON header
+//! ([`CheckpointHeader`]: config, training progress, section lengths, SHA-256 of the payload),
+//! then the payload: the weights (a burnpack record) followed by the optimizer state. Every
+//! read checks magic, lengths and checksum, so a damaged file is reported, never half-loaded.
+
+use crate::arch::SupernetConfig;
+use crate::model::{BnStats, SupernetWeights};
+use burn::module::Module;
+use burn::tensor::{Bytes, Device};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 8] = b"OPACKPT1";
+
+/// What is wrong with a checkpoint file.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not an opa checkpoint, or is damaged.
+    #[error("{}: {reason}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The JSON header of a checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CheckpointHeader {
+    /// The super-network configuration the weights belong to.
+    pub config: SupernetConfig,
+    /// Epochs completed when it was written.
+    pub epoch: usize,
+    /// Optimizer steps completed.
+    pub step: usize,
+    /// Batch-norm running statistics of the full network, tracked on the largest sub-network
+    /// during training ("uncalibrated" statistics; sub-networks should be recalibrated).
+    pub shared_bn: BnStats,
+    /// Bytes of the weights section.
+    pub weights_len: usize,
+    /// Bytes of the optimizer section (0 when absent).
+    pub optimizer_len: usize,
+    /// SHA-256 (hex) of the payload (weights + optimizer).
+    pub payload_sha256: String,
+}
+
+/// A loaded checkpoint.
+pub struct Checkpoint {
+    /// Its header.
+    pub header: CheckpointHeader,
+    /// The weights, on the device asked for.
+    pub weights: SupernetWeights,
+    /// The optimizer state bytes, if saved.
+    pub optimizer: Option<Vec<u8>>,
+}
+
+fn corrupt(path: &Path, reason: impl Into<String>) -> CheckpointError {
+    CheckpointError::Corrupt { path: path.into(), reason: reason.into() }
+}
+
+/// Writes a checkpoint atomically (to a temporary file renamed into place).
+pub fn save(
+    path: &Path,
+    config: &SupernetConfig,
+    weights: &SupernetWeights,
+    shared_bn: &BnStats,
+    progress: (usize, usize),
+    optimizer: Option<&[u8]>,
+) -> Result<(), CheckpointError> {
+    let record = weights.clone().into_record().into_bytes().map_err(|e| corrupt(path, format!("cannot serialise weights: {e:?}")))?;
+    let weights_bytes: &[u8] = &record;
+    let opt = optimizer.unwrap_or(&[]);
+    let mut hasher = Sha256::new();
+    hasher.update(weights_bytes);
+    hasher.update(opt);
+    let header = CheckpointHeader {
+        config: config.clone(),
+        epoch: progress.0,
+        step: progress.1,
+        shared_bn: shared_bn.clone(),
+        weights_len: weights_bytes.len(),
+        optimizer_len: opt.len(),
+        payload_sha256: format!("{:x}", hasher.finalize()),
+    };
+    let json = serde_json::to_vec(&header).map_err(|e| corrupt(path, e.to_string()))?;
+    let mut out = Vec::with_capacity(12 + json.len() + weights_bytes.len() + opt.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(weights_bytes);
+    out.extend_from_slice(opt);
+    write_atomic(path, &out).map_err(|e| CheckpointError::Io { path: path.into(), source: e })
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Reads and checks only the header (cheap: no tensors are built).
+pub fn read_header(path: &Path) -> Result<CheckpointHeader, CheckpointError> {
+    let bytes = std::fs::read(path).map_err(|e| CheckpointError::Io { path: path.into(), source: e })?;
+    parse(path, &bytes).map(|(h, _)| h)
+}
+
+fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<(CheckpointHeader, &'a [u8]), CheckpointError> {
+    if bytes.len() < 12 || &bytes[..8] != MAGIC {
+        return Err(corrupt(path, "not an opa checkpoint (missing the OPACKPT1 magic bytes)"));
+    }
+    let hlen = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
+    if bytes.len() < 12 + hlen {
+        return Err(corrupt(path, format!("truncated: header says {hlen} header bytes, file holds {}", bytes.len() - 12)));
+    }
+    let header: CheckpointHeader = serde_json::from_slice(&bytes[12..12 + hlen]).map_err(|e| corrupt(path, format!("unreadable header: {e}")))?;
+    let payload = &bytes[12 + hlen..];
+    let want = header.weights_len + header.optimizer_len;
+    if payload.len() != want {
+        return Err(corrupt(path, format!("truncated: header says {want} payload bytes, file holds {}", payload.len())));
+    }
+    let sum = format!("{:x}", Sha256::digest(payload));
+    if sum != header.payload_sha256 {
+        return Err(corrupt(path, format!("checksum mismatch: header says sha256 {}, payload has {sum}; the file is damaged", header.payload_sha256)));
+    }
+    if let Err(problems) = header.config.validate() {
+        return Err(corrupt(path, format!("invalid configuration: {}", problems.join("; "))));
+    }
+    Ok((header, payload))
+}
+
+/// Loads a checkpoint onto `device`, checking everything first.
+pub fn load(path: &Path, device: &Device) -> Result<Checkpoint, CheckpointError> {
+    let bytes = std::fs::read(path).map_err(|e| CheckpointError::Io { path: path.into(), source: e })?;
+    let (header, payload) = parse(path, &bytes)?;
+    let (w, opt) = payload.split_at(header.weights_len);
+    let record = burn::store::ModuleRecord::from_bytes(Bytes::from_bytes_vec(w.to_vec())).map_err(|e| corrupt(path, format!("unreadable weights: {e:?}")))?;
+    let fresh = SupernetWeights::init(&header.config, device);
+    let weights = fresh.try_load_record(record).map_err(|e| corrupt(path, format!("weights do not fit the configuration: {e:?}")))?;
+    Ok(Checkpoint { optimizer: (!opt.is_empty()).then(|| opt.to_vec()), header, weights })
+}
