@@ -5,11 +5,11 @@ use crate::bad;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use opa_datasets::CorruptionKind;
 use opa_datasets::ImageSet;
 use opa_datasets::shipped;
-use opa_supernet::arch::SupernetConfig;
-use opa_datasets::CorruptionKind;
 use opa_supernet::arch::SubnetArch;
+use opa_supernet::arch::SupernetConfig;
 use opa_supernet::candidates::{CandidatesFile, SearchConfig, search};
 use opa_supernet::checkpoint;
 use opa_supernet::eval::{latency, predict, recalibrate};
@@ -63,15 +63,25 @@ pub struct TrainArgs {
 
 fn load_train(data: TrainData, dir: Option<&std::path::Path>) -> Result<(ImageSet, String)> {
     Ok(match data {
-        TrainData::FashionMnist => (shipped::load_fashion_train(dir).map_err(bad)?, "fashion-mnist train split".into()),
-        TrainData::Mnist => (shipped::load_mnist("train", dir).map_err(bad)?, "mnist train split".into()),
+        TrainData::FashionMnist => (
+            shipped::load_fashion_train(dir).map_err(bad)?,
+            "fashion-mnist train split".into(),
+        ),
+        TrainData::Mnist => (
+            shipped::load_mnist("train", dir).map_err(bad)?,
+            "mnist train split".into(),
+        ),
     })
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
     let device = a.backend.device().map_err(bad)?;
     let supernet = SupernetConfig::fashion_mnist();
-    let mut tcfg = if a.quick { TrainConfig::quick() } else { TrainConfig::default() };
+    let mut tcfg = if a.quick {
+        TrainConfig::quick()
+    } else {
+        TrainConfig::default()
+    };
     tcfg.seed = a.seed;
     if let Some(e) = a.epochs {
         tcfg.epochs = e;
@@ -84,44 +94,72 @@ pub fn train(a: TrainArgs) -> Result<()> {
     }
     if a.resume {
         let cfg_path = a.out.join("config.json");
-        let text = std::fs::read_to_string(&cfg_path).with_context(|| format!("--resume: cannot read {}", cfg_path.display())).map_err(bad)?;
-        let run: opa_supernet::train::RunConfig = serde_json::from_str(&text).map_err(|e| bad(format!("{}: {e}", cfg_path.display())))?;
+        let text = std::fs::read_to_string(&cfg_path)
+            .with_context(|| format!("--resume: cannot read {}", cfg_path.display()))
+            .map_err(bad)?;
+        let run: opa_supernet::train::RunConfig =
+            serde_json::from_str(&text).map_err(|e| bad(format!("{}: {e}", cfg_path.display())))?;
         tcfg = run.train;
     } else if a.out.join("config.json").exists() {
-        return Err(bad(format!("{} already holds a training run: pass --resume to continue it or choose another --out", a.out.display())));
+        return Err(bad(format!(
+            "{} already holds a training run: pass --resume to continue it or choose another --out",
+            a.out.display()
+        )));
     }
     let (data, name) = load_train(a.data, a.data_dir.as_deref())?;
     eprintln!(
         "training on {} ({} images{}), backend {}, {} epochs of batch {}, run directory {}",
         name,
         data.len(),
-        tcfg.max_images.map_or(String::new(), |m| format!(", first {m} used")),
+        tcfg.max_images
+            .map_or(String::new(), |m| format!(", first {m} used")),
         a.backend.name(),
         tcfg.epochs,
         tcfg.batch_size,
         a.out.display()
     );
     let bar = ProgressBar::new(0);
-    bar.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps {msg} ETA {eta}").expect("valid template").progress_chars("=> "));
-    let result = run_training(&supernet, &tcfg, &data, &name, &a.out, a.resume, &device, &mut |e| {
-        if e.step == 1 {
-            bar.set_length(e.steps_per_epoch as u64);
-            bar.reset();
-            bar.set_prefix(format!("epoch {}/{}", e.epoch, e.epochs));
-        }
-        bar.set_position(e.step as u64);
-        bar.set_message(format!("loss {:.3} (students {:.3}), {:.0} img/s", e.loss_largest, e.loss_students, e.images_per_s));
-        if e.epoch_done {
-            let line = format!(
-                "epoch {}/{}: loss {:.4}, students {:.4}, {:.0} img/s, {:.0} s elapsed",
-                e.epoch, e.epochs, e.loss_largest, e.loss_students, e.images_per_s, e.elapsed_s
-            );
-            if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) }
-        }
-    });
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps {msg} ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let result = run_training(
+        &supernet,
+        &tcfg,
+        &data,
+        &name,
+        &a.out,
+        a.resume,
+        &device,
+        &mut |e| {
+            if e.step == 1 {
+                bar.set_length(e.steps_per_epoch as u64);
+                bar.reset();
+                bar.set_prefix(format!("epoch {}/{}", e.epoch, e.epochs));
+            }
+            bar.set_position(e.step as u64);
+            bar.set_message(format!(
+                "loss {:.3} (students {:.3}), {:.0} img/s",
+                e.loss_largest, e.loss_students, e.images_per_s
+            ));
+            if e.epoch_done {
+                let line = format!(
+                    "epoch {}/{}: loss {:.4}, students {:.4}, {:.0} img/s, {:.0} s elapsed",
+                    e.epoch, e.epochs, e.loss_largest, e.loss_students, e.images_per_s, e.elapsed_s
+                );
+                if bar.is_hidden() {
+                    eprintln!("{line}")
+                } else {
+                    bar.println(line)
+                }
+            }
+        },
+    );
     bar.finish_and_clear();
     result.map_err(|e| match e {
-        opa_supernet::train::TrainError::Invalid(_) | opa_supernet::train::TrainError::Checkpoint(_) => bad(e),
+        opa_supernet::train::TrainError::Invalid(_)
+        | opa_supernet::train::TrainError::Checkpoint(_) => bad(e),
         other => anyhow::Error::new(other),
     })?;
     eprintln!("done: {}", a.out.join("supernet.opack").display());
@@ -181,7 +219,9 @@ pub fn bn_subset(data_dir: Option<&std::path::Path>, n: usize) -> Result<ImageSe
     let train = match shipped::load_fashion_train(data_dir) {
         Ok(t) => t,
         Err(e) if data_dir.is_none() => {
-            eprintln!("note: {e}\nnote: recalibrating batch norm on the shipped calibration half instead");
+            eprintln!(
+                "note: {e}\nnote: recalibrating batch norm on the shipped calibration half instead"
+            );
             shipped::load_shipped_split(shipped::Split::Calibration).map_err(bad)?
         }
         Err(e) => return Err(bad(e)),
@@ -195,8 +235,10 @@ pub fn bn_subset(data_dir: Option<&std::path::Path>, n: usize) -> Result<ImageSe
 }
 
 fn load_candidates(path: &std::path::Path) -> Result<CandidatesFile> {
-    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| bad(format!("{}: not a candidates file: {e}", path.display())))
+    let text =
+        std::fs::read_to_string(path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| bad(format!("{}: not a candidates file: {e}", path.display())))
 }
 
 #[derive(serde::Serialize)]
@@ -219,17 +261,34 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     if a.severity > opa_datasets::corrupt::MAX_SEVERITY {
         return Err(bad(format!("--severity {} is outside 0..=5", a.severity)));
     }
-    let ck_path = a.checkpoint.clone().unwrap_or_else(opa_supernet::shipped_checkpoint);
+    let ck_path = a
+        .checkpoint
+        .clone()
+        .unwrap_or_else(opa_supernet::shipped_checkpoint);
     let ck = checkpoint::load(&ck_path, &device).map_err(bad)?;
     let cfg = ck.header.config.clone();
-    let cand_path = a.candidates.clone().or_else(|| Some(opa_supernet::shipped_candidates()).filter(|p| p.exists()));
+    let cand_path = a
+        .candidates
+        .clone()
+        .or_else(|| Some(opa_supernet::shipped_candidates()).filter(|p| p.exists()));
     let cands = cand_path.as_deref().map(load_candidates).transpose()?;
     let targets: Vec<(String, SubnetArch)> = match a.arch.as_str() {
         "largest" => vec![("largest".into(), SubnetArch::largest(&cfg))],
         "smallest" => vec![("smallest".into(), SubnetArch::smallest(&cfg))],
         "candidates" => {
-            let c = cands.as_ref().ok_or_else(|| bad("--arch candidates needs a candidates file (--candidates FILE)"))?;
-            c.candidates.iter().enumerate().map(|(i, c)| Ok((format!("candidate {i}"), SubnetArch::parse(&c.id, &cfg).map_err(bad)?))).collect::<Result<_>>()?
+            let c = cands.as_ref().ok_or_else(|| {
+                bad("--arch candidates needs a candidates file (--candidates FILE)")
+            })?;
+            c.candidates
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    Ok((
+                        format!("candidate {i}"),
+                        SubnetArch::parse(&c.id, &cfg).map_err(bad)?,
+                    ))
+                })
+                .collect::<Result<_>>()?
         }
         id => vec![("".into(), SubnetArch::parse(id, &cfg).map_err(bad)?)],
     };
@@ -238,19 +297,53 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         EvalSplit::Evaluation => shipped::take_split(&all, shipped::Split::Evaluation),
         EvalSplit::Test => all,
     };
-    let families: Vec<CorruptionKind> = if a.severity == 0 { vec![] } else { CorruptionKind::ALL.to_vec() };
-    let corrupted: Vec<Vec<Vec<u8>>> = families.iter().map(|k| (0..set.len()).map(|i| k.apply(&set.image(i), a.severity, i as u64).data).collect()).collect();
-    let need_bn = targets.iter().any(|(_, arch)| cands.as_ref().is_none_or(|c| !c.candidates.iter().any(|x| x.id == arch.id())));
-    let bn_set = if need_bn { Some(bn_subset(a.data_dir.as_deref(), a.bn_images)?) } else { None };
+    let families: Vec<CorruptionKind> = if a.severity == 0 {
+        vec![]
+    } else {
+        CorruptionKind::ALL.to_vec()
+    };
+    let corrupted: Vec<Vec<Vec<u8>>> = families
+        .iter()
+        .map(|k| {
+            (0..set.len())
+                .map(|i| k.apply(&set.image(i), a.severity, i as u64).data)
+                .collect()
+        })
+        .collect();
+    let need_bn = targets.iter().any(|(_, arch)| {
+        cands
+            .as_ref()
+            .is_none_or(|c| !c.candidates.iter().any(|x| x.id == arch.id()))
+    });
+    let bn_set = if need_bn {
+        Some(bn_subset(a.data_dir.as_deref(), a.bn_images)?)
+    } else {
+        None
+    };
     let bar = ProgressBar::new((targets.len() * (1 + families.len())) as u64);
-    bar.set_style(ProgressStyle::with_template("evaluating [{bar:30}] {pos}/{len} {msg}").expect("valid template").progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template("evaluating [{bar:30}] {pos}/{len} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
     let mut rows = Vec::new();
     for (label, arch) in &targets {
         let id = arch.id();
         bar.set_message(id.clone());
-        let stats = match cands.as_ref().and_then(|c| c.candidates.iter().find(|x| x.id == id)) {
+        let stats = match cands
+            .as_ref()
+            .and_then(|c| c.candidates.iter().find(|x| x.id == id))
+        {
             Some(c) => c.bn.clone(),
-            None => recalibrate(&ck.weights, &cfg, arch, bn_set.as_ref().expect("loaded when needed"), a.bn_images, 200, &device),
+            None => recalibrate(
+                &ck.weights,
+                &cfg,
+                arch,
+                bn_set.as_ref().expect("loaded when needed"),
+                a.bn_images,
+                200,
+                &device,
+            ),
         };
         let plan = ck.weights.plan(&cfg, arch).extract(&stats).map_err(bad)?;
         let clean: Vec<&[u8]> = (0..set.len()).map(|i| set.image_bytes(i)).collect();
@@ -259,44 +352,98 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         let mut per = Vec::new();
         for (k, imgs) in families.iter().zip(&corrupted) {
             let refs: Vec<&[u8]> = imgs.iter().map(|v| &v[..]).collect();
-            per.push((k.name().to_string(), predict(&plan, None, &cfg, &refs, 250, &device).top1(&set.labels)));
+            per.push((
+                k.name().to_string(),
+                predict(&plan, None, &cfg, &refs, 250, &device).top1(&set.labels),
+            ));
             bar.inc(1);
         }
         let (lat1, lat32) = if a.no_latency {
             (None, None)
         } else {
             let img = set.image_bytes(0);
-            (Some(latency(&plan, &cfg, img, 1, &device, 10, 50, 1.0)), Some(latency(&plan, &cfg, img, 32, &device, 3, 10, 1.0)))
+            (
+                Some(latency(&plan, &cfg, img, 1, &device, 10, 50, 1.0)),
+                Some(latency(&plan, &cfg, img, 32, &device, 3, 10, 1.0)),
+            )
         };
-        let mean = (!per.is_empty()).then(|| per.iter().map(|p| p.1).sum::<f64>() / per.len() as f64);
-        rows.push(EvalRow { arch: id, label: label.clone(), macs: arch.macs(&cfg), params: arch.params(&cfg), images: set.len(), top1_clean, severity: a.severity, top1_corrupted: per, top1_corrupted_mean: mean, latency_b1: lat1, latency_b32: lat32 });
+        let mean =
+            (!per.is_empty()).then(|| per.iter().map(|p| p.1).sum::<f64>() / per.len() as f64);
+        rows.push(EvalRow {
+            arch: id,
+            label: label.clone(),
+            macs: arch.macs(&cfg),
+            params: arch.params(&cfg),
+            images: set.len(),
+            top1_clean,
+            severity: a.severity,
+            top1_corrupted: per,
+            top1_corrupted_mean: mean,
+            latency_b1: lat1,
+            latency_b32: lat32,
+        });
     }
     bar.finish_and_clear();
     let split_name = match a.split {
         EvalSplit::Evaluation => "evaluation half",
         EvalSplit::Test => "full test split",
     };
-    println!("checkpoint {} | {} images of the {split_name} | backend {}", ck_path.display(), set.len(), a.backend.name());
+    println!(
+        "checkpoint {} | {} images of the {split_name} | backend {}",
+        ck_path.display(),
+        set.len(),
+        a.backend.name()
+    );
     for r in &rows {
         println!();
-        println!("{} {}", r.arch, if r.label.is_empty() { String::new() } else { format!("({})", r.label) });
-        println!("  multiply-adds {:.3} M, parameters {:.1} k", r.macs as f64 / 1e6, r.params as f64 / 1e3);
+        println!(
+            "{} {}",
+            r.arch,
+            if r.label.is_empty() {
+                String::new()
+            } else {
+                format!("({})", r.label)
+            }
+        );
+        println!(
+            "  multiply-adds {:.3} M, parameters {:.1} k",
+            r.macs as f64 / 1e6,
+            r.params as f64 / 1e3
+        );
         println!("  top-1 clean {:.2} %", 100.0 * r.top1_clean);
         if let Some(m) = r.top1_corrupted_mean {
-            let parts: Vec<String> = r.top1_corrupted.iter().map(|(k, v)| format!("{k} {:.1}", 100.0 * v)).collect();
-            println!("  top-1 at severity {} (%): {}", r.severity, parts.join(", "));
-            println!("  top-1 at severity {}, mean over {} families: {:.2} %", r.severity, r.top1_corrupted.len(), 100.0 * m);
+            let parts: Vec<String> = r
+                .top1_corrupted
+                .iter()
+                .map(|(k, v)| format!("{k} {:.1}", 100.0 * v))
+                .collect();
+            println!(
+                "  top-1 at severity {} (%): {}",
+                r.severity,
+                parts.join(", ")
+            );
+            println!(
+                "  top-1 at severity {}, mean over {} families: {:.2} %",
+                r.severity,
+                r.top1_corrupted.len(),
+                100.0 * m
+            );
         }
         if let (Some(l1), Some(l32)) = (r.latency_b1, r.latency_b32) {
             println!(
                 "  latency ({}): batch 1 median {:.3} ms (p95 {:.3}); batch 32 median {:.2} ms ({:.3} ms/image)",
-                a.backend.name(), l1.median_ms, l1.p95_ms, l32.median_ms, l32.median_ms / 32.0
+                a.backend.name(),
+                l1.median_ms,
+                l1.p95_ms,
+                l32.median_ms,
+                l32.median_ms / 32.0
             );
         }
     }
     if let Some(path) = &a.json {
         let json = serde_json::to_vec_pretty(&rows)?;
-        checkpoint::write_atomic(path, &json).with_context(|| format!("writing {}", path.display()))?;
+        checkpoint::write_atomic(path, &json)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }
@@ -337,13 +484,31 @@ pub struct CandidatesArgs {
 
 pub fn candidates(a: CandidatesArgs) -> Result<()> {
     let device = a.backend.device().map_err(bad)?;
-    let ck_path = a.checkpoint.clone().unwrap_or_else(opa_supernet::shipped_checkpoint);
+    let ck_path = a
+        .checkpoint
+        .clone()
+        .unwrap_or_else(opa_supernet::shipped_checkpoint);
     let ck = checkpoint::load(&ck_path, &device).map_err(bad)?;
     let cfg = ck.header.config.clone();
     let sc = if a.quick {
-        SearchConfig { k: a.k.min(4), initial: 6, rounds: 1, children: 4, bn_images: 200, score_images: 200, seed: a.seed }
+        SearchConfig {
+            k: a.k.min(4),
+            initial: 6,
+            rounds: 1,
+            children: 4,
+            bn_images: 200,
+            score_images: 200,
+            seed: a.seed,
+        }
     } else {
-        SearchConfig { k: a.k, initial: a.initial, rounds: a.rounds, children: a.children, seed: a.seed, ..SearchConfig::default() }
+        SearchConfig {
+            k: a.k,
+            initial: a.initial,
+            rounds: a.rounds,
+            children: a.children,
+            seed: a.seed,
+            ..SearchConfig::default()
+        }
     };
     if sc.k < 2 {
         return Err(bad("--k must be at least 2"));
@@ -351,22 +516,57 @@ pub fn candidates(a: CandidatesArgs) -> Result<()> {
     let bn_set = bn_subset(a.data_dir.as_deref(), sc.bn_images)?;
     let calibration = shipped::load_shipped_split(shipped::Split::Calibration).map_err(bad)?;
     let bar = ProgressBar::new(0);
-    bar.set_style(ProgressStyle::with_template("searching [{bar:30}] {pos}/{len} architectures {msg} ETA {eta}").expect("valid template").progress_chars("=> "));
-    let found = search(&ck.weights, &cfg, &bn_set, &calibration, &sc, &device, &mut |e| {
-        bar.set_length(e.total as u64);
-        bar.set_position(e.scored as u64);
-        bar.set_message(format!("(Pareto front {})", e.front));
-    });
+    bar.set_style(
+        ProgressStyle::with_template(
+            "searching [{bar:30}] {pos}/{len} architectures {msg} ETA {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let found = search(
+        &ck.weights,
+        &cfg,
+        &bn_set,
+        &calibration,
+        &sc,
+        &device,
+        &mut |e| {
+            bar.set_length(e.total as u64);
+            bar.set_position(e.scored as u64);
+            bar.set_message(format!("(Pareto front {})", e.front));
+        },
+    );
     bar.finish_and_clear();
-    let file = CandidatesFile { config: cfg, checkpoint_sha256: opa_datasets::shipped::sha256_file(&ck_path).map_err(bad)?, search: sc, candidates: found };
+    let file = CandidatesFile {
+        config: cfg,
+        checkpoint_sha256: opa_datasets::shipped::sha256_file(&ck_path).map_err(bad)?,
+        search: sc,
+        candidates: found,
+    };
     if let Some(parent) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
     }
-    checkpoint::write_atomic(&a.out, &serde_json::to_vec(&file)?).with_context(|| format!("writing {}", a.out.display()))?;
-    println!("{:>3}  {:<52} {:>9} {:>9} {:>10}", "#", "architecture", "MMACs", "kparams", "calib top-1");
+    checkpoint::write_atomic(&a.out, &serde_json::to_vec(&file)?)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    println!(
+        "{:>3}  {:<52} {:>9} {:>9} {:>10}",
+        "#", "architecture", "MMACs", "kparams", "calib top-1"
+    );
     for (i, c) in file.candidates.iter().enumerate() {
-        println!("{:>3}  {:<52} {:>9.3} {:>9.1} {:>9.2} %", i, c.id, c.macs as f64 / 1e6, c.params as f64 / 1e3, 100.0 * c.calibration_top1);
+        println!(
+            "{:>3}  {:<52} {:>9.3} {:>9.1} {:>9.2} %",
+            i,
+            c.id,
+            c.macs as f64 / 1e6,
+            c.params as f64 / 1e3,
+            100.0 * c.calibration_top1
+        );
     }
-    println!("wrote {} candidates to {}", file.candidates.len(), a.out.display());
+    println!(
+        "wrote {} candidates to {}",
+        file.candidates.len(),
+        a.out.display()
+    );
     Ok(())
 }

@@ -3,6 +3,7 @@
 mod backend;
 mod cmd_datasets;
 mod cmd_model;
+mod cmd_validate;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,6 +28,8 @@ enum Command {
     Eval(cmd_model::EvalArgs),
     /// Pick deployment candidates spanning the accuracy / multiply-adds Pareto front.
     Candidates(cmd_model::CandidatesArgs),
+    /// Check scenario files without running them; every problem is reported with file:line:column.
+    Validate(cmd_validate::ValidateArgs),
 }
 
 /// An error caused by what the user gave us (bad file, missing path): exit code 2.
@@ -53,12 +56,17 @@ fn main() -> ExitCode {
         Command::Train(a) => cmd_model::train(a),
         Command::Eval(a) => cmd_model::eval(a),
         Command::Candidates(a) => cmd_model::candidates(a),
+        Command::Validate(a) => cmd_validate::validate(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if e.chain().any(|c| c.downcast_ref::<BadInput>().is_some()) { ExitCode::from(2) } else { ExitCode::FAILURE }
+            if e.chain().any(|c| c.downcast_ref::<BadInput>().is_some()) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

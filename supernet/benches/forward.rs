@@ -18,20 +18,35 @@ fn bench(c: &mut Criterion) {
     for (backend, device) in devices() {
         device.seed(1);
         let weights = SupernetWeights::init(&cfg, &device);
-        for (name, arch) in [("largest", SubnetArch::largest(&cfg)), ("smallest", SubnetArch::smallest(&cfg))] {
+        for (name, arch) in [
+            ("largest", SubnetArch::largest(&cfg)),
+            ("smallest", SubnetArch::smallest(&cfg)),
+        ] {
             let refs: Vec<&[u8]> = (0..32).map(|_| &image[..]).collect();
             let mut rec = Vec::new();
-            let _ = weights.plan(&cfg, &arch).forward(batch_tensor(&cfg, &refs, &device), &mut BnMode::Batch { record: Some(&mut rec) });
-            let plan = weights.plan(&cfg, &arch).extract(&pool_batch_stats(&[rec])).expect("statistics for every layer");
+            let _ = weights.plan(&cfg, &arch).forward(
+                batch_tensor(&cfg, &refs, &device),
+                &mut BnMode::Batch {
+                    record: Some(&mut rec),
+                },
+            );
+            let plan = weights
+                .plan(&cfg, &arch)
+                .extract(&pool_batch_stats(&[rec]))
+                .expect("statistics for every layer");
             for batch in [1usize, 32] {
                 let refs: Vec<&[u8]> = (0..batch).map(|_| &image[..]).collect();
                 group.throughput(Throughput::Elements(batch as u64));
-                group.bench_function(BenchmarkId::new(format!("{backend}/{name}"), format!("b{batch}")), |b| {
-                    b.iter(|| {
-                        let x = batch_tensor(&cfg, &refs, &device);
-                        plan.forward(x, &mut BnMode::Stored(&BnStats::default())).into_data()
-                    })
-                });
+                group.bench_function(
+                    BenchmarkId::new(format!("{backend}/{name}"), format!("b{batch}")),
+                    |b| {
+                        b.iter(|| {
+                            let x = batch_tensor(&cfg, &refs, &device);
+                            plan.forward(x, &mut BnMode::Stored(&BnStats::default()))
+                                .into_data()
+                        })
+                    },
+                );
             }
         }
     }

@@ -63,9 +63,24 @@ impl SupernetConfig {
             stem_channels: 16,
             stem_stride: 2,
             stages: vec![
-                StageConfig { out_channels: 16, stride: 1, hswish: false, se: false },
-                StageConfig { out_channels: 32, stride: 2, hswish: true, se: true },
-                StageConfig { out_channels: 48, stride: 2, hswish: true, se: true },
+                StageConfig {
+                    out_channels: 16,
+                    stride: 1,
+                    hswish: false,
+                    se: false,
+                },
+                StageConfig {
+                    out_channels: 32,
+                    stride: 2,
+                    hswish: true,
+                    se: true,
+                },
+                StageConfig {
+                    out_channels: 48,
+                    stride: 2,
+                    hswish: true,
+                    se: true,
+                },
             ],
             depth_choices: vec![1, 2, 3],
             expand_choices: vec![2, 3, 4],
@@ -98,8 +113,18 @@ impl SupernetConfig {
             stem_channels: 8,
             stem_stride: 2,
             stages: vec![
-                StageConfig { out_channels: 8, stride: 1, hswish: false, se: false },
-                StageConfig { out_channels: 16, stride: 2, hswish: true, se: true },
+                StageConfig {
+                    out_channels: 8,
+                    stride: 1,
+                    hswish: false,
+                    se: false,
+                },
+                StageConfig {
+                    out_channels: 16,
+                    stride: 2,
+                    hswish: true,
+                    se: true,
+                },
             ],
             depth_choices: vec![1, 2],
             expand_choices: vec![2, 3],
@@ -147,12 +172,20 @@ impl SupernetConfig {
             e.push("in_channels, classes (≥ 2) and input_size must be positive".to_string());
         }
         if self.mean.len() != self.in_channels || self.std.len() != self.in_channels {
-            e.push(format!("mean and std need one value per input channel ({})", self.in_channels));
+            e.push(format!(
+                "mean and std need one value per input channel ({})",
+                self.in_channels
+            ));
         }
         if self.stages.is_empty() {
             e.push("at least one stage is needed".into());
         }
-        for (name, v) in [("depth_choices", &self.depth_choices), ("expand_choices", &self.expand_choices), ("kernel_choices", &self.kernel_choices), ("resolution_choices", &self.resolution_choices)] {
+        for (name, v) in [
+            ("depth_choices", &self.depth_choices),
+            ("expand_choices", &self.expand_choices),
+            ("kernel_choices", &self.kernel_choices),
+            ("resolution_choices", &self.resolution_choices),
+        ] {
             if v.is_empty() || v.contains(&0) {
                 e.push(format!("{name} must be non-empty and positive"));
             }
@@ -163,7 +196,11 @@ impl SupernetConfig {
         if self.kernel_choices.iter().any(|k| k % 2 == 0) {
             e.push("kernel_choices must be odd".into());
         }
-        if self.resolution_choices.iter().any(|&r| r > self.input_size * 2) {
+        if self
+            .resolution_choices
+            .iter()
+            .any(|&r| r > self.input_size * 2)
+        {
             e.push("resolution_choices must be at most twice input_size".into());
         }
         if e.is_empty() { Ok(()) } else { Err(e) }
@@ -172,7 +209,11 @@ impl SupernetConfig {
     /// Number of distinct sub-networks.
     pub fn num_subnets(&self) -> u128 {
         let per_block = (self.expand_choices.len() * self.kernel_choices.len()) as u128;
-        let per_stage: u128 = self.depth_choices.iter().map(|&d| per_block.pow(d as u32)).sum();
+        let per_stage: u128 = self
+            .depth_choices
+            .iter()
+            .map(|&d| per_block.pow(d as u32))
+            .sum();
         per_stage.pow(self.stages.len() as u32) * self.resolution_choices.len() as u128
     }
 }
@@ -213,14 +254,26 @@ pub fn conv_out(size: usize, stride: usize) -> usize {
 impl SubnetArch {
     /// The largest sub-network: every dimension at its maximum.
     pub fn largest(cfg: &SupernetConfig) -> Self {
-        let b = BlockChoice { kernel: cfg.max_kernel(), expand: cfg.max_expand() };
-        SubnetArch { resolution: *cfg.resolution_choices.last().unwrap_or(&cfg.input_size), stages: vec![vec![b; cfg.max_depth()]; cfg.stages.len()] }
+        let b = BlockChoice {
+            kernel: cfg.max_kernel(),
+            expand: cfg.max_expand(),
+        };
+        SubnetArch {
+            resolution: *cfg.resolution_choices.last().unwrap_or(&cfg.input_size),
+            stages: vec![vec![b; cfg.max_depth()]; cfg.stages.len()],
+        }
     }
 
     /// The smallest sub-network: every dimension at its minimum.
     pub fn smallest(cfg: &SupernetConfig) -> Self {
-        let b = BlockChoice { kernel: cfg.kernel_choices[0], expand: cfg.expand_choices[0] };
-        SubnetArch { resolution: cfg.resolution_choices[0], stages: vec![vec![b; cfg.depth_choices[0]]; cfg.stages.len()] }
+        let b = BlockChoice {
+            kernel: cfg.kernel_choices[0],
+            expand: cfg.expand_choices[0],
+        };
+        SubnetArch {
+            resolution: cfg.resolution_choices[0],
+            stages: vec![vec![b; cfg.depth_choices[0]]; cfg.stages.len()],
+        }
     }
 
     /// A uniformly random sub-network (each dimension drawn independently).
@@ -230,7 +283,12 @@ impl SubnetArch {
         let stages = (0..cfg.stages.len())
             .map(|_| {
                 let d = pick(rng, &cfg.depth_choices);
-                (0..d).map(|_| BlockChoice { kernel: pick(rng, &cfg.kernel_choices), expand: pick(rng, &cfg.expand_choices) }).collect()
+                (0..d)
+                    .map(|_| BlockChoice {
+                        kernel: pick(rng, &cfg.kernel_choices),
+                        expand: pick(rng, &cfg.expand_choices),
+                    })
+                    .collect()
             })
             .collect();
         SubnetArch { resolution, stages }
@@ -242,7 +300,10 @@ impl SubnetArch {
         let mut s = format!("r{}", self.resolution);
         for stage in &self.stages {
             s.push('-');
-            let blocks: Vec<String> = stage.iter().map(|b| format!("k{}e{}", b.kernel, b.expand)).collect();
+            let blocks: Vec<String> = stage
+                .iter()
+                .map(|b| format!("k{}e{}", b.kernel, b.expand))
+                .collect();
             s.push_str(&blocks.join("."));
         }
         s
@@ -250,21 +311,38 @@ impl SubnetArch {
 
     /// Parses an id made by [`SubnetArch::id`] and checks it against `cfg`.
     pub fn parse(id: &str, cfg: &SupernetConfig) -> Result<Self, ArchError> {
-        let err = |reason: String| ArchError { id: id.to_string(), reason };
+        let err = |reason: String| ArchError {
+            id: id.to_string(),
+            reason,
+        };
         let mut parts = id.trim().split('-');
-        let res = parts.next().and_then(|r| r.strip_prefix('r')).and_then(|r| r.parse().ok()).ok_or_else(|| err("must start with r<resolution>, e.g. r28".into()))?;
+        let res = parts
+            .next()
+            .and_then(|r| r.strip_prefix('r'))
+            .and_then(|r| r.parse().ok())
+            .ok_or_else(|| err("must start with r<resolution>, e.g. r28".into()))?;
         let mut stages = Vec::new();
         for part in parts {
             let mut blocks = Vec::new();
             for b in part.split('.') {
-                let (k, e) = b.strip_prefix('k').and_then(|r| r.split_once('e')).ok_or_else(|| err(format!("block `{b}` must look like k5e4")))?;
-                let kernel = k.parse().map_err(|_| err(format!("block `{b}`: kernel `{k}` is not a number")))?;
-                let expand = e.parse().map_err(|_| err(format!("block `{b}`: expand `{e}` is not a number")))?;
+                let (k, e) = b
+                    .strip_prefix('k')
+                    .and_then(|r| r.split_once('e'))
+                    .ok_or_else(|| err(format!("block `{b}` must look like k5e4")))?;
+                let kernel = k
+                    .parse()
+                    .map_err(|_| err(format!("block `{b}`: kernel `{k}` is not a number")))?;
+                let expand = e
+                    .parse()
+                    .map_err(|_| err(format!("block `{b}`: expand `{e}` is not a number")))?;
                 blocks.push(BlockChoice { kernel, expand });
             }
             stages.push(blocks);
         }
-        let arch = SubnetArch { resolution: res, stages };
+        let arch = SubnetArch {
+            resolution: res,
+            stages,
+        };
         arch.check(cfg).map_err(err)?;
         Ok(arch)
     }
@@ -272,21 +350,39 @@ impl SubnetArch {
     /// Checks every choice is one the configuration allows.
     pub fn check(&self, cfg: &SupernetConfig) -> Result<(), String> {
         if !cfg.resolution_choices.contains(&self.resolution) {
-            return Err(format!("resolution {} is not one of {:?}", self.resolution, cfg.resolution_choices));
+            return Err(format!(
+                "resolution {} is not one of {:?}",
+                self.resolution, cfg.resolution_choices
+            ));
         }
         if self.stages.len() != cfg.stages.len() {
-            return Err(format!("has {} stages, the super-network has {}", self.stages.len(), cfg.stages.len()));
+            return Err(format!(
+                "has {} stages, the super-network has {}",
+                self.stages.len(),
+                cfg.stages.len()
+            ));
         }
         for (s, stage) in self.stages.iter().enumerate() {
             if !cfg.depth_choices.contains(&stage.len()) {
-                return Err(format!("stage {} has depth {}, allowed {:?}", s + 1, stage.len(), cfg.depth_choices));
+                return Err(format!(
+                    "stage {} has depth {}, allowed {:?}",
+                    s + 1,
+                    stage.len(),
+                    cfg.depth_choices
+                ));
             }
             for b in stage {
                 if !cfg.kernel_choices.contains(&b.kernel) {
-                    return Err(format!("kernel {} is not one of {:?}", b.kernel, cfg.kernel_choices));
+                    return Err(format!(
+                        "kernel {} is not one of {:?}",
+                        b.kernel, cfg.kernel_choices
+                    ));
                 }
                 if !cfg.expand_choices.contains(&b.expand) {
-                    return Err(format!("expand ratio {} is not one of {:?}", b.expand, cfg.expand_choices));
+                    return Err(format!(
+                        "expand ratio {} is not one of {:?}",
+                        b.expand, cfg.expand_choices
+                    ));
                 }
             }
         }
@@ -301,7 +397,12 @@ impl SubnetArch {
     /// OFA-style fixed-length encoding: per block slot a one-hot kernel and a one-hot expand
     /// ratio (all zero for a skipped block), per stage a one-hot depth, then a one-hot resolution.
     pub fn encode(&self, cfg: &SupernetConfig) -> Vec<f32> {
-        let one_hot = |choices: &[usize], v: usize| choices.iter().map(|&c| if c == v { 1.0 } else { 0.0 }).collect::<Vec<f32>>();
+        let one_hot = |choices: &[usize], v: usize| {
+            choices
+                .iter()
+                .map(|&c| if c == v { 1.0 } else { 0.0 })
+                .collect::<Vec<f32>>()
+        };
         let mut out = Vec::with_capacity(encoding_len(cfg));
         for stage in &self.stages {
             for slot in 0..cfg.max_depth() {
@@ -310,7 +411,10 @@ impl SubnetArch {
                         out.extend(one_hot(&cfg.kernel_choices, b.kernel));
                         out.extend(one_hot(&cfg.expand_choices, b.expand));
                     }
-                    None => out.extend(std::iter::repeat_n(0.0, cfg.kernel_choices.len() + cfg.expand_choices.len())),
+                    None => out.extend(std::iter::repeat_n(
+                        0.0,
+                        cfg.kernel_choices.len() + cfg.expand_choices.len(),
+                    )),
                 }
             }
             out.extend(one_hot(&cfg.depth_choices, stage.len()));
@@ -336,30 +440,113 @@ impl SubnetArch {
         let mut out = Vec::new();
         let mut hw = conv_out(self.resolution, cfg.stem_stride);
         let mut c = cfg.stem_channels;
-        let conv = |name: String, cin: usize, cout: usize, k: usize, groups: usize, hw_out: usize, bn: bool, bias: bool| {
+        let conv = |name: String,
+                    cin: usize,
+                    cout: usize,
+                    k: usize,
+                    groups: usize,
+                    hw_out: usize,
+                    bn: bool,
+                    bias: bool| {
             let w = (cin / groups) * cout * k * k;
-            LayerCost { name, macs: (w * hw_out * hw_out) as u64, params: (w + if bn { 2 * cout } else { 0 } + if bias { cout } else { 0 }) as u64 }
+            LayerCost {
+                name,
+                macs: (w * hw_out * hw_out) as u64,
+                params: (w + if bn { 2 * cout } else { 0 } + if bias { cout } else { 0 }) as u64,
+            }
         };
-        out.push(conv("stem".into(), cfg.in_channels, c, 3, 1, hw, true, false));
+        out.push(conv(
+            "stem".into(),
+            cfg.in_channels,
+            c,
+            3,
+            1,
+            hw,
+            true,
+            false,
+        ));
         for (s, (stage_cfg, stage)) in cfg.stages.iter().zip(&self.stages).enumerate() {
             for (b, choice) in stage.iter().enumerate() {
                 let stride = if b == 0 { stage_cfg.stride } else { 1 };
                 let ex = c * choice.expand;
                 let hw_out = conv_out(hw, stride);
-                out.push(conv(format!("s{s}b{b}.expand"), c, ex, 1, 1, hw, true, false));
-                out.push(conv(format!("s{s}b{b}.depthwise"), ex, ex, choice.kernel, ex, hw_out, true, false));
+                out.push(conv(
+                    format!("s{s}b{b}.expand"),
+                    c,
+                    ex,
+                    1,
+                    1,
+                    hw,
+                    true,
+                    false,
+                ));
+                out.push(conv(
+                    format!("s{s}b{b}.depthwise"),
+                    ex,
+                    ex,
+                    choice.kernel,
+                    ex,
+                    hw_out,
+                    true,
+                    false,
+                ));
                 if stage_cfg.se {
                     let mid = se_mid(ex);
-                    out.push(conv(format!("s{s}b{b}.se-reduce"), ex, mid, 1, 1, 1, false, true));
-                    out.push(conv(format!("s{s}b{b}.se-expand"), mid, ex, 1, 1, 1, false, true));
+                    out.push(conv(
+                        format!("s{s}b{b}.se-reduce"),
+                        ex,
+                        mid,
+                        1,
+                        1,
+                        1,
+                        false,
+                        true,
+                    ));
+                    out.push(conv(
+                        format!("s{s}b{b}.se-expand"),
+                        mid,
+                        ex,
+                        1,
+                        1,
+                        1,
+                        false,
+                        true,
+                    ));
                 }
-                out.push(conv(format!("s{s}b{b}.project"), ex, stage_cfg.out_channels, 1, 1, hw_out, true, false));
+                out.push(conv(
+                    format!("s{s}b{b}.project"),
+                    ex,
+                    stage_cfg.out_channels,
+                    1,
+                    1,
+                    hw_out,
+                    true,
+                    false,
+                ));
                 c = stage_cfg.out_channels;
                 hw = hw_out;
             }
         }
-        out.push(conv("head".into(), c, cfg.head_channels, 1, 1, hw, true, false));
-        out.push(conv("classifier".into(), cfg.head_channels, cfg.classes, 1, 1, 1, false, true));
+        out.push(conv(
+            "head".into(),
+            c,
+            cfg.head_channels,
+            1,
+            1,
+            hw,
+            true,
+            false,
+        ));
+        out.push(conv(
+            "classifier".into(),
+            cfg.head_channels,
+            cfg.classes,
+            1,
+            1,
+            1,
+            false,
+            true,
+        ));
         out
     }
 }
@@ -388,5 +575,8 @@ pub fn se_mid(channels: usize) -> usize {
 
 /// Length of [`SubnetArch::encode`]'s output for a configuration.
 pub fn encoding_len(cfg: &SupernetConfig) -> usize {
-    cfg.stages.len() * (cfg.max_depth() * (cfg.kernel_choices.len() + cfg.expand_choices.len()) + cfg.depth_choices.len()) + cfg.resolution_choices.len()
+    cfg.stages.len()
+        * (cfg.max_depth() * (cfg.kernel_choices.len() + cfg.expand_choices.len())
+            + cfg.depth_choices.len())
+        + cfg.resolution_choices.len()
 }

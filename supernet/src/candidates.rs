@@ -60,7 +60,15 @@ pub struct SearchConfig {
 
 impl Default for SearchConfig {
     fn default() -> Self {
-        SearchConfig { k: 24, initial: 80, rounds: 3, children: 30, bn_images: 2000, score_images: 2000, seed: 1 }
+        SearchConfig {
+            k: 24,
+            initial: 80,
+            rounds: 3,
+            children: 30,
+            bn_images: 2000,
+            score_images: 2000,
+            seed: 1,
+        }
     }
 }
 
@@ -86,7 +94,10 @@ fn mutate(cfg: &SupernetConfig, arch: &SubnetArch, rng: &mut ChaCha8Rng) -> Subn
         if rng.random::<f64>() < p {
             let d = pick(rng, &cfg.depth_choices);
             while stage.len() < d {
-                stage.push(BlockChoice { kernel: pick(rng, &cfg.kernel_choices), expand: pick(rng, &cfg.expand_choices) });
+                stage.push(BlockChoice {
+                    kernel: pick(rng, &cfg.kernel_choices),
+                    expand: pick(rng, &cfg.expand_choices),
+                });
             }
             stage.truncate(d);
         }
@@ -105,7 +116,12 @@ fn mutate(cfg: &SupernetConfig, arch: &SubnetArch, rng: &mut ChaCha8Rng) -> Subn
 /// Indices of the points not dominated in (lower macs, higher accuracy).
 pub fn pareto_front(points: &[(u64, f64)]) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..points.len()).collect();
-    idx.sort_by(|&a, &b| points[a].0.cmp(&points[b].0).then(points[b].1.total_cmp(&points[a].1)));
+    idx.sort_by(|&a, &b| {
+        points[a]
+            .0
+            .cmp(&points[b].0)
+            .then(points[b].1.total_cmp(&points[a].1))
+    });
     let mut best = f64::NEG_INFINITY;
     let mut front = Vec::new();
     for i in idx {
@@ -131,7 +147,11 @@ pub fn spread(points: &[(u64, f64)], sorted: &[usize], k: usize) -> Vec<usize> {
         let best = sorted
             .iter()
             .filter(|i| !chosen.contains(i))
-            .min_by(|&&a, &&b| ((points[a].0 as f64).ln() - target).abs().total_cmp(&((points[b].0 as f64).ln() - target).abs()))
+            .min_by(|&&a, &&b| {
+                ((points[a].0 as f64).ln() - target)
+                    .abs()
+                    .total_cmp(&((points[b].0 as f64).ln() - target).abs())
+            })
             .copied();
         chosen.extend(best);
     }
@@ -151,13 +171,19 @@ pub fn search(
     on_event: &mut dyn FnMut(&SearchEvent),
 ) -> Vec<Candidate> {
     let mut rng = ChaCha8Rng::seed_from_u64(sc.seed);
-    let score_idx: Vec<usize> = (0..calibration.len()).step_by((calibration.len() / sc.score_images.max(1)).max(1)).take(sc.score_images).collect();
+    let score_idx: Vec<usize> = (0..calibration.len())
+        .step_by((calibration.len() / sc.score_images.max(1)).max(1))
+        .take(sc.score_images)
+        .collect();
     let score_set = calibration.subset(&score_idx);
     let total = sc.initial + 2 + sc.rounds * sc.children;
     let mut archs: Vec<SubnetArch> = Vec::new();
     let mut points: Vec<(u64, f64)> = Vec::new();
     let mut stats: Vec<BnStats> = Vec::new();
-    let score = |arch: SubnetArch, archs: &mut Vec<SubnetArch>, points: &mut Vec<(u64, f64)>, stats: &mut Vec<BnStats>| {
+    let score = |arch: SubnetArch,
+                 archs: &mut Vec<SubnetArch>,
+                 points: &mut Vec<(u64, f64)>,
+                 stats: &mut Vec<BnStats>| {
         if archs.contains(&arch) {
             return;
         }
@@ -171,7 +197,11 @@ pub fn search(
     initial.extend((0..sc.initial).map(|_| SubnetArch::sample(cfg, &mut rng)));
     for a in initial {
         score(a, &mut archs, &mut points, &mut stats);
-        on_event(&SearchEvent { scored: archs.len(), total, front: pareto_front(&points).len() });
+        on_event(&SearchEvent {
+            scored: archs.len(),
+            total,
+            front: pareto_front(&points).len(),
+        });
     }
     for _ in 0..sc.rounds {
         let front = pareto_front(&points);
@@ -179,7 +209,11 @@ pub fn search(
             let parent = &archs[front[rng.random_range(0..front.len())]];
             let child = mutate(cfg, parent, &mut rng);
             score(child, &mut archs, &mut points, &mut stats);
-            on_event(&SearchEvent { scored: archs.len(), total, front: pareto_front(&points).len() });
+            on_event(&SearchEvent {
+                scored: archs.len(),
+                total,
+                front: pareto_front(&points).len(),
+            });
         }
     }
     // Keep the front; if it is short of k, add the best of the rest (second front, …).

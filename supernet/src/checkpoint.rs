@@ -68,7 +68,10 @@ pub struct Checkpoint {
 }
 
 fn corrupt(path: &Path, reason: impl Into<String>) -> CheckpointError {
-    CheckpointError::Corrupt { path: path.into(), reason: reason.into() }
+    CheckpointError::Corrupt {
+        path: path.into(),
+        reason: reason.into(),
+    }
 }
 
 /// Writes a checkpoint atomically (to a temporary file renamed into place).
@@ -80,7 +83,11 @@ pub fn save(
     progress: (usize, usize),
     optimizer: Option<&[u8]>,
 ) -> Result<(), CheckpointError> {
-    let record = weights.clone().into_record().into_bytes().map_err(|e| corrupt(path, format!("cannot serialise weights: {e:?}")))?;
+    let record = weights
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| corrupt(path, format!("cannot serialise weights: {e:?}")))?;
     let weights_bytes: &[u8] = &record;
     let opt = optimizer.unwrap_or(&[]);
     let mut hasher = Sha256::new();
@@ -102,53 +109,100 @@ pub fn save(
     out.extend_from_slice(&json);
     out.extend_from_slice(weights_bytes);
     out.extend_from_slice(opt);
-    write_atomic(path, &out).map_err(|e| CheckpointError::Io { path: path.into(), source: e })
+    write_atomic(path, &out).map_err(|e| CheckpointError::Io {
+        path: path.into(),
+        source: e,
+    })
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }
 
 /// Reads and checks only the header (cheap: no tensors are built).
 pub fn read_header(path: &Path) -> Result<CheckpointHeader, CheckpointError> {
-    let bytes = std::fs::read(path).map_err(|e| CheckpointError::Io { path: path.into(), source: e })?;
+    let bytes = std::fs::read(path).map_err(|e| CheckpointError::Io {
+        path: path.into(),
+        source: e,
+    })?;
     parse(path, &bytes).map(|(h, _)| h)
 }
 
-fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<(CheckpointHeader, &'a [u8]), CheckpointError> {
+fn parse<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+) -> Result<(CheckpointHeader, &'a [u8]), CheckpointError> {
     if bytes.len() < 12 || &bytes[..8] != MAGIC {
-        return Err(corrupt(path, "not an opa checkpoint (missing the OPACKPT1 magic bytes)"));
+        return Err(corrupt(
+            path,
+            "not an opa checkpoint (missing the OPACKPT1 magic bytes)",
+        ));
     }
     let hlen = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
     if bytes.len() < 12 + hlen {
-        return Err(corrupt(path, format!("truncated: header says {hlen} header bytes, file holds {}", bytes.len() - 12)));
+        return Err(corrupt(
+            path,
+            format!(
+                "truncated: header says {hlen} header bytes, file holds {}",
+                bytes.len() - 12
+            ),
+        ));
     }
-    let header: CheckpointHeader = serde_json::from_slice(&bytes[12..12 + hlen]).map_err(|e| corrupt(path, format!("unreadable header: {e}")))?;
+    let header: CheckpointHeader = serde_json::from_slice(&bytes[12..12 + hlen])
+        .map_err(|e| corrupt(path, format!("unreadable header: {e}")))?;
     let payload = &bytes[12 + hlen..];
     let want = header.weights_len + header.optimizer_len;
     if payload.len() != want {
-        return Err(corrupt(path, format!("truncated: header says {want} payload bytes, file holds {}", payload.len())));
+        return Err(corrupt(
+            path,
+            format!(
+                "truncated: header says {want} payload bytes, file holds {}",
+                payload.len()
+            ),
+        ));
     }
     let sum = format!("{:x}", Sha256::digest(payload));
     if sum != header.payload_sha256 {
-        return Err(corrupt(path, format!("checksum mismatch: header says sha256 {}, payload has {sum}; the file is damaged", header.payload_sha256)));
+        return Err(corrupt(
+            path,
+            format!(
+                "checksum mismatch: header says sha256 {}, payload has {sum}; the file is damaged",
+                header.payload_sha256
+            ),
+        ));
     }
     if let Err(problems) = header.config.validate() {
-        return Err(corrupt(path, format!("invalid configuration: {}", problems.join("; "))));
+        return Err(corrupt(
+            path,
+            format!("invalid configuration: {}", problems.join("; ")),
+        ));
     }
     Ok((header, payload))
 }
 
 /// Loads a checkpoint onto `device`, checking everything first.
 pub fn load(path: &Path, device: &Device) -> Result<Checkpoint, CheckpointError> {
-    let bytes = std::fs::read(path).map_err(|e| CheckpointError::Io { path: path.into(), source: e })?;
+    let bytes = std::fs::read(path).map_err(|e| CheckpointError::Io {
+        path: path.into(),
+        source: e,
+    })?;
     let (header, payload) = parse(path, &bytes)?;
     let (w, opt) = payload.split_at(header.weights_len);
-    let record = burn::store::ModuleRecord::from_bytes(Bytes::from_bytes_vec(w.to_vec())).map_err(|e| corrupt(path, format!("unreadable weights: {e:?}")))?;
+    let record = burn::store::ModuleRecord::from_bytes(Bytes::from_bytes_vec(w.to_vec()))
+        .map_err(|e| corrupt(path, format!("unreadable weights: {e:?}")))?;
     let fresh = SupernetWeights::init(&header.config, device);
-    let weights = fresh.try_load_record(record).map_err(|e| corrupt(path, format!("weights do not fit the configuration: {e:?}")))?;
-    Ok(Checkpoint { optimizer: (!opt.is_empty()).then(|| opt.to_vec()), header, weights })
+    let weights = fresh
+        .try_load_record(record)
+        .map_err(|e| corrupt(path, format!("weights do not fit the configuration: {e:?}")))?;
+    Ok(Checkpoint {
+        optimizer: (!opt.is_empty()).then(|| opt.to_vec()),
+        header,
+        weights,
+    })
 }

@@ -9,7 +9,15 @@ use serde::Serialize;
 
 /// Re-estimates batch-norm statistics for `arch` on the first `n` images of `set` (OFA's
 /// BN recalibration), in batches of `batch` images. Pick `set` from training data.
-pub fn recalibrate(weights: &SupernetWeights, cfg: &SupernetConfig, arch: &SubnetArch, set: &ImageSet, n: usize, batch: usize, device: &Device) -> BnStats {
+pub fn recalibrate(
+    weights: &SupernetWeights,
+    cfg: &SupernetConfig,
+    arch: &SubnetArch,
+    set: &ImageSet,
+    n: usize,
+    batch: usize,
+    device: &Device,
+) -> BnStats {
     let plan = weights.plan(cfg, arch);
     let n = n.min(set.len());
     let mut batches = Vec::new();
@@ -18,10 +26,17 @@ pub fn recalibrate(weights: &SupernetWeights, cfg: &SupernetConfig, arch: &Subne
         if start + batch > n && start > 0 {
             break;
         }
-        let imgs: Vec<&[u8]> = (start..(start + batch).min(n)).map(|i| set.image_bytes(i)).collect();
+        let imgs: Vec<&[u8]> = (start..(start + batch).min(n))
+            .map(|i| set.image_bytes(i))
+            .collect();
         let x = batch_tensor(cfg, &imgs, device);
         let mut rec = Vec::new();
-        let _ = plan.forward(x, &mut BnMode::Batch { record: Some(&mut rec) });
+        let _ = plan.forward(
+            x,
+            &mut BnMode::Batch {
+                record: Some(&mut rec),
+            },
+        );
         batches.push(rec);
     }
     pool_batch_stats(&batches)
@@ -41,22 +56,44 @@ pub struct Predictions {
 impl Predictions {
     /// Share of images whose prediction equals `labels` (0..=1).
     pub fn top1(&self, labels: &[u16]) -> f64 {
-        let hits = self.predicted.iter().zip(labels).filter(|(p, l)| p == l).count();
+        let hits = self
+            .predicted
+            .iter()
+            .zip(labels)
+            .filter(|(p, l)| p == l)
+            .count();
         hits as f64 / self.predicted.len().max(1) as f64
     }
 }
 
 /// Runs `plan` (with `stats`, or statistics bound into the plan) on images of `set`.
-pub fn predict(plan: &Plan, stats: Option<&BnStats>, cfg: &SupernetConfig, images: &[&[u8]], batch: usize, device: &Device) -> Predictions {
+pub fn predict(
+    plan: &Plan,
+    stats: Option<&BnStats>,
+    cfg: &SupernetConfig,
+    images: &[&[u8]],
+    batch: usize,
+    device: &Device,
+) -> Predictions {
     let empty = BnStats::default();
     let stats = stats.unwrap_or(&empty);
-    let mut out = Predictions { classes: cfg.classes, ..Default::default() };
+    let mut out = Predictions {
+        classes: cfg.classes,
+        ..Default::default()
+    };
     for chunk in images.chunks(batch.max(1)) {
         let x = batch_tensor(cfg, chunk, device);
         let logits = plan.forward(x, &mut BnMode::Stored(stats));
-        let probs: Vec<f32> = softmax(logits, 1).into_data().try_to_vec::<f32>().unwrap_or_default();
+        let probs: Vec<f32> = softmax(logits, 1)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
         for row in probs.chunks(cfg.classes) {
-            let (best, _) = row.iter().enumerate().fold((0, f32::MIN), |acc, (i, &p)| if p > acc.1 { (i, p) } else { acc });
+            let (best, _) =
+                row.iter().enumerate().fold(
+                    (0, f32::MIN),
+                    |acc, (i, &p)| if p > acc.1 { (i, p) } else { acc },
+                );
             out.predicted.push(best as u16);
         }
         out.probs.extend(probs);
@@ -65,7 +102,14 @@ pub fn predict(plan: &Plan, stats: Option<&BnStats>, cfg: &SupernetConfig, image
 }
 
 /// Top-1 accuracy (0..=1) of `arch` with `stats` on the whole of `set`.
-pub fn accuracy(weights: &SupernetWeights, cfg: &SupernetConfig, arch: &SubnetArch, stats: &BnStats, set: &ImageSet, device: &Device) -> f64 {
+pub fn accuracy(
+    weights: &SupernetWeights,
+    cfg: &SupernetConfig,
+    arch: &SubnetArch,
+    stats: &BnStats,
+    set: &ImageSet,
+    device: &Device,
+) -> f64 {
     let plan = weights.plan(cfg, arch);
     let imgs: Vec<&[u8]> = (0..set.len()).map(|i| set.image_bytes(i)).collect();
     predict(&plan, Some(stats), cfg, &imgs, 250, device).top1(&set.labels)
@@ -84,7 +128,16 @@ pub struct Latency {
 
 /// Times `plan` (statistics bound in) on batches of `batch` copies of `image`: `warmup`
 /// untimed runs, then runs until `min_runs` are done and `min_time_s` has passed.
-pub fn latency(plan: &Plan, cfg: &SupernetConfig, image: &[u8], batch: usize, device: &Device, warmup: usize, min_runs: usize, min_time_s: f64) -> Latency {
+pub fn latency(
+    plan: &Plan,
+    cfg: &SupernetConfig,
+    image: &[u8],
+    batch: usize,
+    device: &Device,
+    warmup: usize,
+    min_runs: usize,
+    min_time_s: f64,
+) -> Latency {
     let refs: Vec<&[u8]> = (0..batch).map(|_| image).collect();
     let empty = BnStats::default();
     let run = || {
@@ -103,5 +156,9 @@ pub fn latency(plan: &Plan, cfg: &SupernetConfig, image: &[u8], batch: usize, de
     }
     times.sort_by(f64::total_cmp);
     let q = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
-    Latency { median_ms: q(0.5), p95_ms: q(0.95), runs: times.len() }
+    Latency {
+        median_ms: q(0.5),
+        p95_ms: q(0.95),
+        runs: times.len(),
+    }
 }

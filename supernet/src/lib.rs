@@ -12,15 +12,17 @@
 //! ```
 
 pub mod arch;
-pub mod model;
+pub mod candidates;
 pub mod checkpoint;
 pub mod eval;
+pub mod model;
 pub mod train;
-pub mod candidates;
 
 /// Directory of the shipped Fashion-MNIST checkpoint and candidates.
 pub fn shipped_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("checkpoints").join("fashion-mnist")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("checkpoints")
+        .join("fashion-mnist")
 }
 
 /// The shipped super-network checkpoint (`supernet/checkpoints/fashion-mnist/supernet.opack`).

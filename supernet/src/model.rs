@@ -71,7 +71,11 @@ pub struct SupernetWeights {
 
 fn kaiming(shape: [usize; 4], fan_in: usize, device: &Device) -> Param<Tensor<4>> {
     let std = (2.0 / fan_in as f64).sqrt();
-    Param::from_tensor(Tensor::random(shape, Distribution::Normal(0.0, std), device))
+    Param::from_tensor(Tensor::random(
+        shape,
+        Distribution::Normal(0.0, std),
+        device,
+    ))
 }
 
 fn conv_bn(cin: usize, cout: usize, k: usize, groups: usize, device: &Device) -> ConvBn {
@@ -101,15 +105,27 @@ impl SupernetWeights {
                         expand_b: Param::from_tensor(Tensor::zeros([ex], device)),
                     }
                 });
-                blocks.push(Block { expand: conv_bn(cin, ex, 1, 1, device), depthwise: conv_bn(ex, ex, ke, ex, device), se, project: conv_bn(ex, stage.out_channels, 1, 1, device) });
+                blocks.push(Block {
+                    expand: conv_bn(cin, ex, 1, 1, device),
+                    depthwise: conv_bn(ex, ex, ke, ex, device),
+                    se,
+                    project: conv_bn(ex, stage.out_channels, 1, 1, device),
+                });
             }
         }
-        let last = cfg.stages.last().map_or(cfg.stem_channels, |s| s.out_channels);
+        let last = cfg
+            .stages
+            .last()
+            .map_or(cfg.stem_channels, |s| s.out_channels);
         SupernetWeights {
             stem: conv_bn(cfg.in_channels, cfg.stem_channels, 3, 1, device),
             blocks,
             head: conv_bn(last, cfg.head_channels, 1, 1, device),
-            classifier_w: Param::from_tensor(Tensor::random([cfg.head_channels, cfg.classes], Distribution::Normal(0.0, 0.01), device)),
+            classifier_w: Param::from_tensor(Tensor::random(
+                [cfg.head_channels, cfg.classes],
+                Distribution::Normal(0.0, 0.01),
+                device,
+            )),
             classifier_b: Param::from_tensor(Tensor::zeros([cfg.classes], device)),
         }
     }
@@ -117,18 +133,46 @@ impl SupernetWeights {
     /// The active slices of the shared weights for `arch`: what a forward pass runs.
     /// On an autodiff device the slices stay connected to the shared parameters.
     pub fn plan(&self, cfg: &SupernetConfig, arch: &SubnetArch) -> Plan {
-        let cut = |p: &ConvBn, cout: usize, cin: usize, k: usize| -> (Tensor<4>, Tensor<1>, Tensor<1>) {
-            let w = p.weight.val();
-            let [o, i, kh, _] = w.dims();
-            let off = (kh - k) / 2;
-            let w = if (o, i, kh) == (cout, cin, k) { w } else { w.slice([0..cout, 0..cin, off..off + k, off..off + k]) };
-            (w, narrow1(p.gamma.val(), cout), narrow1(p.beta.val(), cout))
-        };
-        let layer = |p: &ConvBn, cout: usize, cin: usize, k: usize, stride: usize, groups: usize, bn_id: usize| {
+        let cut =
+            |p: &ConvBn, cout: usize, cin: usize, k: usize| -> (Tensor<4>, Tensor<1>, Tensor<1>) {
+                let w = p.weight.val();
+                let [o, i, kh, _] = w.dims();
+                let off = (kh - k) / 2;
+                let w = if (o, i, kh) == (cout, cin, k) {
+                    w
+                } else {
+                    w.slice([0..cout, 0..cin, off..off + k, off..off + k])
+                };
+                (w, narrow1(p.gamma.val(), cout), narrow1(p.beta.val(), cout))
+            };
+        let layer = |p: &ConvBn,
+                     cout: usize,
+                     cin: usize,
+                     k: usize,
+                     stride: usize,
+                     groups: usize,
+                     bn_id: usize| {
             let (w, gamma, beta) = cut(p, cout, cin / groups, k);
-            PlanConv { w, stride, groups, pad: k / 2, bn_id, gamma, beta, stats: None }
+            PlanConv {
+                w,
+                stride,
+                groups,
+                pad: k / 2,
+                bn_id,
+                gamma,
+                beta,
+                stats: None,
+            }
         };
-        let stem = layer(&self.stem, cfg.stem_channels, cfg.in_channels, 3, cfg.stem_stride, 1, 0);
+        let stem = layer(
+            &self.stem,
+            cfg.stem_channels,
+            cfg.in_channels,
+            3,
+            cfg.stem_stride,
+            1,
+            0,
+        );
         let mut blocks = Vec::new();
         let mut c = cfg.stem_channels;
         for (s, (stage_cfg, stage)) in cfg.stages.iter().zip(&arch.stages).enumerate() {
@@ -149,7 +193,15 @@ impl SupernetWeights {
                 });
                 blocks.push(PlanBlock {
                     expand: layer(&weights.expand, ex, c, 1, 1, 1, 1 + 3 * slot),
-                    depthwise: layer(&weights.depthwise, ex, ex, choice.kernel, stride, ex, 2 + 3 * slot),
+                    depthwise: layer(
+                        &weights.depthwise,
+                        ex,
+                        ex,
+                        choice.kernel,
+                        stride,
+                        ex,
+                        2 + 3 * slot,
+                    ),
                     se,
                     project: layer(&weights.project, out, ex, 1, 1, 1, 3 + 3 * slot),
                     hswish: stage_cfg.hswish,
@@ -171,7 +223,11 @@ impl SupernetWeights {
 }
 
 fn narrow1(t: Tensor<1>, n: usize) -> Tensor<1> {
-    if t.dims()[0] == n { t } else { t.narrow(0, 0, n) }
+    if t.dims()[0] == n {
+        t
+    } else {
+        t.narrow(0, 0, n)
+    }
 }
 
 /// Batch-norm layer id of the head in `cfg` (stem is 0, block slot `i` owns `1 + 3i ..= 3 + 3i`).
@@ -269,9 +325,21 @@ fn hsigmoid<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 
 impl PlanConv {
     fn forward(&self, x: Tensor<4>, bn: &mut BnMode) -> Tensor<4> {
-        let y = conv2d(x, self.w.clone(), None, ConvOptions::new([self.stride; 2], [self.pad; 2], [1, 1], self.groups));
+        let y = conv2d(
+            x,
+            self.w.clone(),
+            None,
+            ConvOptions::new([self.stride; 2], [self.pad; 2], [1, 1], self.groups),
+        );
         if let Some((m, v)) = &self.stats {
-            return batch_norm(y, self.gamma.clone(), self.beta.clone(), m.clone(), v.clone(), BN_EPS);
+            return batch_norm(
+                y,
+                self.gamma.clone(),
+                self.beta.clone(),
+                m.clone(),
+                v.clone(),
+                BN_EPS,
+            );
         }
         match bn {
             BnMode::Batch { record } => {
@@ -282,9 +350,19 @@ impl PlanConv {
                 out.output
             }
             BnMode::Stored(stats) => {
-                let (m, v) = stats.layers.get(&self.bn_id).unwrap_or_else(|| panic!("no batch-norm statistics for layer {}", self.bn_id));
+                let (m, v) = stats
+                    .layers
+                    .get(&self.bn_id)
+                    .unwrap_or_else(|| panic!("no batch-norm statistics for layer {}", self.bn_id));
                 let device = y.device();
-                batch_norm(y, self.gamma.clone(), self.beta.clone(), tensor1(m, &device), tensor1(v, &device), BN_EPS)
+                batch_norm(
+                    y,
+                    self.gamma.clone(),
+                    self.beta.clone(),
+                    tensor1(m, &device),
+                    tensor1(v, &device),
+                    BN_EPS,
+                )
             }
         }
     }
@@ -306,9 +384,17 @@ impl Plan {
     pub fn bind_stats(mut self, stats: &BnStats) -> Result<Plan, String> {
         let device = self.classifier_w.device();
         let bind = |c: &mut PlanConv| -> Result<(), String> {
-            let (m, v) = stats.layers.get(&c.bn_id).ok_or_else(|| format!("no batch-norm statistics for layer {}", c.bn_id))?;
+            let (m, v) = stats
+                .layers
+                .get(&c.bn_id)
+                .ok_or_else(|| format!("no batch-norm statistics for layer {}", c.bn_id))?;
             if m.len() != c.gamma.dims()[0] {
-                return Err(format!("layer {}: statistics for {} channels, layer has {}", c.bn_id, m.len(), c.gamma.dims()[0]));
+                return Err(format!(
+                    "layer {}: statistics for {} channels, layer has {}",
+                    c.bn_id,
+                    m.len(),
+                    c.gamma.dims()[0]
+                ));
             }
             c.stats = Some((tensor1(m, &device), tensor1(v, &device)));
             Ok(())
@@ -330,7 +416,13 @@ impl Plan {
         fn own<const D: usize>(t: &Tensor<D>) -> Tensor<D> {
             Tensor::from_data(t.to_data(), &t.device())
         }
-        let conv = |c: &PlanConv| PlanConv { w: own(&c.w), gamma: own(&c.gamma), beta: own(&c.beta), stats: None, ..c.clone() };
+        let conv = |c: &PlanConv| PlanConv {
+            w: own(&c.w),
+            gamma: own(&c.gamma),
+            beta: own(&c.beta),
+            stats: None,
+            ..c.clone()
+        };
         let plan = Plan {
             resolution: self.resolution,
             stem: conv(&self.stem),
@@ -340,7 +432,12 @@ impl Plan {
                 .map(|b| PlanBlock {
                     expand: conv(&b.expand),
                     depthwise: conv(&b.depthwise),
-                    se: b.se.as_ref().map(|s| PlanSe { reduce_w: own(&s.reduce_w), reduce_b: own(&s.reduce_b), expand_w: own(&s.expand_w), expand_b: own(&s.expand_b) }),
+                    se: b.se.as_ref().map(|s| PlanSe {
+                        reduce_w: own(&s.reduce_w),
+                        reduce_b: own(&s.reduce_b),
+                        expand_w: own(&s.expand_w),
+                        expand_b: own(&s.expand_b),
+                    }),
                     project: conv(&b.project),
                     ..b.clone()
                 })
@@ -367,7 +464,11 @@ impl Plan {
         let mut x = if h == self.resolution {
             x
         } else {
-            interpolate(x, InterpolateOptions::new(InterpolateMode::Bilinear).with_output_size([self.resolution, self.resolution]))
+            interpolate(
+                x,
+                InterpolateOptions::new(InterpolateMode::Bilinear)
+                    .with_output_size([self.resolution, self.resolution]),
+            )
         };
         x = hard_swish(self.stem.forward(x, bn)); // [B, stem, r/2, r/2]
         for b in &self.blocks {
@@ -378,8 +479,18 @@ impl Plan {
             if let Some(se) = &b.se {
                 let pooled = y.clone().mean_dim(3).mean_dim(2); // [B, ex, 1, 1]
                 let opts = || ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
-                let s = relu(conv2d(pooled, se.reduce_w.clone(), Some(se.reduce_b.clone()), opts()));
-                let s = hsigmoid(conv2d(s, se.expand_w.clone(), Some(se.expand_b.clone()), opts()));
+                let s = relu(conv2d(
+                    pooled,
+                    se.reduce_w.clone(),
+                    Some(se.reduce_b.clone()),
+                    opts(),
+                ));
+                let s = hsigmoid(conv2d(
+                    s,
+                    se.expand_w.clone(),
+                    Some(se.expand_b.clone()),
+                    opts(),
+                ));
                 y = y * s;
             }
             y = b.project.forward(y, bn); // [B, out, h/s, w/s]
@@ -388,7 +499,11 @@ impl Plan {
         x = hard_swish(self.head.forward(x, bn)); // [B, head, h, w]
         let [bsz, c, _, _] = x.dims();
         let pooled = x.mean_dim(3).mean_dim(2).reshape([bsz, c]); // [B, head]
-        linear(pooled, self.classifier_w.clone(), Some(self.classifier_b.clone()))
+        linear(
+            pooled,
+            self.classifier_w.clone(),
+            Some(self.classifier_b.clone()),
+        )
     }
 }
 
@@ -408,7 +523,11 @@ pub fn batch_tensor(cfg: &SupernetConfig, images: &[&[u8]], device: &Device) -> 
     for img in images {
         for ch in 0..c {
             let (m, sd) = (cfg.mean[ch], cfg.std[ch]);
-            data.extend(img[ch * plane..(ch + 1) * plane].iter().map(|&v| (v as f32 / 255.0 - m) / sd));
+            data.extend(
+                img[ch * plane..(ch + 1) * plane]
+                    .iter()
+                    .map(|&v| (v as f32 / 255.0 - m) / sd),
+            );
         }
     }
     Tensor::from_data(TensorData::new(data, [images.len(), c, s, s]), device)
@@ -422,7 +541,9 @@ pub fn pool_batch_stats(batches: &[Vec<(usize, Tensor<1>, Tensor<1>)>]) -> BnSta
         for (id, m, v) in batch {
             let m: Vec<f32> = m.to_data().try_to_vec::<f32>().unwrap_or_default();
             let v: Vec<f32> = v.to_data().try_to_vec::<f32>().unwrap_or_default();
-            let e = acc.entry(*id).or_insert_with(|| (vec![0.0; m.len()], vec![0.0; m.len()], 0));
+            let e = acc
+                .entry(*id)
+                .or_insert_with(|| (vec![0.0; m.len()], vec![0.0; m.len()], 0));
             for i in 0..m.len() {
                 e.0[i] += m[i] as f64;
                 e.1[i] += v[i] as f64 + (m[i] as f64).powi(2);
@@ -435,7 +556,11 @@ pub fn pool_batch_stats(batches: &[Vec<(usize, Tensor<1>, Tensor<1>)>]) -> BnSta
             .into_iter()
             .map(|(id, (sm, sq, n))| {
                 let mean: Vec<f32> = sm.iter().map(|s| (s / n as f64) as f32).collect();
-                let var = sq.iter().zip(&mean).map(|(q, m)| ((q / n as f64) - (*m as f64).powi(2)).max(0.0) as f32).collect();
+                let var = sq
+                    .iter()
+                    .zip(&mean)
+                    .map(|(q, m)| ((q / n as f64) - (*m as f64).powi(2)).max(0.0) as f32)
+                    .collect();
                 (id, (mean, var))
             })
             .collect(),

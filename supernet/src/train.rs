@@ -50,14 +50,33 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { epochs: 6, batch_size: 128, lr: 4e-3, warmup_steps: 200, weight_decay: 1e-4, random_subnets: 2, label_smoothing: 0.1, distill_weight: 0.5, augment: true, max_images: None, seed: 1 }
+        TrainConfig {
+            epochs: 6,
+            batch_size: 128,
+            lr: 4e-3,
+            warmup_steps: 200,
+            weight_decay: 1e-4,
+            random_subnets: 2,
+            label_smoothing: 0.1,
+            distill_weight: 0.5,
+            augment: true,
+            max_images: None,
+            seed: 1,
+        }
     }
 }
 
 impl TrainConfig {
     /// A few hundred images and two epochs: seconds, for tests and smoke runs.
     pub fn quick() -> Self {
-        TrainConfig { epochs: 2, batch_size: 32, lr: 3e-3, warmup_steps: 5, max_images: Some(320), ..Self::default() }
+        TrainConfig {
+            epochs: 2,
+            batch_size: 32,
+            lr: 3e-3,
+            warmup_steps: 5,
+            max_images: Some(320),
+            ..Self::default()
+        }
     }
 }
 
@@ -126,7 +145,11 @@ pub fn latest_checkpoint(dir: &Path) -> Option<(usize, PathBuf)> {
     let mut best = None;
     for e in std::fs::read_dir(dir).ok()?.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(n) = name.strip_prefix("checkpoint-epoch-").and_then(|r| r.strip_suffix(".opack")).and_then(|n| n.parse::<usize>().ok()) {
+        if let Some(n) = name
+            .strip_prefix("checkpoint-epoch-")
+            .and_then(|r| r.strip_suffix(".opack"))
+            .and_then(|n| n.parse::<usize>().ok())
+        {
             if best.as_ref().is_none_or(|(b, _)| n > *b) {
                 best = Some((n, e.path()));
             }
@@ -136,7 +159,10 @@ pub fn latest_checkpoint(dir: &Path) -> Option<(usize, PathBuf)> {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
-    move |e| TrainError::Io { path: path.into(), source: e }
+    move |e| TrainError::Io {
+        path: path.into(),
+        source: e,
+    }
 }
 
 /// Random ±2 px crop (zero padding) and horizontal flip of a planar image, in place.
@@ -150,7 +176,11 @@ fn augment(img: &mut [u8], channels: usize, size: usize, rng: &mut ChaCha8Rng) {
             for x in 0..size as i32 {
                 let sx = if flip { size as i32 - 1 - x } else { x } + dx;
                 let sy = y + dy;
-                let v = if sx >= 0 && sy >= 0 && (sx as usize) < size && (sy as usize) < size { src[c * plane + sy as usize * size + sx as usize] } else { 0 };
+                let v = if sx >= 0 && sy >= 0 && (sx as usize) < size && (sy as usize) < size {
+                    src[c * plane + sy as usize * size + sx as usize]
+                } else {
+                    0
+                };
                 img[c * plane + y as usize * size + x as usize] = v;
             }
         }
@@ -171,41 +201,75 @@ pub fn train(
     device: &Device,
     on_event: &mut dyn FnMut(&TrainEvent),
 ) -> Result<(SupernetWeights, BnStats), TrainError> {
-    supernet.validate().map_err(|e| TrainError::Invalid(e.join("; ")))?;
-    if data.channels as usize != supernet.in_channels || data.width as usize != supernet.input_size || data.height as usize != supernet.input_size {
+    supernet
+        .validate()
+        .map_err(|e| TrainError::Invalid(e.join("; ")))?;
+    if data.channels as usize != supernet.in_channels
+        || data.width as usize != supernet.input_size
+        || data.height as usize != supernet.input_size
+    {
         return Err(TrainError::Invalid(format!(
             "training images are {}x{}x{}, the super-network expects {}x{}x{}",
-            data.channels, data.height, data.width, supernet.in_channels, supernet.input_size, supernet.input_size
+            data.channels,
+            data.height,
+            data.width,
+            supernet.in_channels,
+            supernet.input_size,
+            supernet.input_size
         )));
     }
     if tcfg.batch_size == 0 || tcfg.epochs == 0 {
-        return Err(TrainError::Invalid("batch size and epochs must be positive".into()));
+        return Err(TrainError::Invalid(
+            "batch size and epochs must be positive".into(),
+        ));
     }
     std::fs::create_dir_all(out).map_err(io(out))?;
     let ad = device.clone().autodiff();
     ad.seed(tcfg.seed);
     let mut weights = SupernetWeights::init(supernet, &ad);
-    let mut optim = AdamWConfig::new().with_weight_decay(tcfg.weight_decay).init();
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(tcfg.weight_decay)
+        .init();
     let mut shared = BnStats::default();
     let mut start_epoch = 1;
     let mut step_global = 0;
     let config_path = out.join("config.json");
     if resume {
-        let (epoch, path) = latest_checkpoint(out).ok_or_else(|| TrainError::Invalid(format!("--resume: {} holds no checkpoint-epoch-*.opack", out.display())))?;
+        let (epoch, path) = latest_checkpoint(out).ok_or_else(|| {
+            TrainError::Invalid(format!(
+                "--resume: {} holds no checkpoint-epoch-*.opack",
+                out.display()
+            ))
+        })?;
         let ck = checkpoint::load(&path, &ad)?;
         if ck.header.config != *supernet {
-            return Err(TrainError::Invalid(format!("--resume: {} was trained with another super-network configuration", path.display())));
+            return Err(TrainError::Invalid(format!(
+                "--resume: {} was trained with another super-network configuration",
+                path.display()
+            )));
         }
         weights = ck.weights;
         if let Some(bytes) = ck.optimizer {
-            optim = optim.from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| TrainError::Invalid(format!("{}: unreadable optimizer state: {e:?}", path.display())))?;
+            optim = optim
+                .from_bytes(Bytes::from_bytes_vec(bytes))
+                .map_err(|e| {
+                    TrainError::Invalid(format!(
+                        "{}: unreadable optimizer state: {e:?}",
+                        path.display()
+                    ))
+                })?;
         }
         shared = ck.header.shared_bn;
         start_epoch = epoch + 1;
         step_global = ck.header.step;
     } else {
-        let run = RunConfig { supernet: supernet.clone(), train: tcfg.clone(), data: data_name.to_string() };
-        let json = serde_json::to_vec_pretty(&run).map_err(|e| TrainError::Invalid(e.to_string()))?;
+        let run = RunConfig {
+            supernet: supernet.clone(),
+            train: tcfg.clone(),
+            data: data_name.to_string(),
+        };
+        let json =
+            serde_json::to_vec_pretty(&run).map_err(|e| TrainError::Invalid(e.to_string()))?;
         checkpoint::write_atomic(&config_path, &json).map_err(io(&config_path))?;
         let _ = std::fs::remove_file(out.join("train-log.jsonl"));
     }
@@ -234,10 +298,14 @@ pub fn train(
             lr = if step_global <= tcfg.warmup_steps {
                 tcfg.lr * step_global as f64 / tcfg.warmup_steps.max(1) as f64
             } else {
-                let t = (step_global - tcfg.warmup_steps) as f64 / (total_steps - tcfg.warmup_steps.min(total_steps - 1)) as f64;
+                let t = (step_global - tcfg.warmup_steps) as f64
+                    / (total_steps - tcfg.warmup_steps.min(total_steps - 1)) as f64;
                 0.5 * tcfg.lr * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
             };
-            let mut bufs: Vec<Vec<u8>> = chunk.iter().map(|&j| data.image_bytes(j).to_vec()).collect();
+            let mut bufs: Vec<Vec<u8>> = chunk
+                .iter()
+                .map(|&j| data.image_bytes(j).to_vec())
+                .collect();
             if tcfg.augment {
                 for b in &mut bufs {
                     augment(b, supernet.in_channels, supernet.input_size, &mut rng);
@@ -255,18 +323,32 @@ pub fn train(
             let target: Tensor<2> = Tensor::from_data(TensorData::new(target, [n, k]), &ad);
 
             let mut rec = Vec::new();
-            let logits = weights.plan(supernet, &largest).forward(x.clone(), &mut BnMode::Batch { record: Some(&mut rec) });
+            let logits = weights.plan(supernet, &largest).forward(
+                x.clone(),
+                &mut BnMode::Batch {
+                    record: Some(&mut rec),
+                },
+            );
             let teacher = softmax(logits.clone().detach(), 1);
-            let loss_l = (log_softmax(logits, 1) * target.clone()).sum_dim(1).mean().neg();
+            let loss_l = (log_softmax(logits, 1) * target.clone())
+                .sum_dim(1)
+                .mean()
+                .neg();
             let a = tcfg.distill_weight as f64;
             let student_target = teacher.mul_scalar(a) + target.mul_scalar(1.0 - a);
             let mut students: Vec<SubnetArch> = vec![smallest.clone()];
-            students.extend((0..tcfg.random_subnets).map(|_| SubnetArch::sample(supernet, &mut rng)));
+            students
+                .extend((0..tcfg.random_subnets).map(|_| SubnetArch::sample(supernet, &mut rng)));
             let mut loss = loss_l.clone();
             let mut loss_s_total = 0.0;
             for arch in &students {
-                let out = weights.plan(supernet, arch).forward(x.clone(), &mut BnMode::Batch { record: None });
-                let ls = (log_softmax(out, 1) * student_target.clone()).sum_dim(1).mean().neg();
+                let out = weights
+                    .plan(supernet, arch)
+                    .forward(x.clone(), &mut BnMode::Batch { record: None });
+                let ls = (log_softmax(out, 1) * student_target.clone())
+                    .sum_dim(1)
+                    .mean()
+                    .neg();
                 loss = loss + ls.clone();
                 loss_s_total += ls.into_scalar::<f64>();
             }
@@ -291,19 +373,41 @@ pub fn train(
                 epoch_done: done,
             };
             if done {
-                let opt_bytes = optim.into_bytes().map_err(|e| TrainError::Invalid(format!("cannot serialise optimizer state: {e:?}")))?;
-                checkpoint::save(&epoch_checkpoint(out, epoch), supernet, &weights, &shared, (epoch, step_global), Some(&opt_bytes))?;
-                let mut line = serde_json::to_string(&ev).map_err(|e| TrainError::Invalid(e.to_string()))?;
+                let opt_bytes = optim.into_bytes().map_err(|e| {
+                    TrainError::Invalid(format!("cannot serialise optimizer state: {e:?}"))
+                })?;
+                checkpoint::save(
+                    &epoch_checkpoint(out, epoch),
+                    supernet,
+                    &weights,
+                    &shared,
+                    (epoch, step_global),
+                    Some(&opt_bytes),
+                )?;
+                let mut line =
+                    serde_json::to_string(&ev).map_err(|e| TrainError::Invalid(e.to_string()))?;
                 line.push('\n');
                 use std::io::Write;
-                std::fs::OpenOptions::new().create(true).append(true).open(&log_path).and_then(|mut f| f.write_all(line.as_bytes())).map_err(io(&log_path))?;
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log_path)
+                    .and_then(|mut f| f.write_all(line.as_bytes()))
+                    .map_err(io(&log_path))?;
             }
             on_event(&ev);
         }
         let _ = lr;
     }
     let inference = weights.valid();
-    checkpoint::save(&out.join("supernet.opack"), supernet, &inference, &shared, (tcfg.epochs, step_global), None)?;
+    checkpoint::save(
+        &out.join("supernet.opack"),
+        supernet,
+        &inference,
+        &shared,
+        (tcfg.epochs, step_global),
+        None,
+    )?;
     Ok((inference, shared))
 }
 
@@ -312,7 +416,10 @@ fn update_shared(shared: &mut BnStats, rec: &[(usize, Tensor<1>, Tensor<1>)], mo
     for (id, m, v) in rec {
         let m: Vec<f32> = m.to_data().try_to_vec::<f32>().unwrap_or_default();
         let v: Vec<f32> = v.to_data().try_to_vec::<f32>().unwrap_or_default();
-        let e = shared.layers.entry(*id).or_insert_with(|| (vec![0.0; m.len()], vec![1.0; m.len()]));
+        let e = shared
+            .layers
+            .entry(*id)
+            .or_insert_with(|| (vec![0.0; m.len()], vec![1.0; m.len()]));
         for i in 0..m.len().min(e.0.len()) {
             e.0[i] = e.0[i] * (1.0 - momentum) + m[i] * momentum;
             e.1[i] = e.1[i] * (1.0 - momentum) + v[i] * momentum;

@@ -12,7 +12,10 @@ fn arch_ids_round_trip_and_bad_ids_are_explained() {
         assert_eq!(SubnetArch::parse(&a.id(), &cfg).unwrap(), a);
         assert_eq!(a.encode(&cfg).len(), encoding_len(&cfg));
     }
-    assert_eq!(SubnetArch::largest(&cfg).id(), "r28-k5e4.k5e4.k5e4-k5e4.k5e4.k5e4-k5e4.k5e4.k5e4");
+    assert_eq!(
+        SubnetArch::largest(&cfg).id(),
+        "r28-k5e4.k5e4.k5e4-k5e4.k5e4.k5e4-k5e4.k5e4.k5e4"
+    );
     assert_eq!(SubnetArch::smallest(&cfg).id(), "r16-k3e2-k3e2-k3e2");
     for (bad, why) in [
         ("28-k3e2-k3e2-k3e2", "must start with r"),
@@ -32,7 +35,8 @@ fn arch_ids_round_trip_and_bad_ids_are_explained() {
 fn shipped_space_is_large_with_a_wide_cost_range() {
     let cfg = SupernetConfig::fashion_mnist();
     assert!(cfg.num_subnets() >= 10_000, "{}", cfg.num_subnets());
-    let ratio = SubnetArch::largest(&cfg).macs(&cfg) as f64 / SubnetArch::smallest(&cfg).macs(&cfg) as f64;
+    let ratio =
+        SubnetArch::largest(&cfg).macs(&cfg) as f64 / SubnetArch::smallest(&cfg).macs(&cfg) as f64;
     assert!(ratio >= 10.0, "largest / smallest multiply-adds = {ratio}");
     assert!(cfg.validate().is_ok() && SupernetConfig::cifar10().validate().is_ok());
 }

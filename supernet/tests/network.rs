@@ -13,25 +13,40 @@ use rand::{Rng, SeedableRng};
 fn random_images(cfg: &SupernetConfig, n: usize, seed: u64) -> Vec<Vec<u8>> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let len = cfg.in_channels * cfg.input_size * cfg.input_size;
-    (0..n).map(|_| (0..len).map(|_| rng.random()).collect()).collect()
+    (0..n)
+        .map(|_| (0..len).map(|_| rng.random()).collect())
+        .collect()
 }
 
 fn max_abs_diff(a: Tensor<2>, b: Tensor<2>) -> f32 {
     (a - b).abs().max().into_scalar::<f32>()
 }
 
-fn stats_for(weights: &SupernetWeights, cfg: &SupernetConfig, arch: &SubnetArch, device: &Device) -> BnStats {
+fn stats_for(
+    weights: &SupernetWeights,
+    cfg: &SupernetConfig,
+    arch: &SubnetArch,
+    device: &Device,
+) -> BnStats {
     let imgs = random_images(cfg, 64, 9);
     let refs: Vec<&[u8]> = imgs.iter().map(|v| &v[..]).collect();
     let mut rec = Vec::new();
-    let _ = weights.plan(cfg, arch).forward(batch_tensor(cfg, &refs, device), &mut BnMode::Batch { record: Some(&mut rec) });
+    let _ = weights.plan(cfg, arch).forward(
+        batch_tensor(cfg, &refs, device),
+        &mut BnMode::Batch {
+            record: Some(&mut rec),
+        },
+    );
     opa_supernet::model::pool_batch_stats(&[rec])
 }
 
 #[test]
 fn extracted_subnetworks_equal_the_sliced_forward() {
     let device = Device::flex();
-    for cfg in [SupernetConfig::fashion_mnist(), SupernetConfig::tiny(3, 20, 5)] {
+    for cfg in [
+        SupernetConfig::fashion_mnist(),
+        SupernetConfig::tiny(3, 20, 5),
+    ] {
         device.seed(7);
         let weights = SupernetWeights::init(&cfg, &device);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
@@ -42,7 +57,9 @@ fn extracted_subnetworks_equal_the_sliced_forward() {
         for arch in &archs {
             let stats = stats_for(&weights, &cfg, arch, &device);
             let x = batch_tensor(&cfg, &refs, &device);
-            let sliced = weights.plan(&cfg, arch).forward(x.clone(), &mut BnMode::Stored(&stats));
+            let sliced = weights
+                .plan(&cfg, arch)
+                .forward(x.clone(), &mut BnMode::Stored(&stats));
             let standalone = weights.plan(&cfg, arch).extract(&stats).unwrap();
             let out = standalone.forward(x, &mut BnMode::Stored(&BnStats::default()));
             assert_eq!(out.dims(), [5, cfg.classes]);
@@ -56,7 +73,10 @@ fn extracted_subnetworks_equal_the_sliced_forward() {
 fn largest_uses_every_parameter_of_the_supernet() {
     let cfg = SupernetConfig::fashion_mnist();
     let weights = SupernetWeights::init(&cfg, &Device::flex());
-    assert_eq!(weights.num_params() as u64, SubnetArch::largest(&cfg).params(&cfg));
+    assert_eq!(
+        weights.num_params() as u64,
+        SubnetArch::largest(&cfg).params(&cfg)
+    );
 }
 
 #[test]
@@ -64,8 +84,14 @@ fn missing_statistics_fail_extraction_with_a_reason() {
     let cfg = SupernetConfig::tiny(1, 16, 4);
     let device = Device::flex();
     let weights = SupernetWeights::init(&cfg, &device);
-    let err = weights.plan(&cfg, &SubnetArch::largest(&cfg)).extract(&BnStats::default()).unwrap_err();
-    assert!(err.contains("no batch-norm statistics for layer 0"), "{err}");
+    let err = weights
+        .plan(&cfg, &SubnetArch::largest(&cfg))
+        .extract(&BnStats::default())
+        .unwrap_err();
+    assert!(
+        err.contains("no batch-norm statistics for layer 0"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -85,8 +111,13 @@ fn checkpoints_round_trip_and_damage_is_reported() {
     let imgs = random_images(&cfg, 3, 4);
     let refs: Vec<&[u8]> = imgs.iter().map(|v| &v[..]).collect();
     let x = batch_tensor(&cfg, &refs, &device);
-    let a = weights.plan(&cfg, &arch).forward(x.clone(), &mut BnMode::Stored(&stats));
-    let b = loaded.weights.plan(&cfg, &arch).forward(x, &mut BnMode::Stored(&stats));
+    let a = weights
+        .plan(&cfg, &arch)
+        .forward(x.clone(), &mut BnMode::Stored(&stats));
+    let b = loaded
+        .weights
+        .plan(&cfg, &arch)
+        .forward(x, &mut BnMode::Stored(&stats));
     assert_eq!(max_abs_diff(a, b), 0.0);
 
     let good = std::fs::read(&path).unwrap();
@@ -105,9 +136,14 @@ fn checkpoints_round_trip_and_damage_is_reported() {
     flipped[last] ^= 0x55;
     expect(&flipped, "checksum mismatch");
     expect(&good[..good.len() - 100], "truncated: header says");
-    expect(b"PK\x03\x04 definitely not a checkpoint", "not an opa checkpoint");
+    expect(
+        b"PK\x03\x04 definitely not a checkpoint",
+        "not an opa checkpoint",
+    );
     expect(&good[..20], "truncated");
-    let missing = checkpoint::load(&dir.path().join("nope.opack"), &device).err().expect("missing file fails");
+    let missing = checkpoint::load(&dir.path().join("nope.opack"), &device)
+        .err()
+        .expect("missing file fails");
     assert!(matches!(missing, CheckpointError::Io { .. }));
 }
 
@@ -116,43 +152,90 @@ fn quick_training_lowers_the_loss_and_resumes() {
     let cal = shipped::load_shipped_split(Split::Calibration).unwrap();
     let cfg = SupernetConfig::fashion_mnist();
     let dir = tempfile::tempdir().unwrap();
-    let t = TrainConfig { epochs: 3, ..TrainConfig::quick() };
+    let t = TrainConfig {
+        epochs: 3,
+        ..TrainConfig::quick()
+    };
     let mut losses = Vec::new();
-    train(&cfg, &TrainConfig { epochs: 2, ..t.clone() }, &cal, "calibration half (test)", dir.path(), false, &Device::flex(), &mut |e| {
-        if e.epoch_done {
-            losses.push(e.loss_largest)
-        }
-    })
+    train(
+        &cfg,
+        &TrainConfig {
+            epochs: 2,
+            ..t.clone()
+        },
+        &cal,
+        "calibration half (test)",
+        dir.path(),
+        false,
+        &Device::flex(),
+        &mut |e| {
+            if e.epoch_done {
+                losses.push(e.loss_largest)
+            }
+        },
+    )
     .unwrap();
     // Resume the same run directory for a third epoch (the saved config says 2; resuming with 3
     // continues from the last checkpoint).
-    train(&cfg, &t, &cal, "calibration half (test)", dir.path(), true, &Device::flex(), &mut |e| {
-        if e.epoch_done {
-            losses.push(e.loss_largest)
-        }
-    })
+    train(
+        &cfg,
+        &t,
+        &cal,
+        "calibration half (test)",
+        dir.path(),
+        true,
+        &Device::flex(),
+        &mut |e| {
+            if e.epoch_done {
+                losses.push(e.loss_largest)
+            }
+        },
+    )
     .unwrap();
     assert_eq!(losses.len(), 3, "{losses:?}");
     assert!(losses[2] < losses[0], "loss did not fall: {losses:?}");
     assert_eq!(latest_checkpoint(dir.path()).unwrap().0, 3);
-    for f in ["config.json", "train-log.jsonl", "supernet.opack", "checkpoint-epoch-001.opack"] {
+    for f in [
+        "config.json",
+        "train-log.jsonl",
+        "supernet.opack",
+        "checkpoint-epoch-001.opack",
+    ] {
         assert!(dir.path().join(f).is_file(), "{f} missing");
     }
-    assert_eq!(std::fs::read_to_string(dir.path().join("train-log.jsonl")).unwrap().lines().count(), 3);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("train-log.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
 }
 
 #[test]
 fn recalibrated_smallest_beats_uncalibrated_on_the_shipped_checkpoint() {
     let device = Device::flex();
-    let ck = checkpoint::load(&opa_supernet::shipped_checkpoint(), &device).expect("the shipped checkpoint loads");
+    let ck = checkpoint::load(&opa_supernet::shipped_checkpoint(), &device)
+        .expect("the shipped checkpoint loads");
     let cfg = ck.header.config.clone();
     let small = SubnetArch::smallest(&cfg);
-    let train_set = shipped::load_fashion_train(None).expect("the Fashion-MNIST train split (apt-get install dataset-fashion-mnist)");
+    let train_set = shipped::load_fashion_train(None)
+        .expect("the Fashion-MNIST train split (apt-get install dataset-fashion-mnist)");
     let idx: Vec<usize> = (0..train_set.len()).step_by(30).collect(); // 2,000 training images
     let bn_set = train_set.subset(&idx);
     let eval = shipped::load_shipped_split(Split::Evaluation).unwrap();
     let recal = recalibrate(&ck.weights, &cfg, &small, &bn_set, 2000, 200, &device);
-    let uncal = ck.header.shared_bn.slice_for(&ck.weights.plan(&cfg, &small)).expect("shared statistics cover the smallest");
-    let (a_recal, a_uncal) = (accuracy(&ck.weights, &cfg, &small, &recal, &eval, &device), accuracy(&ck.weights, &cfg, &small, &uncal, &eval, &device));
-    assert!(a_recal > a_uncal, "recalibrated {a_recal} vs uncalibrated {a_uncal}");
+    let uncal = ck
+        .header
+        .shared_bn
+        .slice_for(&ck.weights.plan(&cfg, &small))
+        .expect("shared statistics cover the smallest");
+    let (a_recal, a_uncal) = (
+        accuracy(&ck.weights, &cfg, &small, &recal, &eval, &device),
+        accuracy(&ck.weights, &cfg, &small, &uncal, &eval, &device),
+    );
+    assert!(
+        a_recal > a_uncal,
+        "recalibrated {a_recal} vs uncalibrated {a_uncal}"
+    );
 }

@@ -1,0 +1,11 @@
+//! The harness library behind the `opa` binary: scenario files (and, next, the replay engine
+//! and load injection). The binary (`src/main.rs`) is a thin clap shell over this and the
+//! other `opa-*` crates.
+//!
+//! ```no_run
+//! let s = opa_harness::scenario::load(std::path::Path::new("scenarios/quickstart.toml"))?;
+//! println!("{} frames at a {} ms deadline", s.name, s.deadline_ms);
+//! # Ok::<(), opa_harness::scenario::ScenarioErrors>(())
+//! ```
+
+pub mod scenario;

@@ -1,0 +1,873 @@
+//! Scenario files: what to replay (device, deadline, stream, workload, selectors, output).
+//!
+//! Read in two stages (as cargo-deny does): raw serde types that keep source spans and reject
+//! unknown keys, then [`validate`], which checks every value and reports *every* problem at
+//! once, each as `file:line:column: key.path = value: what is wrong`. Every key is documented
+//! in `scenarios/README.md`.
+
+use opa_datasets::CorruptionKind;
+use opa_datasets::stream::{ClassMix, CorruptionSchedule, Segment, SeverityProfile, StreamSpec};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+type S<T> = Spanned<T>;
+
+/// The raw file, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawScenario {
+    name: S<String>,
+    description: Option<S<String>>,
+    seeds: Option<RawSeeds>,
+    device: Option<RawDevice>,
+    requirement: RawRequirement,
+    stream: RawStream,
+    workload: Option<RawWorkload>,
+    checkpoint: Option<S<String>>,
+    candidates: Option<S<String>>,
+    #[serde(default)]
+    selector: Vec<RawSelector>,
+    output: Option<RawOutput>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSeeds {
+    stream: Option<S<i64>>,
+    load: Option<S<i64>>,
+    selector: Option<S<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawDevice {
+    backend: Option<S<String>>,
+    threads: Option<S<i64>>,
+    slowdown: Option<S<f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawRequirement {
+    deadline_ms: S<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawStream {
+    frames_dir: Option<S<String>>,
+    fps: Option<S<f64>>,
+    #[serde(default)]
+    segment: Vec<S<RawSegment>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSegment {
+    duration_s: S<f64>,
+    fps: S<f64>,
+    class_mix: Option<S<RawClassMix>>,
+    scene_length: Option<S<i64>>,
+    jitter_px: Option<S<i64>>,
+    flicker: Option<S<f64>>,
+    corruption: Option<S<String>>,
+    severity: Option<S<RawSeverity>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawClassMix {
+    Named(String),
+    Table(RawClassMixTable),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClassMixTable {
+    weights: Option<Vec<f64>>,
+    subset: Option<Vec<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawSeverity {
+    Constant(i64),
+    Steps(Vec<i64>),
+    Ramp(RawRamp),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRamp {
+    from: i64,
+    to: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawWorkload {
+    trace: Option<S<String>>,
+    interpolation: Option<S<String>>,
+    #[serde(default)]
+    phase: Vec<S<RawPhase>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawPhase {
+    duration_s: S<f64>,
+    cpu_load: Option<S<f64>>,
+    gpu_load: Option<S<f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSelector {
+    kind: S<String>,
+    name: Option<S<String>>,
+    switch_every: Option<S<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawOutput {
+    dir: Option<S<String>>,
+}
+
+/// A compute backend named in a scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendName {
+    /// burn flex.
+    Flex,
+    /// burn ndarray.
+    Ndarray,
+    /// LibTorch CPU.
+    TchCpu,
+    /// LibTorch CUDA.
+    TchCuda,
+}
+
+/// How trace values between two points are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Interpolation {
+    /// Hold each value until the next point.
+    Step,
+    /// Linear between points.
+    Linear,
+}
+
+/// One point of a workload trace: from `time_s` on, these loads.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct LoadPoint {
+    /// Seconds from the start of the stream.
+    pub time_s: f64,
+    /// Share of CPU cores kept busy, 0..=1.
+    pub cpu_load: f64,
+    /// GPU duty cycle, 0..=1.
+    pub gpu_load: f64,
+}
+
+/// The background workload over time.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Workload {
+    /// Points in time order, the first at 0 s.
+    pub points: Vec<LoadPoint>,
+    /// Between points.
+    pub interpolation: Interpolation,
+}
+
+impl Workload {
+    /// The load at `t_s` seconds.
+    pub fn at(&self, t_s: f64) -> LoadPoint {
+        let i = self
+            .points
+            .partition_point(|p| p.time_s <= t_s)
+            .saturating_sub(1);
+        let p = self.points[i];
+        match (self.interpolation, self.points.get(i + 1)) {
+            (Interpolation::Linear, Some(q)) if q.time_s > p.time_s => {
+                let a = ((t_s - p.time_s) / (q.time_s - p.time_s)).clamp(0.0, 1.0);
+                LoadPoint {
+                    time_s: t_s,
+                    cpu_load: p.cpu_load + a * (q.cpu_load - p.cpu_load),
+                    gpu_load: p.gpu_load + a * (q.gpu_load - p.gpu_load),
+                }
+            }
+            _ => LoadPoint { time_s: t_s, ..p },
+        }
+    }
+}
+
+/// Where frames come from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub enum StreamSource {
+    /// A synthetic stream over the evaluation half.
+    Synthetic(StreamSpec),
+    /// Real frames: a directory with `labels.csv`, played at `fps`.
+    Frames {
+        /// The directory.
+        dir: PathBuf,
+        /// Frames per second.
+        fps: f64,
+    },
+}
+
+/// A selector to compare, with its parameters.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SelectorSpec {
+    /// Kind (`fixed-largest`, `fixed-smallest`, `random`).
+    pub kind: String,
+    /// Display name (defaults to the kind).
+    pub name: String,
+    /// `random`: frames between switches.
+    pub switch_every: u32,
+}
+
+/// A validated scenario, with every default filled in (what runs, and what is written to
+/// the run directory as the effective scenario).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Scenario {
+    /// Name.
+    pub name: String,
+    /// What it exercises.
+    pub description: String,
+    /// Seed of the stream's content.
+    pub seed_stream: u64,
+    /// Seed of the load injector's timing.
+    pub seed_load: u64,
+    /// Seed of randomised selectors.
+    pub seed_selector: u64,
+    /// Backend.
+    pub backend: BackendName,
+    /// Inference threads (0 = all cores).
+    pub threads: usize,
+    /// Emulated slow-down factor (1 = none; any other value marks runs as emulated).
+    pub slowdown: f64,
+    /// Deadline per frame, ms.
+    pub deadline_ms: f64,
+    /// Frames.
+    pub stream: StreamSource,
+    /// Background load.
+    pub workload: Workload,
+    /// Super-network checkpoint.
+    pub checkpoint: PathBuf,
+    /// Candidates file.
+    pub candidates: PathBuf,
+    /// Selectors, in the order they replay.
+    pub selectors: Vec<SelectorSpec>,
+    /// Run directory.
+    pub output_dir: PathBuf,
+}
+
+/// One problem found in a scenario file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// `file:line:column` (1-based).
+    pub location: String,
+    /// What is wrong, with the key path.
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// Every problem of one file.
+#[derive(Debug)]
+pub struct ScenarioErrors(pub Vec<Problem>);
+
+impl std::fmt::Display for ScenarioErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(|p| p.to_string()).collect();
+        write!(f, "{}", lines.join("\n"))
+    }
+}
+
+impl std::error::Error for ScenarioErrors {}
+
+/// Where the shipped data lives, for relative-path defaults.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    src: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Ctx<'_> {
+    fn at(&self, offset: usize) -> String {
+        let before = &self.src[..offset.min(self.src.len())];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!("{}:{line}:{col}", self.file)
+    }
+
+    fn push<T>(&mut self, v: &S<T>, message: String) {
+        let location = self.at(v.span().start);
+        self.problems.push(Problem { location, message });
+    }
+}
+
+/// Parses and validates a scenario file; relative paths inside it are resolved against the
+/// file's directory.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioErrors> {
+    let file = path.display().to_string();
+    let src = std::fs::read_to_string(path).map_err(|e| {
+        ScenarioErrors(vec![Problem {
+            location: file.clone(),
+            message: format!("cannot read: {e}"),
+        }])
+    })?;
+    parse(&file, &src, path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Parses and validates scenario text; `file` names it in messages, `base` resolves relative paths.
+pub fn parse(file: &str, src: &str, base: &Path) -> Result<Scenario, ScenarioErrors> {
+    let mut ctx = Ctx {
+        file,
+        src,
+        problems: Vec::new(),
+    };
+    let raw: RawScenario = match toml::from_str(src) {
+        Ok(r) => r,
+        Err(e) => {
+            let location = e.span().map_or(file.to_string(), |s| ctx.at(s.start));
+            return Err(ScenarioErrors(vec![Problem {
+                location,
+                message: e.message().trim().to_string(),
+            }]));
+        }
+    };
+    let scenario = validate(&mut ctx, raw, base);
+    if ctx.problems.is_empty() {
+        Ok(scenario)
+    } else {
+        Err(ScenarioErrors(ctx.problems))
+    }
+}
+
+fn in_range(ctx: &mut Ctx, v: &S<f64>, key: &str, lo: f64, hi: f64) -> f64 {
+    let x = *v.get_ref();
+    if !(lo..=hi).contains(&x) {
+        ctx.push(v, format!("{key} = {x}: must be within {lo}..={hi}"));
+    }
+    x
+}
+
+fn positive(ctx: &mut Ctx, v: &S<f64>, key: &str) -> f64 {
+    let x = *v.get_ref();
+    if !(x > 0.0 && x.is_finite()) {
+        ctx.push(v, format!("{key} = {x}: must be a positive number"));
+    }
+    x
+}
+
+fn int_range(ctx: &mut Ctx, v: &S<i64>, key: &str, lo: i64, hi: i64) -> i64 {
+    let x = *v.get_ref();
+    if !(lo..=hi).contains(&x) {
+        ctx.push(v, format!("{key} = {x}: must be within {lo}..={hi}"));
+    }
+    x.clamp(lo, hi)
+}
+
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+fn validate(ctx: &mut Ctx, raw: RawScenario, base: &Path) -> Scenario {
+    let name = raw.name.get_ref().clone();
+    if name.trim().is_empty() || name.contains(['/', '\\']) {
+        ctx.push(
+            &raw.name,
+            format!("name = {name:?}: must be non-empty and hold no path separator"),
+        );
+    }
+    let seed = |ctx: &mut Ctx, v: &Option<S<i64>>, key: &str, default: u64| {
+        v.as_ref()
+            .map_or(default, |s| int_range(ctx, s, key, 0, i64::MAX) as u64)
+    };
+    let seeds = raw.seeds.as_ref();
+    let seed_stream = seed(
+        ctx,
+        &seeds.and_then(|s| s.stream.clone()),
+        "seeds.stream",
+        1,
+    );
+    let seed_load = seed(ctx, &seeds.and_then(|s| s.load.clone()), "seeds.load", 2);
+    let seed_selector = seed(
+        ctx,
+        &seeds.and_then(|s| s.selector.clone()),
+        "seeds.selector",
+        3,
+    );
+
+    let mut backend = BackendName::Flex;
+    let (mut threads, mut slowdown) = (0usize, 1.0f64);
+    if let Some(d) = &raw.device {
+        if let Some(b) = &d.backend {
+            backend = match b.get_ref().as_str() {
+                "flex" => BackendName::Flex,
+                "ndarray" => BackendName::Ndarray,
+                "tch-cpu" => BackendName::TchCpu,
+                "tch-cuda" => BackendName::TchCuda,
+                other => {
+                    ctx.push(b, format!("device.backend = {other:?}: must be one of flex, ndarray, tch-cpu, tch-cuda"));
+                    BackendName::Flex
+                }
+            };
+        }
+        if let Some(t) = &d.threads {
+            threads = int_range(ctx, t, "device.threads", 0, 1024) as usize;
+        }
+        if let Some(s) = &d.slowdown {
+            slowdown = in_range(ctx, s, "device.slowdown", 1.0, 100.0);
+        }
+    }
+    let deadline_ms = positive(ctx, &raw.requirement.deadline_ms, "requirement.deadline-ms");
+
+    let stream = match (&raw.stream.frames_dir, raw.stream.segment.is_empty()) {
+        (Some(dir), true) => {
+            let fps = match &raw.stream.fps {
+                Some(f) => positive(ctx, f, "stream.fps"),
+                None => {
+                    ctx.push(dir, "stream.frames-dir needs stream.fps".into());
+                    1.0
+                }
+            };
+            let d = resolve(base, dir.get_ref());
+            if !d.join("labels.csv").is_file() {
+                ctx.push(
+                    dir,
+                    format!(
+                        "stream.frames-dir = {:?}: {} does not exist",
+                        dir.get_ref(),
+                        d.join("labels.csv").display()
+                    ),
+                );
+            }
+            StreamSource::Frames { dir: d, fps }
+        }
+        (Some(dir), false) => {
+            ctx.push(
+                dir,
+                "stream: give either frames-dir or [[stream.segment]] tables, not both".into(),
+            );
+            StreamSource::Frames {
+                dir: PathBuf::new(),
+                fps: 1.0,
+            }
+        }
+        (None, true) => {
+            ctx.problems.push(Problem {
+                location: ctx.at(0),
+                message: "stream: needs [[stream.segment]] tables or a frames-dir".into(),
+            });
+            StreamSource::Synthetic(StreamSpec { segments: vec![] })
+        }
+        (None, false) => {
+            if let Some(f) = &raw.stream.fps {
+                ctx.push(
+                    f,
+                    "stream.fps applies to frames-dir only; synthetic segments set their own fps"
+                        .into(),
+                );
+            }
+            let segments = raw
+                .stream
+                .segment
+                .iter()
+                .enumerate()
+                .map(|(i, s)| segment(ctx, i, s))
+                .collect();
+            StreamSource::Synthetic(StreamSpec { segments })
+        }
+    };
+    let workload = workload(ctx, raw.workload.as_ref(), base);
+    let path_or = |v: &Option<S<String>>, default: PathBuf| {
+        v.as_ref().map_or(default, |p| resolve(base, p.get_ref()))
+    };
+    let checkpoint = path_or(
+        &raw.checkpoint,
+        workspace_root().join("supernet/checkpoints/fashion-mnist/supernet.opack"),
+    );
+    let candidates = path_or(
+        &raw.candidates,
+        workspace_root().join("supernet/checkpoints/fashion-mnist/candidates.json"),
+    );
+    for (key, v, p) in [
+        ("checkpoint", &raw.checkpoint, &checkpoint),
+        ("candidates", &raw.candidates, &candidates),
+    ] {
+        if let Some(v) = v.as_ref().filter(|_| !p.is_file()) {
+            ctx.push(
+                v,
+                format!("{key} = {:?}: {} does not exist", v.get_ref(), p.display()),
+            );
+        }
+    }
+
+    let mut selectors = Vec::new();
+    if raw.selector.is_empty() {
+        ctx.problems.push(Problem {
+            location: ctx.at(0),
+            message: "selector: at least one [[selector]] table is needed".into(),
+        });
+    }
+    for (i, s) in raw.selector.iter().enumerate() {
+        let kind = s.kind.get_ref().clone();
+        if !["fixed-largest", "fixed-smallest", "random"].contains(&kind.as_str()) {
+            ctx.push(&s.kind, format!("selector[{i}].kind = {kind:?}: must be one of fixed-largest, fixed-smallest, random"));
+        }
+        let mut switch_every = 30;
+        if let Some(v) = &s.switch_every {
+            if kind != "random" {
+                ctx.push(
+                    v,
+                    format!("selector[{i}].switch-every applies to kind \"random\" only"),
+                );
+            }
+            switch_every =
+                int_range(ctx, v, &format!("selector[{i}].switch-every"), 1, 1_000_000) as u32;
+        }
+        let name = s
+            .name
+            .as_ref()
+            .map_or(kind.clone(), |n| n.get_ref().clone());
+        if selectors.iter().any(|x: &SelectorSpec| x.name == name) {
+            let at = s
+                .name
+                .as_ref()
+                .map_or(s.kind.span().start, |n| n.span().start);
+            ctx.problems.push(Problem {
+                location: ctx.at(at),
+                message: format!("selector[{i}]: name {name:?} is used twice; give one a `name`"),
+            });
+        }
+        selectors.push(SelectorSpec {
+            kind,
+            name,
+            switch_every,
+        });
+    }
+    let output_dir = raw
+        .output
+        .as_ref()
+        .and_then(|o| o.dir.as_ref())
+        .map_or_else(
+            || PathBuf::from("runs").join(&name),
+            |d| PathBuf::from(d.get_ref()),
+        );
+
+    Scenario {
+        name,
+        description: raw
+            .description
+            .as_ref()
+            .map_or(String::new(), |d| d.get_ref().clone()),
+        seed_stream,
+        seed_load,
+        seed_selector,
+        backend,
+        threads,
+        slowdown,
+        deadline_ms,
+        stream,
+        workload,
+        checkpoint,
+        candidates,
+        selectors,
+        output_dir,
+    }
+}
+
+fn segment(ctx: &mut Ctx, i: usize, s: &S<RawSegment>) -> Segment {
+    let r = s.get_ref();
+    let key = |k: &str| format!("stream.segment[{i}].{k}");
+    let duration_s = positive(ctx, &r.duration_s, &key("duration-s"));
+    let fps = in_range(ctx, &r.fps, &key("fps"), 0.01, 1000.0);
+    let mut seg = Segment::clean(duration_s, fps);
+    if let Some(v) = &r.scene_length {
+        seg.scene_length = int_range(ctx, v, &key("scene-length"), 1, 100_000) as u32;
+    }
+    if let Some(v) = &r.jitter_px {
+        seg.jitter_px = int_range(ctx, v, &key("jitter-px"), 0, 8) as u8;
+    }
+    if let Some(v) = &r.flicker {
+        seg.flicker = in_range(ctx, v, &key("flicker"), 0.0, 0.5) as f32;
+    }
+    if let Some(m) = &r.class_mix {
+        seg.class_mix = match m.get_ref() {
+            RawClassMix::Named(n) if n == "uniform" => ClassMix::Uniform,
+            RawClassMix::Named(n) => {
+                ctx.push(m, format!("{} = {n:?}: must be \"uniform\", {{ weights = [...] }} or {{ subset = [...] }}", key("class-mix")));
+                ClassMix::Uniform
+            }
+            RawClassMix::Table(t) => match (&t.weights, &t.subset) {
+                (Some(w), None)
+                    if w.len() == 10
+                        && w.iter().all(|x| *x >= 0.0 && x.is_finite())
+                        && w.iter().sum::<f64>() > 0.0 =>
+                {
+                    ClassMix::Weights(w.clone())
+                }
+                (Some(w), None) => {
+                    ctx.push(m, format!("{}.weights: need 10 non-negative weights (one per class) with a positive sum, got {w:?}", key("class-mix")));
+                    ClassMix::Uniform
+                }
+                (None, Some(sub)) if !sub.is_empty() && sub.iter().all(|c| (0..10).contains(c)) => {
+                    ClassMix::Subset(sub.iter().map(|&c| c as u16).collect())
+                }
+                (None, Some(sub)) => {
+                    ctx.push(
+                        m,
+                        format!(
+                            "{}.subset: need class indices within 0..=9, got {sub:?}",
+                            key("class-mix")
+                        ),
+                    );
+                    ClassMix::Uniform
+                }
+                _ => {
+                    ctx.push(
+                        m,
+                        format!(
+                            "{}: give exactly one of weights or subset",
+                            key("class-mix")
+                        ),
+                    );
+                    ClassMix::Uniform
+                }
+            },
+        };
+    }
+    match (&r.corruption, &r.severity) {
+        (Some(c), sev) => {
+            let kind = match c.get_ref().parse::<CorruptionKind>() {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    ctx.push(c, format!("{} = {:?}: {e}", key("corruption"), c.get_ref()));
+                    None
+                }
+            };
+            let check = |ctx: &mut Ctx, v: i64| -> u8 {
+                if !(0..=5).contains(&v) {
+                    let sv = sev.as_ref().expect("checked only when given");
+                    ctx.push(
+                        sv,
+                        format!("{} = {v}: must be within 0..=5", key("severity")),
+                    );
+                }
+                v.clamp(0, 5) as u8
+            };
+            let severity = match sev.as_ref().map(|s| s.get_ref()) {
+                None => {
+                    ctx.push(
+                        c,
+                        format!(
+                            "{}: a corrupted segment needs {}",
+                            key("corruption"),
+                            key("severity")
+                        ),
+                    );
+                    SeverityProfile::Constant(0)
+                }
+                Some(RawSeverity::Constant(v)) => SeverityProfile::Constant(check(ctx, *v)),
+                Some(RawSeverity::Ramp(RawRamp { from, to })) => SeverityProfile::Ramp {
+                    from: check(ctx, *from),
+                    to: check(ctx, *to),
+                },
+                Some(RawSeverity::Steps(v)) if v.is_empty() => {
+                    ctx.push(
+                        sev.as_ref().expect("given"),
+                        format!("{}: steps must not be empty", key("severity")),
+                    );
+                    SeverityProfile::Constant(0)
+                }
+                Some(RawSeverity::Steps(v)) => {
+                    SeverityProfile::Steps(v.iter().map(|x| check(ctx, *x)).collect())
+                }
+            };
+            seg.corruption = kind.map(|kind| CorruptionSchedule { kind, severity });
+        }
+        (None, Some(sev)) => ctx.push(
+            sev,
+            format!("{} needs {}", key("severity"), key("corruption")),
+        ),
+        (None, None) => {}
+    }
+    seg
+}
+
+fn workload(ctx: &mut Ctx, raw: Option<&RawWorkload>, base: &Path) -> Workload {
+    let mut interpolation = Interpolation::Step;
+    let Some(w) = raw else {
+        return Workload {
+            points: vec![LoadPoint {
+                time_s: 0.0,
+                cpu_load: 0.0,
+                gpu_load: 0.0,
+            }],
+            interpolation,
+        };
+    };
+    if let Some(i) = &w.interpolation {
+        interpolation = match i.get_ref().as_str() {
+            "step" => Interpolation::Step,
+            "linear" => Interpolation::Linear,
+            other => {
+                ctx.push(
+                    i,
+                    format!("workload.interpolation = {other:?}: must be \"step\" or \"linear\""),
+                );
+                Interpolation::Step
+            }
+        };
+    }
+    let mut points = Vec::new();
+    match (&w.trace, w.phase.is_empty()) {
+        (Some(t), true) => {
+            let path = resolve(base, t.get_ref());
+            match std::fs::read_to_string(&path) {
+                Ok(text) => match parse_trace(&text) {
+                    Ok(p) => points = p,
+                    Err(e) => ctx.push(
+                        t,
+                        format!(
+                            "workload.trace = {:?}: {}: {e}",
+                            t.get_ref(),
+                            path.display()
+                        ),
+                    ),
+                },
+                Err(e) => ctx.push(
+                    t,
+                    format!(
+                        "workload.trace = {:?}: {}: {e}",
+                        t.get_ref(),
+                        path.display()
+                    ),
+                ),
+            }
+        }
+        (Some(t), false) => ctx.push(
+            t,
+            "workload: give either trace or [[workload.phase]] tables, not both".into(),
+        ),
+        (None, _) => {
+            let mut t = 0.0;
+            for (i, p) in w.phase.iter().enumerate() {
+                let r = p.get_ref();
+                let d = positive(
+                    ctx,
+                    &r.duration_s,
+                    &format!("workload.phase[{i}].duration-s"),
+                );
+                let cpu = r.cpu_load.as_ref().map_or(0.0, |v| {
+                    in_range(ctx, v, &format!("workload.phase[{i}].cpu-load"), 0.0, 1.0)
+                });
+                let gpu = r.gpu_load.as_ref().map_or(0.0, |v| {
+                    in_range(ctx, v, &format!("workload.phase[{i}].gpu-load"), 0.0, 1.0)
+                });
+                points.push(LoadPoint {
+                    time_s: t,
+                    cpu_load: cpu,
+                    gpu_load: gpu,
+                });
+                t += d;
+            }
+        }
+    }
+    if points.is_empty() {
+        points.push(LoadPoint {
+            time_s: 0.0,
+            cpu_load: 0.0,
+            gpu_load: 0.0,
+        });
+    }
+    Workload {
+        points,
+        interpolation,
+    }
+}
+
+/// Parses a workload trace CSV: header `time_s,cpu_load,gpu_load`, rows in increasing time
+/// starting at 0, loads within 0..=1.
+pub fn parse_trace(text: &str) -> Result<Vec<LoadPoint>, String> {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+    match lines.next() {
+        Some((_, h)) if h.replace(' ', "") == "time_s,cpu_load,gpu_load" => {}
+        Some((i, h)) => {
+            return Err(format!(
+                "line {}: header is `{h}`, expected `time_s,cpu_load,gpu_load`",
+                i + 1
+            ));
+        }
+        None => return Err("empty trace".into()),
+    }
+    let mut points: Vec<LoadPoint> = Vec::new();
+    for (i, line) in lines {
+        let v: Vec<&str> = line.split(',').map(str::trim).collect();
+        let num = |s: &str| {
+            s.parse::<f64>()
+                .map_err(|_| format!("line {}: `{s}` is not a number", i + 1))
+        };
+        if v.len() != 3 {
+            return Err(format!(
+                "line {}: expected 3 columns, found {}",
+                i + 1,
+                v.len()
+            ));
+        }
+        let p = LoadPoint {
+            time_s: num(v[0])?,
+            cpu_load: num(v[1])?,
+            gpu_load: num(v[2])?,
+        };
+        if !(0.0..=1.0).contains(&p.cpu_load) || !(0.0..=1.0).contains(&p.gpu_load) {
+            return Err(format!("line {}: loads must be within 0..=1", i + 1));
+        }
+        if points.last().is_some_and(|q| p.time_s <= q.time_s)
+            || (points.is_empty() && p.time_s != 0.0)
+        {
+            return Err(format!(
+                "line {}: times must start at 0 and increase",
+                i + 1
+            ));
+        }
+        points.push(p);
+    }
+    if points.is_empty() {
+        return Err("no rows after the header".into());
+    }
+    Ok(points)
+}
+
+/// Checks that the scenario's backend can run in this build and on this machine.
+pub fn check_backend(s: &Scenario) -> Result<(), String> {
+    let compiled = cfg!(feature = "tch");
+    match s.backend {
+        BackendName::TchCpu | BackendName::TchCuda if !compiled => Err(format!(
+            "device.backend = \"{}\": this build has no LibTorch; rebuild with `cargo build --release -p opa-harness --features tch` (see the README)",
+            if s.backend == BackendName::TchCpu { "tch-cpu" } else { "tch-cuda" }
+        )),
+        BackendName::TchCuda if !Path::new("/dev/nvidiactl").exists() => {
+            Err("device.backend = \"tch-cuda\": no NVIDIA GPU on this machine (/dev/nvidiactl is missing); run it on a GPU machine or choose tch-cpu / flex".into())
+        }
+        _ => Ok(()),
+    }
+}

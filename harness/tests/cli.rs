@@ -1,0 +1,196 @@
+//! The real `opa` binary: exit codes, messages and outputs.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn opa(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_opa"))
+        .args(args)
+        .output()
+        .expect("opa runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let o = opa(&["--help"]);
+    assert!(o.status.success());
+    let t = text(&o);
+    for c in ["datasets", "train", "eval", "candidates"] {
+        assert!(t.contains(c), "{t}");
+    }
+}
+
+#[test]
+fn datasets_info_reports_the_shipped_split_with_checksums() {
+    let o = opa(&["datasets", "info"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("10000 images, 28x28 grey, 10 classes (1000 each)"),
+        "{t}"
+    );
+    assert_eq!(t.matches("  OK").count(), 2, "{t}");
+    assert!(t.contains("evaluation half: 5000 images"), "{t}");
+}
+
+#[test]
+fn datasets_preview_writes_contact_sheets() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("prev");
+    let o = opa(&[
+        "datasets",
+        "preview",
+        "--out",
+        out.to_str().unwrap(),
+        "--zoom",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    for f in ["corruptions.png", "stream.png"] {
+        let img = image::open(out.join(f)).unwrap();
+        assert!(
+            img.width() > 300 && img.height() > 100,
+            "{f}: {}x{}",
+            img.width(),
+            img.height()
+        );
+    }
+    let bad = opa(&[
+        "datasets",
+        "preview",
+        "--image",
+        "99999",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+}
+
+#[test]
+fn quick_train_then_eval_and_candidates_on_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let o = opa(&["train", "--quick", "--out", run.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let ck = run.join("supernet.opack");
+    assert!(ck.is_file());
+    // A second train into the same directory without --resume is refused.
+    let again = opa(&["train", "--quick", "--out", run.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    assert!(text(&again).contains("--resume"));
+
+    let cands = dir.path().join("cands.json");
+    let o = opa(&[
+        "candidates",
+        "--quick",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--out",
+        cands.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&cands).unwrap()).unwrap();
+    assert_eq!(file["candidates"].as_array().unwrap().len(), 4);
+
+    let o = opa(&[
+        "eval",
+        "--arch",
+        "smallest",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--candidates",
+        cands.to_str().unwrap(),
+        "--severity",
+        "1",
+        "--no-latency",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("r16-k3e2-k3e2-k3e2")
+            && t.contains("top-1 clean")
+            && t.contains("mean over 12 families"),
+        "{t}"
+    );
+}
+
+fn expect_bad_input(args: &[&str], needle: &str) {
+    let o = opa(args);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {t}");
+    assert!(t.contains(needle), "{args:?}: {t}");
+    assert!(!t.contains("panicked"), "{t}");
+}
+
+#[test]
+fn bad_input_exits_with_code_2_and_names_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.opack");
+    std::fs::write(&junk, b"not a checkpoint at all").unwrap();
+    let j = junk.to_str().unwrap();
+    expect_bad_input(
+        &["eval", "--arch", "largest", "--checkpoint", j],
+        "junk.opack: not an opa checkpoint",
+    );
+    expect_bad_input(
+        &[
+            "eval",
+            "--arch",
+            "largest",
+            "--checkpoint",
+            "/nonexistent/x.opack",
+        ],
+        "/nonexistent/x.opack",
+    );
+    expect_bad_input(
+        &[
+            "candidates",
+            "--checkpoint",
+            j,
+            "--out",
+            dir.path().join("c.json").to_str().unwrap(),
+        ],
+        "not an opa checkpoint",
+    );
+    let ck = opa_supernet_checkpoint();
+    expect_bad_input(
+        &["eval", "--arch", "r99-k3e2", "--checkpoint", &ck],
+        "resolution 99",
+    );
+    expect_bad_input(
+        &[
+            "train",
+            "--quick",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--out",
+            dir.path().join("r").to_str().unwrap(),
+        ],
+        "apt-get install dataset-fashion-mnist",
+    );
+    expect_bad_input(
+        &[
+            "train",
+            "--backend",
+            "tch-cuda",
+            "--out",
+            dir.path().join("r2").to_str().unwrap(),
+        ],
+        "--features tch",
+    );
+}
+
+fn opa_supernet_checkpoint() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../supernet/checkpoints/fashion-mnist/supernet.opack")
+        .to_string_lossy()
+        .into_owned()
+}

@@ -1,0 +1,147 @@
+//! Scenario files: every shipped file parses; validation reports every problem with its line.
+
+use opa_harness::scenario::{self, BackendName, Interpolation, StreamSource, parse, parse_trace};
+use std::path::Path;
+
+fn scenarios_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+#[test]
+fn every_shipped_scenario_parses() {
+    let mut n = 0;
+    for e in std::fs::read_dir(scenarios_dir()).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let s = scenario::load(&p).unwrap_or_else(|e| panic!("{}:\n{e}", p.display()));
+            assert!(
+                !s.selectors.is_empty() && s.deadline_ms > 0.0,
+                "{}",
+                p.display()
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 5, "expected the five shipped scenarios, found {n}");
+}
+
+#[test]
+fn quickstart_resolves_to_the_documented_defaults() {
+    let s = scenario::load(&scenarios_dir().join("quickstart.toml")).unwrap();
+    assert_eq!(
+        (s.backend, s.threads, s.slowdown, s.deadline_ms),
+        (BackendName::Flex, 0, 1.0, 20.0)
+    );
+    assert_eq!((s.seed_stream, s.seed_load, s.seed_selector), (1, 2, 3));
+    let StreamSource::Synthetic(spec) = &s.stream else {
+        panic!("synthetic expected")
+    };
+    assert_eq!(spec.segments.iter().map(|g| g.frames()).sum::<usize>(), 300);
+    assert_eq!(spec.segments[1].jitter_px, 1);
+    assert_eq!(s.workload.at(14.9).cpu_load, 0.0);
+    assert_eq!(s.workload.at(15.0).cpu_load, 0.5);
+    assert_eq!(
+        s.selectors
+            .iter()
+            .map(|x| x.name.as_str())
+            .collect::<Vec<_>>(),
+        ["fixed-largest", "fixed-smallest", "random"]
+    );
+    assert!(
+        s.checkpoint
+            .ends_with("supernet/checkpoints/fashion-mnist/supernet.opack")
+    );
+}
+
+#[test]
+fn validation_reports_every_problem_with_file_line_and_key() {
+    let src = r#"name = "bad"
+
+[requirement]
+deadline-ms = 0
+
+[[stream.segment]]
+duration-s = 10
+fps = 10
+corruption = "fog"
+
+[[workload.phase]]
+duration-s = 5
+cpu-load = 0.2
+
+[[workload.phase]]
+duration-s = 5
+cpu-load = 1.7
+
+[[selector]]
+kind = "random"
+switch-every = 0
+"#;
+    let errs = parse("quickstart.toml", src, Path::new(".")).unwrap_err();
+    let lines: Vec<String> = errs.0.iter().map(|p| p.to_string()).collect();
+    assert_eq!(
+        lines,
+        [
+            "quickstart.toml:4:15: requirement.deadline-ms = 0: must be a positive number",
+            "quickstart.toml:9:14: stream.segment[0].corruption: a corrupted segment needs stream.segment[0].severity",
+            "quickstart.toml:17:12: workload.phase[1].cpu-load = 1.7: must be within 0..=1",
+            "quickstart.toml:21:16: selector[0].switch-every = 0: must be within 1..=1000000",
+        ]
+    );
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_their_position() {
+    let errs = parse(
+        "x.toml",
+        "name = \"x\"\n[requirement]\ndeadline-ms = 5\ndeadline = 3\n",
+        Path::new("."),
+    )
+    .unwrap_err();
+    assert_eq!(errs.0.len(), 1);
+    let msg = errs.0[0].to_string();
+    assert!(
+        msg.starts_with("x.toml:4:1: unknown field `deadline`"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn traces_parse_and_interpolate() {
+    let pts = parse_trace("time_s,cpu_load,gpu_load\n0,0,0\n10,1,0.5\n").unwrap();
+    let w = scenario::Workload {
+        points: pts.clone(),
+        interpolation: Interpolation::Linear,
+    };
+    assert!((w.at(5.0).cpu_load - 0.5).abs() < 1e-12 && (w.at(5.0).gpu_load - 0.25).abs() < 1e-12);
+    assert_eq!(w.at(50.0).cpu_load, 1.0);
+    let w = scenario::Workload {
+        points: pts,
+        interpolation: Interpolation::Step,
+    };
+    assert_eq!(w.at(9.99).cpu_load, 0.0);
+    assert!(
+        parse_trace("time_s,cpu_load,gpu_load\n0,0,0\n5,1.5,0\n")
+            .unwrap_err()
+            .contains("line 3")
+    );
+    assert!(parse_trace("t,c\n").unwrap_err().contains("header"));
+    assert!(
+        parse_trace("time_s,cpu_load,gpu_load\n1,0,0\n")
+            .unwrap_err()
+            .contains("start at 0")
+    );
+}
+
+#[test]
+fn gpu_scenario_without_a_gpu_build_fails_with_advice() {
+    let s = scenario::load(&scenarios_dir().join("gpu-contention.toml")).unwrap();
+    let r = scenario::check_backend(&s);
+    if !cfg!(feature = "tch") {
+        assert!(r.unwrap_err().contains("--features tch"));
+    } else if !Path::new("/dev/nvidiactl").exists() {
+        assert!(r.unwrap_err().contains("no NVIDIA GPU"));
+    } else {
+        assert!(r.is_ok());
+    }
+}
