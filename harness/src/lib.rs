@@ -9,3 +9,5 @@
 //! ```
 
 pub mod scenario;
+pub mod engine;
+pub mod load;

@@ -1,1 +1,99 @@
-//! placeholder
+//! Sub-network selection: the [`Selector`] trait the replay engine drives, and the selectors.
+//! No burn here: selectors see plain numbers (candidate costs, measured latencies, the
+//! label-free signals of the runs they asked for).
+//!
+//! ```
+//! use opa_predictors::{CandidateInfo, Context, Decision, Selector, selectors::FixedLargest};
+//! let cands = vec![
+//!     CandidateInfo { id: "small".into(), macs: 1_000, calibration_top1: 0.85 },
+//!     CandidateInfo { id: "large".into(), macs: 9_000, calibration_top1: 0.92 },
+//! ];
+//! let mut s = FixedLargest::default();
+//! let ctx = Context { frame: 0, arrival_s: 0.0, deadline_ms: 20.0, candidates: &cands, serving: None };
+//! assert_eq!(s.decide(&ctx), Decision::Serve(1));
+//! ```
+
+pub mod selectors;
+
+use serde::{Deserialize, Serialize};
+
+/// What a selector knows about a deployment candidate before the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CandidateInfo {
+    /// Architecture id.
+    pub id: String,
+    /// Multiply-adds per image.
+    pub macs: u64,
+    /// Clean top-1 (0..=1) on the calibration half.
+    pub calibration_top1: f64,
+}
+
+/// The state of the stream when a decision is asked for.
+#[derive(Clone, Copy, Debug)]
+pub struct Context<'a> {
+    /// Index of the frame to serve.
+    pub frame: u64,
+    /// Its arrival time, seconds from the stream start.
+    pub arrival_s: f64,
+    /// The end-to-end deadline, ms.
+    pub deadline_ms: f64,
+    /// The candidates, indexed as in decisions.
+    pub candidates: &'a [CandidateInfo],
+    /// The candidate that served the previous frame.
+    pub serving: Option<usize>,
+}
+
+/// What the selector wants done with the current frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Serve the frame with this candidate.
+    Serve(usize),
+    /// First run this candidate on the frame as a probe (its time is charged to the
+    /// timeline, its result is not served), report the outcome, then ask again.
+    Probe(usize),
+}
+
+/// Whether a run served the frame or probed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// The run whose answer was served.
+    Serve,
+    /// A probe or search run.
+    Probe,
+}
+
+/// What a selector is told after each run. Labels are never included: selectors must work
+/// from what a deployed system can see.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Outcome {
+    /// Frame index.
+    pub frame: u64,
+    /// Candidate that ran.
+    pub candidate: usize,
+    /// Serve or probe.
+    pub phase: Phase,
+    /// Measured compute time of the run, ms.
+    pub compute_ms: f64,
+    /// For a served frame, arrival to result (queueing included), ms; for a probe, the same
+    /// measured to the probe's end.
+    pub latency_ms: f64,
+    /// Highest softmax probability.
+    pub confidence: f32,
+    /// Softmax entropy, nats.
+    pub entropy: f32,
+    /// Top-1 minus top-2 probability.
+    pub margin: f32,
+}
+
+/// A sub-network selector. One required method; `observe` is optional.
+pub trait Selector {
+    /// Name in tables and plots.
+    fn name(&self) -> &str;
+
+    /// Chooses what to do with the current frame.
+    fn decide(&mut self, ctx: &Context) -> Decision;
+
+    /// Learns what happened on the last run (serve or probe).
+    fn observe(&mut self, _outcome: &Outcome) {}
+}

@@ -1,0 +1,167 @@
+//! The replay engine: frames arrive on a fixed schedule; every run's measured compute time is
+//! placed on a virtual timeline (start = max(arrival, previous finish)); probes occupy the
+//! same timeline as served runs, so their cost shows up as queueing and missed deadlines.
+//!
+//! The engine knows nothing about the network: it drives a [`Target`] (which runs a candidate
+//! on a frame and reports what it measured) and a [`Selector`].
+
+use opa_predictors::{CandidateInfo, Context, Decision, Outcome, Phase, Selector};
+use serde::Serialize;
+
+/// What one run of a candidate on a frame produced.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Inference {
+    /// Measured compute time, ms.
+    pub compute_ms: f64,
+    /// Predicted class.
+    pub predicted: u16,
+    /// Highest softmax probability.
+    pub confidence: f32,
+    /// Softmax entropy, nats.
+    pub entropy: f32,
+    /// Top-1 minus top-2 probability.
+    pub margin: f32,
+}
+
+/// The system under test: runs candidate `candidate` on frame `frame`.
+pub trait Target {
+    /// Called with the virtual time the run starts at, so load injection can follow the
+    /// trace; returns what was measured.
+    fn run(&mut self, candidate: usize, frame: usize, start_s: f64) -> Result<Inference, String>;
+}
+
+/// A frame as the engine schedules it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FrameSlot {
+    /// Arrival time, s.
+    pub arrival_s: f64,
+    /// True class.
+    pub label: u16,
+    /// Content condition, as text (`clean`, `fog@3`).
+    pub condition: String,
+}
+
+/// One row of `samples`: one run (served or probe).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SampleRow {
+    /// Frame index.
+    pub frame: u64,
+    /// Serve or probe.
+    pub phase: Phase,
+    /// Candidate index.
+    pub candidate: usize,
+    /// Arrival, s.
+    pub arrival_s: f64,
+    /// Start on the timeline, s.
+    pub start_s: f64,
+    /// Finish on the timeline, s.
+    pub finish_s: f64,
+    /// Measured compute, ms.
+    pub compute_ms: f64,
+    /// Finish − arrival, ms.
+    pub latency_ms: f64,
+    /// True class.
+    pub label: u16,
+    /// Predicted class.
+    pub predicted: u16,
+    /// Highest softmax probability.
+    pub confidence: f32,
+    /// Prediction equals label.
+    pub correct: bool,
+    /// Latency within the deadline (always false for probes: they serve nothing).
+    pub deadline_met: bool,
+    /// Content condition.
+    pub condition: String,
+}
+
+/// Why a replay stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum EngineError {
+    /// The target failed.
+    Target(String),
+    /// The selector asked for an unknown candidate or kept probing.
+    Selector(String),
+}
+
+impl std::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EngineError::Target(e) => write!(f, "target: {e}"),
+            EngineError::Selector(e) => write!(f, "selector: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+/// Replays `frames` with `selector` on `target`; `on_row` sees every run as it happens.
+/// At most `candidates.len()` probes per frame are allowed.
+pub fn replay(
+    frames: &[FrameSlot],
+    candidates: &[CandidateInfo],
+    deadline_ms: f64,
+    target: &mut dyn Target,
+    selector: &mut dyn Selector,
+    on_row: &mut dyn FnMut(&SampleRow),
+) -> Result<Vec<SampleRow>, EngineError> {
+    let mut rows = Vec::with_capacity(frames.len());
+    let mut free_at_s = 0.0f64;
+    let mut serving = None;
+    for (i, f) in frames.iter().enumerate() {
+        let mut probes = 0;
+        loop {
+            let ctx = Context { frame: i as u64, arrival_s: f.arrival_s, deadline_ms, candidates, serving };
+            let (candidate, phase) = match selector.decide(&ctx) {
+                Decision::Serve(c) => (c, Phase::Serve),
+                Decision::Probe(c) => (c, Phase::Probe),
+            };
+            if candidate >= candidates.len() {
+                return Err(EngineError::Selector(format!("{} chose candidate {candidate} of {}", selector.name(), candidates.len())));
+            }
+            if phase == Phase::Probe {
+                probes += 1;
+                if probes > candidates.len() {
+                    return Err(EngineError::Selector(format!("{} probed more than {} times on frame {i}", selector.name(), candidates.len())));
+                }
+            }
+            let start_s = f.arrival_s.max(free_at_s);
+            let inf = target.run(candidate, i, start_s).map_err(EngineError::Target)?;
+            let finish_s = start_s + inf.compute_ms / 1000.0;
+            free_at_s = finish_s;
+            let latency_ms = (finish_s - f.arrival_s) * 1000.0;
+            let row = SampleRow {
+                frame: i as u64,
+                phase,
+                candidate,
+                arrival_s: f.arrival_s,
+                start_s,
+                finish_s,
+                compute_ms: inf.compute_ms,
+                latency_ms,
+                label: f.label,
+                predicted: inf.predicted,
+                confidence: inf.confidence,
+                correct: inf.predicted == f.label,
+                deadline_met: phase == Phase::Serve && latency_ms <= deadline_ms + 1e-9,
+                condition: f.condition.clone(),
+            };
+            selector.observe(&Outcome {
+                frame: i as u64,
+                candidate,
+                phase,
+                compute_ms: inf.compute_ms,
+                latency_ms,
+                confidence: inf.confidence,
+                entropy: inf.entropy,
+                margin: inf.margin,
+            });
+            on_row(&row);
+            rows.push(row);
+            if phase == Phase::Serve {
+                serving = Some(candidate);
+                break;
+            }
+        }
+    }
+    Ok(rows)
+}

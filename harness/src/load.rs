@@ -1,0 +1,96 @@
+//! Load injection: CPU co-runner threads doing real arithmetic with a duty cycle.
+//!
+//! Each worker spins on floating-point work for `load × period` and sleeps for the rest of
+//! each short period (5 ms), so `load` is the share of each core it keeps busy; `workers`
+//! threads cover that many cores. The target is set by the replay clock from the trace.
+//! Workers stop when the injector is dropped (end of run, error, Ctrl-C unwinding): the drop
+//! guard joins them, so no thread outlives the run.
+
+use rand::{Rng, SeedableRng};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Length of one duty-cycle period.
+pub const PERIOD: Duration = Duration::from_millis(5);
+
+struct Shared {
+    stop: AtomicBool,
+    /// Target load in millionths (0..=1_000_000).
+    load_ppm: AtomicU32,
+    /// Busy nanoseconds done, all workers together.
+    busy_ns: AtomicU64,
+}
+
+/// A running CPU load injector; dropping it stops and joins every worker.
+pub struct CpuInjector {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+    started: Instant,
+}
+
+impl CpuInjector {
+    /// Starts `workers` threads at load 0. `seed` staggers their periods so they do not beat
+    /// in step with the measured inference.
+    pub fn start(workers: usize, seed: u64) -> Self {
+        let shared = Arc::new(Shared { stop: AtomicBool::new(false), load_ppm: AtomicU32::new(0), busy_ns: AtomicU64::new(0) });
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let workers = (0..workers)
+            .map(|w| {
+                let s = shared.clone();
+                let offset = Duration::from_micros(rng.random_range(0..PERIOD.as_micros() as u64));
+                std::thread::Builder::new()
+                    .name(format!("opa-load-{w}"))
+                    .spawn(move || worker(&s, offset))
+                    .expect("spawning a load thread")
+            })
+            .collect();
+        CpuInjector { shared, workers, started: Instant::now() }
+    }
+
+    /// Sets the target load (share of each worker's core kept busy, clamped to 0..=1).
+    pub fn set_load(&self, load: f64) {
+        self.shared.load_ppm.store((load.clamp(0.0, 1.0) * 1e6) as u32, Ordering::Relaxed);
+    }
+
+    /// Busy time done so far over wall time × workers (what the injector really achieved).
+    pub fn achieved(&self) -> f64 {
+        let wall = self.started.elapsed().as_nanos() as f64 * self.workers.len().max(1) as f64;
+        self.shared.busy_ns.load(Ordering::Relaxed) as f64 / wall.max(1.0)
+    }
+
+    /// Number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+}
+
+fn worker(s: &Shared, offset: Duration) {
+    std::thread::sleep(offset);
+    let mut x = 1.0001f64;
+    while !s.stop.load(Ordering::Relaxed) {
+        let load = s.load_ppm.load(Ordering::Relaxed) as f64 / 1e6;
+        let period_start = Instant::now();
+        let busy = PERIOD.mul_f64(load);
+        while period_start.elapsed() < busy {
+            for _ in 0..256 {
+                x = (x * 1.000_000_1 + 1e-9).sqrt() + 0.5;
+            }
+            std::hint::black_box(x);
+        }
+        s.busy_ns.fetch_add(period_start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        if let Some(rest) = PERIOD.checked_sub(period_start.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+}
+
+impl Drop for CpuInjector {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The replay engine on a fake target with known compute times, and the load injector.
+
+use opa_harness::engine::{EngineError, FrameSlot, Inference, Target, replay};
+use opa_harness::load::CpuInjector;
+use opa_predictors::{CandidateInfo, Context, Decision, Phase, Selector};
+
+/// Compute time = 10 ms × (candidate + 1); predicts class 1 always.
+struct Fake;
+
+impl Target for Fake {
+    fn run(&mut self, candidate: usize, _frame: usize, _start_s: f64) -> Result<Inference, String> {
+        Ok(Inference { compute_ms: 10.0 * (candidate as f64 + 1.0), predicted: 1, confidence: 0.9, entropy: 0.1, margin: 0.8 })
+    }
+}
+
+/// Probes candidate 0 on frame 1, then serves candidate 2 on frames 0..=1 and candidate 0 after.
+struct Scripted;
+
+impl Selector for Scripted {
+    fn name(&self) -> &str {
+        "scripted"
+    }
+    fn decide(&mut self, ctx: &Context) -> Decision {
+        match (ctx.frame, ctx.serving) {
+            (1, Some(2)) => Decision::Probe(0),
+            (0, _) => Decision::Serve(2),
+            (1, Some(0)) => Decision::Serve(2),
+            _ => Decision::Serve(0),
+        }
+    }
+}
+
+fn cands(n: usize) -> Vec<CandidateInfo> {
+    (0..n).map(|i| CandidateInfo { id: format!("c{i}"), macs: i as u64 + 1, calibration_top1: 0.9 }).collect()
+}
+
+#[test]
+fn timeline_matches_hand_computed_latencies_queueing_and_misses() {
+    // Frames every 25 ms; deadline 35 ms.
+    let frames: Vec<FrameSlot> = (0..4).map(|i| FrameSlot { arrival_s: 0.025 * i as f64, label: if i == 3 { 0 } else { 1 }, condition: "clean".into() }).collect();
+    struct Once(bool);
+    impl Selector for Once {
+        fn name(&self) -> &str {
+            "once"
+        }
+        fn decide(&mut self, ctx: &Context) -> Decision {
+            // frame 0: serve c2 (30 ms); frame 1: probe c0 (10 ms) then serve c2; frames 2, 3: serve c0.
+            if ctx.frame == 1 && !self.0 {
+                self.0 = true;
+                return Decision::Probe(0);
+            }
+            Decision::Serve(if ctx.frame < 2 { 2 } else { 0 })
+        }
+    }
+    let rows = replay(&frames, &cands(3), 35.0, &mut Fake, &mut Once(false), &mut |_| {}).unwrap();
+    // frame 0: arrives 0, runs 0-30 ms: latency 30, met.
+    // frame 1: arrives 25, probe starts 30 (queued) ends 40; serve 40-70: latency 45, missed.
+    // frame 2: arrives 50, starts 70, ends 80: latency 30, met.
+    // frame 3: arrives 75, starts 80, ends 90: latency 15, met, but wrong (label 0).
+    let got: Vec<(Phase, usize, f64, f64, bool, bool)> = rows.iter().map(|r| (r.phase, r.candidate, (r.start_s * 1e3).round(), (r.latency_ms * 1e3).round() / 1e3, r.deadline_met, r.correct)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (Phase::Serve, 2, 0.0, 30.0, true, true),
+            (Phase::Probe, 0, 30.0, 15.0, false, true),
+            (Phase::Serve, 2, 40.0, 45.0, false, true),
+            (Phase::Serve, 0, 70.0, 30.0, true, true),
+            (Phase::Serve, 0, 80.0, 15.0, true, false),
+        ]
+    );
+}
+
+#[test]
+fn selectors_that_misbehave_are_stopped() {
+    struct Greedy;
+    impl Selector for Greedy {
+        fn name(&self) -> &str {
+            "greedy"
+        }
+        fn decide(&mut self, _: &Context) -> Decision {
+            Decision::Probe(0)
+        }
+    }
+    let frames = vec![FrameSlot { arrival_s: 0.0, label: 1, condition: "clean".into() }];
+    assert!(matches!(replay(&frames, &cands(2), 10.0, &mut Fake, &mut Greedy, &mut |_| {}), Err(EngineError::Selector(_))));
+    let mut s = Scripted;
+    assert!(replay(&frames, &cands(2), 10.0, &mut Fake, &mut s, &mut |_| {}).is_err(), "candidate 2 of 2 is out of range");
+}
+
+fn load_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter(|t| std::fs::read_to_string(t.as_ref().unwrap().path().join("comm")).is_ok_and(|c| c.starts_with("opa-load")))
+        .count()
+}
+
+#[test]
+fn injector_threads_stop_on_drop_and_on_panic() {
+    {
+        let inj = CpuInjector::start(2, 1);
+        inj.set_load(0.5);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert_eq!(load_threads(), 2);
+        let a = inj.achieved();
+        assert!(a > 0.2 && a < 0.8, "achieved {a}");
+    }
+    assert_eq!(load_threads(), 0);
+    let r = std::panic::catch_unwind(|| {
+        let _inj = CpuInjector::start(1, 2);
+        panic!("a run failing mid-way");
+    });
+    assert!(r.is_err());
+    assert_eq!(load_threads(), 0, "a load thread outlived the run");
+}
