@@ -7,6 +7,7 @@
 
 use opa_predictors::{CandidateInfo, Context, Decision, Outcome, Phase, Selector};
 use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What one run of a candidate on a frame produced.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -94,38 +95,71 @@ impl std::fmt::Display for EngineError {
 
 impl std::error::Error for EngineError {}
 
+/// What a replay produced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Replay {
+    /// Every run, in timeline order.
+    pub rows: Vec<SampleRow>,
+    /// False when `stop` was raised before the last frame.
+    pub complete: bool,
+}
+
 /// Replays `frames` with `selector` on `target`; `on_row` sees every run as it happens.
-/// At most `candidates.len()` probes per frame are allowed.
+/// At most `candidates.len()` probes per frame are allowed. When `stop` becomes true (Ctrl-C)
+/// the replay ends after the current frame and reports itself incomplete.
 pub fn replay(
     frames: &[FrameSlot],
     candidates: &[CandidateInfo],
     deadline_ms: f64,
     target: &mut dyn Target,
     selector: &mut dyn Selector,
+    stop: &AtomicBool,
     on_row: &mut dyn FnMut(&SampleRow),
-) -> Result<Vec<SampleRow>, EngineError> {
+) -> Result<Replay, EngineError> {
     let mut rows = Vec::with_capacity(frames.len());
     let mut free_at_s = 0.0f64;
     let mut serving = None;
     for (i, f) in frames.iter().enumerate() {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(Replay {
+                rows,
+                complete: false,
+            });
+        }
         let mut probes = 0;
         loop {
-            let ctx = Context { frame: i as u64, arrival_s: f.arrival_s, deadline_ms, candidates, serving };
+            let ctx = Context {
+                frame: i as u64,
+                arrival_s: f.arrival_s,
+                deadline_ms,
+                candidates,
+                serving,
+            };
             let (candidate, phase) = match selector.decide(&ctx) {
                 Decision::Serve(c) => (c, Phase::Serve),
                 Decision::Probe(c) => (c, Phase::Probe),
             };
             if candidate >= candidates.len() {
-                return Err(EngineError::Selector(format!("{} chose candidate {candidate} of {}", selector.name(), candidates.len())));
+                return Err(EngineError::Selector(format!(
+                    "{} chose candidate {candidate} of {}",
+                    selector.name(),
+                    candidates.len()
+                )));
             }
             if phase == Phase::Probe {
                 probes += 1;
                 if probes > candidates.len() {
-                    return Err(EngineError::Selector(format!("{} probed more than {} times on frame {i}", selector.name(), candidates.len())));
+                    return Err(EngineError::Selector(format!(
+                        "{} probed more than {} times on frame {i}",
+                        selector.name(),
+                        candidates.len()
+                    )));
                 }
             }
             let start_s = f.arrival_s.max(free_at_s);
-            let inf = target.run(candidate, i, start_s).map_err(EngineError::Target)?;
+            let inf = target
+                .run(candidate, i, start_s)
+                .map_err(EngineError::Target)?;
             let finish_s = start_s + inf.compute_ms / 1000.0;
             free_at_s = finish_s;
             let latency_ms = (finish_s - f.arrival_s) * 1000.0;
@@ -163,5 +197,8 @@ pub fn replay(
             }
         }
     }
-    Ok(rows)
+    Ok(Replay {
+        rows,
+        complete: true,
+    })
 }

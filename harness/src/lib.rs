@@ -8,6 +8,7 @@
 //! # Ok::<(), opa_harness::scenario::ScenarioErrors>(())
 //! ```
 
-pub mod scenario;
 pub mod engine;
+pub mod live;
 pub mod load;
+pub mod scenario;

@@ -34,7 +34,11 @@ impl CpuInjector {
     /// Starts `workers` threads at load 0. `seed` staggers their periods so they do not beat
     /// in step with the measured inference.
     pub fn start(workers: usize, seed: u64) -> Self {
-        let shared = Arc::new(Shared { stop: AtomicBool::new(false), load_ppm: AtomicU32::new(0), busy_ns: AtomicU64::new(0) });
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            load_ppm: AtomicU32::new(0),
+            busy_ns: AtomicU64::new(0),
+        });
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let workers = (0..workers)
             .map(|w| {
@@ -46,18 +50,39 @@ impl CpuInjector {
                     .expect("spawning a load thread")
             })
             .collect();
-        CpuInjector { shared, workers, started: Instant::now() }
+        CpuInjector {
+            shared,
+            workers,
+            started: Instant::now(),
+        }
     }
 
     /// Sets the target load (share of each worker's core kept busy, clamped to 0..=1).
     pub fn set_load(&self, load: f64) {
-        self.shared.load_ppm.store((load.clamp(0.0, 1.0) * 1e6) as u32, Ordering::Relaxed);
+        self.shared
+            .load_ppm
+            .store((load.clamp(0.0, 1.0) * 1e6) as u32, Ordering::Relaxed);
     }
 
     /// Busy time done so far over wall time × workers (what the injector really achieved).
     pub fn achieved(&self) -> f64 {
         let wall = self.started.elapsed().as_nanos() as f64 * self.workers.len().max(1) as f64;
         self.shared.busy_ns.load(Ordering::Relaxed) as f64 / wall.max(1.0)
+    }
+
+    /// A mark for [`CpuInjector::achieved_since`]: (busy ns so far, now).
+    pub fn achieved_since_reset(&self) -> (u64, Instant) {
+        (self.shared.busy_ns.load(Ordering::Relaxed), Instant::now())
+    }
+
+    /// Load achieved since `mark`: busy time over wall time × workers.
+    pub fn achieved_since(&self, mark: (u64, Instant)) -> f64 {
+        let busy = self
+            .shared
+            .busy_ns
+            .load(Ordering::Relaxed)
+            .saturating_sub(mark.0) as f64;
+        busy / (mark.1.elapsed().as_nanos() as f64 * self.workers.len().max(1) as f64).max(1.0)
     }
 
     /// Number of worker threads.
@@ -79,7 +104,8 @@ fn worker(s: &Shared, offset: Duration) {
             }
             std::hint::black_box(x);
         }
-        s.busy_ns.fetch_add(period_start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        s.busy_ns
+            .fetch_add(period_start.elapsed().as_nanos() as u64, Ordering::Relaxed);
         if let Some(rest) = PERIOD.checked_sub(period_start.elapsed()) {
             std::thread::sleep(rest);
         }

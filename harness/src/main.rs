@@ -2,7 +2,9 @@
 
 mod backend;
 mod cmd_datasets;
+mod cmd_load;
 mod cmd_model;
+mod cmd_run;
 mod cmd_validate;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +30,11 @@ enum Command {
     Eval(cmd_model::EvalArgs),
     /// Pick deployment candidates spanning the accuracy / multiply-adds Pareto front.
     Candidates(cmd_model::CandidatesArgs),
+    /// Check that injected load slows inference down.
+    #[command(subcommand)]
+    Load(cmd_load::LoadCmd),
+    /// Replay a scenario live: every selector on the same frames and load, into a run directory.
+    Run(cmd_run::RunArgs),
     /// Check scenario files without running them; every problem is reported with file:line:column.
     Validate(cmd_validate::ValidateArgs),
 }
@@ -57,6 +64,8 @@ fn main() -> ExitCode {
         Command::Eval(a) => cmd_model::eval(a),
         Command::Candidates(a) => cmd_model::candidates(a),
         Command::Validate(a) => cmd_validate::validate(a),
+        Command::Load(c) => cmd_load::run(c),
+        Command::Run(a) => cmd_run::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

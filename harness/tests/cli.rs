@@ -194,3 +194,103 @@ fn opa_supernet_checkpoint() -> String {
         .to_string_lossy()
         .into_owned()
 }
+
+#[test]
+fn run_writes_a_complete_valid_run_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("tiny.toml");
+    std::fs::write(
+        &scenario,
+        r#"name = "tiny"
+[requirement]
+deadline-ms = 50.0
+[[stream.segment]]
+duration-s = 6
+fps = 20
+[[stream.segment]]
+duration-s = 6
+fps = 20
+corruption = "gaussian-noise"
+severity = 4
+[[workload.phase]]
+duration-s = 6
+cpu-load = 0.0
+[[workload.phase]]
+duration-s = 6
+cpu-load = 0.5
+[[selector]]
+kind = "fixed-largest"
+[[selector]]
+kind = "random"
+switch-every = 10
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let o = opa(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--deadline-ms",
+        "5,50",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    for f in [
+        "scenario.toml",
+        "samples.parquet",
+        "events.jsonl",
+        "summary.json",
+        "machine.json",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing: {t}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["status"], "COMPLETE");
+    let sel = summary["selectors"].as_array().unwrap();
+    assert_eq!(sel.len(), 4, "2 selectors x 2 deadlines");
+    for s in sel {
+        assert_eq!(s["frames"], 240);
+        assert_eq!(s["verdict"]["verdict"], "VALID", "{s}");
+    }
+    let samples = opa_reports::read_samples(&out.join("samples.parquet")).unwrap();
+    assert_eq!(samples.len(), 4 * 240);
+    assert!(
+        samples
+            .iter()
+            .any(|r| r.condition == "gaussian-noise@4" && r.cpu_load == 0.5)
+    );
+    // The effective scenario is itself a valid scenario-like record, and a second run needs --force.
+    assert!(
+        std::fs::read_to_string(out.join("scenario.toml"))
+            .unwrap()
+            .contains("deadline_ms")
+    );
+    let again = opa(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+}
+
+#[test]
+fn run_rejects_bad_scenarios_with_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "name = \"bad\"\n[requirement]\ndeadline-ms = -1\n").unwrap();
+    let o = opa(&["run", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let t = text(&o);
+    assert!(
+        t.contains("bad.toml:3:15: requirement.deadline-ms = -1") && t.contains("stream: needs"),
+        "{t}"
+    );
+    expect_bad_input(
+        &["run", "/nonexistent/scenario.toml"],
+        "/nonexistent/scenario.toml",
+    );
+}

@@ -3,13 +3,20 @@
 use opa_harness::engine::{EngineError, FrameSlot, Inference, Target, replay};
 use opa_harness::load::CpuInjector;
 use opa_predictors::{CandidateInfo, Context, Decision, Phase, Selector};
+use std::sync::atomic::AtomicBool;
 
 /// Compute time = 10 ms × (candidate + 1); predicts class 1 always.
 struct Fake;
 
 impl Target for Fake {
     fn run(&mut self, candidate: usize, _frame: usize, _start_s: f64) -> Result<Inference, String> {
-        Ok(Inference { compute_ms: 10.0 * (candidate as f64 + 1.0), predicted: 1, confidence: 0.9, entropy: 0.1, margin: 0.8 })
+        Ok(Inference {
+            compute_ms: 10.0 * (candidate as f64 + 1.0),
+            predicted: 1,
+            confidence: 0.9,
+            entropy: 0.1,
+            margin: 0.8,
+        })
     }
 }
 
@@ -31,13 +38,25 @@ impl Selector for Scripted {
 }
 
 fn cands(n: usize) -> Vec<CandidateInfo> {
-    (0..n).map(|i| CandidateInfo { id: format!("c{i}"), macs: i as u64 + 1, calibration_top1: 0.9 }).collect()
+    (0..n)
+        .map(|i| CandidateInfo {
+            id: format!("c{i}"),
+            macs: i as u64 + 1,
+            calibration_top1: 0.9,
+        })
+        .collect()
 }
 
 #[test]
 fn timeline_matches_hand_computed_latencies_queueing_and_misses() {
     // Frames every 25 ms; deadline 35 ms.
-    let frames: Vec<FrameSlot> = (0..4).map(|i| FrameSlot { arrival_s: 0.025 * i as f64, label: if i == 3 { 0 } else { 1 }, condition: "clean".into() }).collect();
+    let frames: Vec<FrameSlot> = (0..4)
+        .map(|i| FrameSlot {
+            arrival_s: 0.025 * i as f64,
+            label: if i == 3 { 0 } else { 1 },
+            condition: "clean".into(),
+        })
+        .collect();
     struct Once(bool);
     impl Selector for Once {
         fn name(&self) -> &str {
@@ -52,12 +71,34 @@ fn timeline_matches_hand_computed_latencies_queueing_and_misses() {
             Decision::Serve(if ctx.frame < 2 { 2 } else { 0 })
         }
     }
-    let rows = replay(&frames, &cands(3), 35.0, &mut Fake, &mut Once(false), &mut |_| {}).unwrap();
+    let rows = replay(
+        &frames,
+        &cands(3),
+        35.0,
+        &mut Fake,
+        &mut Once(false),
+        &AtomicBool::new(false),
+        &mut |_| {},
+    )
+    .unwrap()
+    .rows;
     // frame 0: arrives 0, runs 0-30 ms: latency 30, met.
     // frame 1: arrives 25, probe starts 30 (queued) ends 40; serve 40-70: latency 45, missed.
     // frame 2: arrives 50, starts 70, ends 80: latency 30, met.
     // frame 3: arrives 75, starts 80, ends 90: latency 15, met, but wrong (label 0).
-    let got: Vec<(Phase, usize, f64, f64, bool, bool)> = rows.iter().map(|r| (r.phase, r.candidate, (r.start_s * 1e3).round(), (r.latency_ms * 1e3).round() / 1e3, r.deadline_met, r.correct)).collect();
+    let got: Vec<(Phase, usize, f64, f64, bool, bool)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.phase,
+                r.candidate,
+                (r.start_s * 1e3).round(),
+                (r.latency_ms * 1e3).round() / 1e3,
+                r.deadline_met,
+                r.correct,
+            )
+        })
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -71,6 +112,34 @@ fn timeline_matches_hand_computed_latencies_queueing_and_misses() {
 }
 
 #[test]
+fn a_raised_stop_flag_ends_the_replay_incomplete() {
+    let frames: Vec<FrameSlot> = (0..3)
+        .map(|i| FrameSlot {
+            arrival_s: i as f64,
+            label: 1,
+            condition: "clean".into(),
+        })
+        .collect();
+    let stop = AtomicBool::new(false);
+    let mut seen = 0;
+    let r = replay(
+        &frames,
+        &cands(1),
+        50.0,
+        &mut Fake,
+        &mut opa_predictors::selectors::FixedLargest,
+        &stop,
+        &mut |_| {
+            seen += 1;
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        },
+    )
+    .unwrap();
+    assert!(!r.complete);
+    assert_eq!((r.rows.len(), seen), (1, 1));
+}
+
+#[test]
 fn selectors_that_misbehave_are_stopped() {
     struct Greedy;
     impl Selector for Greedy {
@@ -81,16 +150,46 @@ fn selectors_that_misbehave_are_stopped() {
             Decision::Probe(0)
         }
     }
-    let frames = vec![FrameSlot { arrival_s: 0.0, label: 1, condition: "clean".into() }];
-    assert!(matches!(replay(&frames, &cands(2), 10.0, &mut Fake, &mut Greedy, &mut |_| {}), Err(EngineError::Selector(_))));
+    let frames = vec![FrameSlot {
+        arrival_s: 0.0,
+        label: 1,
+        condition: "clean".into(),
+    }];
+    assert!(matches!(
+        replay(
+            &frames,
+            &cands(2),
+            10.0,
+            &mut Fake,
+            &mut Greedy,
+            &AtomicBool::new(false),
+            &mut |_| {}
+        ),
+        Err(EngineError::Selector(_))
+    ));
     let mut s = Scripted;
-    assert!(replay(&frames, &cands(2), 10.0, &mut Fake, &mut s, &mut |_| {}).is_err(), "candidate 2 of 2 is out of range");
+    assert!(
+        replay(
+            &frames,
+            &cands(2),
+            10.0,
+            &mut Fake,
+            &mut s,
+            &AtomicBool::new(false),
+            &mut |_| {}
+        )
+        .is_err(),
+        "candidate 2 of 2 is out of range"
+    );
 }
 
 fn load_threads() -> usize {
     std::fs::read_dir("/proc/self/task")
         .unwrap()
-        .filter(|t| std::fs::read_to_string(t.as_ref().unwrap().path().join("comm")).is_ok_and(|c| c.starts_with("opa-load")))
+        .filter(|t| {
+            std::fs::read_to_string(t.as_ref().unwrap().path().join("comm"))
+                .is_ok_and(|c| c.starts_with("opa-load"))
+        })
         .count()
 }
 

@@ -145,3 +145,19 @@ fn gpu_scenario_without_a_gpu_build_fails_with_advice() {
         assert!(r.is_ok());
     }
 }
+
+#[test]
+fn effective_scenarios_round_trip_through_their_own_format() {
+    for name in [
+        "quickstart.toml",
+        "content-drift.toml",
+        "cpu-contention.toml",
+        "dynamic.toml",
+    ] {
+        let s = scenario::load(&scenarios_dir().join(name)).unwrap();
+        let text = s.to_toml();
+        let back = parse("effective.toml", &text, Path::new("/"))
+            .unwrap_or_else(|e| panic!("{name}:\n{e}\n{text}"));
+        assert_eq!(back, s, "{name}");
+    }
+}

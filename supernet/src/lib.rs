@@ -34,3 +34,6 @@ pub fn shipped_checkpoint() -> std::path::PathBuf {
 pub fn shipped_candidates() -> std::path::PathBuf {
     shipped_dir().join("candidates.json")
 }
+
+/// The burn version this crate is built against (pinned in the workspace).
+pub const BURN_VERSION: &str = "0.22.1";

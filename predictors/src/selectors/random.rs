@@ -16,7 +16,12 @@ pub struct RandomSelector {
 impl RandomSelector {
     /// A random selector with its own seed.
     pub fn new(seed: u64, switch_every: u32) -> Self {
-        RandomSelector { rng: ChaCha8Rng::seed_from_u64(seed), switch_every: switch_every.max(1) as u64, current: None, since: 0 }
+        RandomSelector {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            switch_every: switch_every.max(1) as u64,
+            current: None,
+            since: 0,
+        }
     }
 }
 
@@ -42,13 +47,27 @@ mod tests {
 
     #[test]
     fn random_switches_on_schedule_and_is_seeded() {
-        let cands: Vec<CandidateInfo> = (0..5).map(|i| CandidateInfo { id: i.to_string(), macs: i, calibration_top1: 0.5 }).collect();
+        let cands: Vec<CandidateInfo> = (0..5)
+            .map(|i| CandidateInfo {
+                id: i.to_string(),
+                macs: i,
+                calibration_top1: 0.5,
+            })
+            .collect();
         let run = |seed| {
             let mut s = RandomSelector::new(seed, 3);
             (0..30u64)
-                .map(|f| match s.decide(&Context { frame: f, arrival_s: 0.0, deadline_ms: 1.0, candidates: &cands, serving: None }) {
-                    Decision::Serve(c) => c,
-                    Decision::Probe(_) => panic!("random never probes"),
+                .map(|f| {
+                    match s.decide(&Context {
+                        frame: f,
+                        arrival_s: 0.0,
+                        deadline_ms: 1.0,
+                        candidates: &cands,
+                        serving: None,
+                    }) {
+                        Decision::Serve(c) => c,
+                        Decision::Probe(_) => panic!("random never probes"),
+                    }
                 })
                 .collect::<Vec<_>>()
         };

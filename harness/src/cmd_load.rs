@@ -1,0 +1,99 @@
+//! `opa load check`: latency of one fixed sub-network under injected CPU load.
+
+use crate::backend::Backend;
+use crate::bad;
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use opa_harness::load::CpuInjector;
+use opa_supernet::arch::SubnetArch;
+use opa_supernet::checkpoint;
+use opa_supernet::eval::latency;
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum LoadCmd {
+    /// Latency of one sub-network at injected loads 0, 0.25, 0.5, 0.75 and 1.0: it must rise
+    /// with load for the contention scenarios to mean something.
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Architecture id, `largest` or `smallest`.
+    #[arg(long, default_value = "largest")]
+    arch: String,
+    /// Super-network checkpoint (default: the shipped one).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "flex")]
+    backend: Backend,
+    /// Load worker threads (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Seconds measured per load level.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Batch size of the timed forward passes.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+}
+
+pub fn run(c: LoadCmd) -> Result<()> {
+    let LoadCmd::Check(a) = c;
+    let device = a.backend.device().map_err(bad)?;
+    let ck_path = a
+        .checkpoint
+        .clone()
+        .unwrap_or_else(opa_supernet::shipped_checkpoint);
+    let ck = checkpoint::load(&ck_path, &device).map_err(bad)?;
+    let cfg = ck.header.config.clone();
+    let arch = match a.arch.as_str() {
+        "largest" => SubnetArch::largest(&cfg),
+        "smallest" => SubnetArch::smallest(&cfg),
+        id => SubnetArch::parse(id, &cfg).map_err(bad)?,
+    };
+    if !(a.seconds > 0.0) || a.batch == 0 {
+        return Err(bad("--seconds and --batch must be positive"));
+    }
+    // Statistics do not change the cost of a forward pass: the shared ones serve here.
+    let stats = ck
+        .header
+        .shared_bn
+        .slice_for(&ck.weights.plan(&cfg, &arch))
+        .ok_or_else(|| bad("checkpoint lacks batch-norm statistics"))?;
+    let plan = ck.weights.plan(&cfg, &arch).extract(&stats).map_err(bad)?;
+    let workers = a
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let img = vec![128u8; cfg.in_channels * cfg.input_size * cfg.input_size];
+    let injector = CpuInjector::start(workers, 1);
+    println!(
+        "latency of {} (batch {}) on {} with {workers} CPU load workers, {} s per level",
+        arch.id(),
+        a.batch,
+        a.backend.name(),
+        a.seconds
+    );
+    println!(
+        "{:>6} {:>10} {:>12} {:>10} {:>10} {:>10}",
+        "load", "achieved", "median ms", "p95 ms", "runs", "x idle"
+    );
+    let mut idle = None;
+    for load in [0.0, 0.25, 0.5, 0.75, 1.0] {
+        injector.set_load(load);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let before = injector.achieved_since_reset();
+        let l = latency(&plan, &cfg, &img, a.batch, &device, 5, 20, a.seconds);
+        let achieved = injector.achieved_since(before);
+        let base = *idle.get_or_insert(l.median_ms);
+        println!(
+            "{load:>6.2} {achieved:>10.2} {:>12.3} {:>10.3} {:>10} {:>10.2}",
+            l.median_ms,
+            l.p95_ms,
+            l.runs,
+            l.median_ms / base
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,366 @@
+//! Files of a run directory, written atomically (temporary file, then rename).
+
+use crate::summary::SelectorSummary;
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// One run of a candidate on a frame (a row of `samples.parquet`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Selector name.
+    pub selector: String,
+    /// Deadline of this replay, ms.
+    pub deadline_ms: f64,
+    /// Frame index.
+    pub frame: u64,
+    /// `serve` or `probe`.
+    pub phase: String,
+    /// Architecture id of the candidate that ran.
+    pub candidate: String,
+    /// Arrival, s.
+    pub arrival_s: f64,
+    /// Start on the virtual timeline, s.
+    pub start_s: f64,
+    /// Finish on the virtual timeline, s.
+    pub finish_s: f64,
+    /// Measured compute time, ms.
+    pub compute_ms: f64,
+    /// Finish − arrival, ms.
+    pub latency_ms: f64,
+    /// True class.
+    pub label: u16,
+    /// Predicted class.
+    pub predicted: u16,
+    /// Highest softmax probability.
+    pub confidence: f32,
+    /// Prediction correct.
+    pub correct: bool,
+    /// Served within the deadline.
+    pub deadline_met: bool,
+    /// Injected CPU load when the run started (share of cores).
+    pub cpu_load: f64,
+    /// Content condition (`clean`, `fog@3`).
+    pub condition: String,
+}
+
+/// A probe or a switch, for `events.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Selector name.
+    pub selector: String,
+    /// Deadline of the replay, ms.
+    pub deadline_ms: f64,
+    /// Frame index.
+    pub frame: u64,
+    /// Virtual time, s.
+    pub time_s: f64,
+    /// `probe` or `switch`.
+    pub kind: String,
+    /// Candidate before (switch) or probed (probe).
+    pub from: Option<String>,
+    /// Candidate after a switch.
+    pub to: Option<String>,
+}
+
+/// Facts about the machine and build (`machine.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MachineInfo {
+    /// CPU model name.
+    pub cpu_model: String,
+    /// Logical cores.
+    pub cores: usize,
+    /// Backend the run used.
+    pub backend: String,
+    /// burn version.
+    pub burn_version: String,
+    /// git commit of the working tree, if known.
+    pub git_commit: Option<String>,
+    /// opa version.
+    pub opa_version: String,
+}
+
+/// `summary.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Scenario name.
+    pub scenario: String,
+    /// `COMPLETE`, or `INCOMPLETE` when the run was interrupted.
+    pub status: String,
+    /// True when a slow-down factor emulated another device.
+    pub emulated: bool,
+    /// One entry per (selector, deadline).
+    pub selectors: Vec<SelectorSummary>,
+}
+
+/// A run-directory file could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// I/O on a file.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A table could not be built, written or read.
+    #[error("{}: {message}", path.display())]
+    Table {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// Writes `bytes` to `path` atomically.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out")
+    ));
+    std::fs::write(&tmp, bytes)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| RunError::Io {
+            path: path.into(),
+            source: e,
+        })
+}
+
+/// Writes a value as pretty JSON, atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), RunError> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| RunError::Table {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    write_atomic(path, &bytes)
+}
+
+/// Writes values as JSON lines, atomically.
+pub fn write_jsonl<T: Serialize>(path: &Path, values: &[T]) -> Result<(), RunError> {
+    let mut out = Vec::new();
+    for v in values {
+        out.extend(serde_json::to_vec(v).map_err(|e| RunError::Table {
+            path: path.into(),
+            message: e.to_string(),
+        })?);
+        out.push(b'\n');
+    }
+    write_atomic(path, &out)
+}
+
+fn table_err(path: &Path) -> impl Fn(PolarsError) -> RunError + '_ {
+    move |e| RunError::Table {
+        path: path.into(),
+        message: e.to_string(),
+    }
+}
+
+/// Writes samples as Parquet, atomically.
+pub fn write_samples(path: &Path, rows: &[Sample]) -> Result<(), RunError> {
+    let col = |name: &str, s: Series| -> Column { s.with_name(name.into()).into() };
+    let mut df = DataFrame::new_infer_height(vec![
+        col(
+            "selector",
+            Series::new(
+                "".into(),
+                rows.iter().map(|r| r.selector.as_str()).collect::<Vec<_>>(),
+            ),
+        ),
+        col(
+            "deadline_ms",
+            Series::new(
+                "".into(),
+                rows.iter().map(|r| r.deadline_ms).collect::<Vec<_>>(),
+            ),
+        ),
+        col(
+            "frame",
+            Series::new("".into(), rows.iter().map(|r| r.frame).collect::<Vec<_>>()),
+        ),
+        col(
+            "phase",
+            Series::new(
+                "".into(),
+                rows.iter().map(|r| r.phase.as_str()).collect::<Vec<_>>(),
+            ),
+        ),
+        col(
+            "candidate",
+            Series::new(
+                "".into(),
+                rows.iter()
+                    .map(|r| r.candidate.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+        ),
+        col(
+            "arrival_s",
+            Series::new(
+                "".into(),
+                rows.iter().map(|r| r.arrival_s).collect::<Vec<_>>(),
+            ),
+        ),
+        col(
+            "start_s",
+            Series::new(
+                "".into(),
+                rows.iter().map(|r| r.start_s).collect::<Vec<_>>(),
+            ),
+        ),
+        col(
+            "finish_s",
+            Series::new(
+                "".into(),
+                rows.iter().map(|r| r.finish_s).collect::<Vec<_>>(),
+            ),
+        ),
+        col(
+            "compute_ms",
+            Series::new(
+                "".into(),
+                rows.iter().map(|r| r.compute_ms).collect::<Vec<_>>(),
+            ),
+        ),
+        col(
+            "latency_ms",
+            Series::new(
+                "".into(),
+                rows.iter().map(|r| r.latency_ms).collect::<Vec<_>>(),
+            ),
+        ),
+        col(
+            "label",
+            Series::new(
+                "".into(),
+                rows.iter().map(|r| r.label as u32).collect::<Vec<_>>(),
+            ),
+        ),
+        col(
+            "predicted",
+            Series::new(
+                "".into(),
+                rows.iter().map(|r| r.predicted as u32).collect::<Vec<_>>(),
+            ),
+        ),
+        col(
+            "confidence",
+            Series::new(
+                "".into(),
+                rows.iter().map(|r| r.confidence).collect::<Vec<_>>(),
+            ),
+        ),
+        col(
+            "correct",
+            Series::new(
+                "".into(),
+                rows.iter().map(|r| r.correct).collect::<Vec<_>>(),
+            ),
+        ),
+        col(
+            "deadline_met",
+            Series::new(
+                "".into(),
+                rows.iter().map(|r| r.deadline_met).collect::<Vec<_>>(),
+            ),
+        ),
+        col(
+            "cpu_load",
+            Series::new(
+                "".into(),
+                rows.iter().map(|r| r.cpu_load).collect::<Vec<_>>(),
+            ),
+        ),
+        col(
+            "condition",
+            Series::new(
+                "".into(),
+                rows.iter()
+                    .map(|r| r.condition.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+        ),
+    ])
+    .map_err(table_err(path))?;
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("samples")
+    ));
+    let file = std::fs::File::create(&tmp).map_err(|e| RunError::Io {
+        path: tmp.clone(),
+        source: e,
+    })?;
+    ParquetWriter::new(file)
+        .finish(&mut df)
+        .map_err(table_err(path))?;
+    std::fs::rename(&tmp, path).map_err(|e| RunError::Io {
+        path: path.into(),
+        source: e,
+    })
+}
+
+/// Reads `samples.parquet` back.
+pub fn read_samples(path: &Path) -> Result<Vec<Sample>, RunError> {
+    let file = std::fs::File::open(path).map_err(|e| RunError::Io {
+        path: path.into(),
+        source: e,
+    })?;
+    let df = ParquetReader::new(file).finish().map_err(table_err(path))?;
+    let e = table_err(path);
+    let s = |n: &str| df.column(n).map_err(&e);
+    let (sel, dl, fr, ph, ca) = (
+        s("selector")?.str().map_err(&e)?,
+        s("deadline_ms")?.f64().map_err(&e)?,
+        s("frame")?.u64().map_err(&e)?,
+        s("phase")?.str().map_err(&e)?,
+        s("candidate")?.str().map_err(&e)?,
+    );
+    let (ar, st, fi, co, la) = (
+        s("arrival_s")?.f64().map_err(&e)?,
+        s("start_s")?.f64().map_err(&e)?,
+        s("finish_s")?.f64().map_err(&e)?,
+        s("compute_ms")?.f64().map_err(&e)?,
+        s("latency_ms")?.f64().map_err(&e)?,
+    );
+    let (lb, pr, cf, cr, dm) = (
+        s("label")?.u32().map_err(&e)?,
+        s("predicted")?.u32().map_err(&e)?,
+        s("confidence")?.f32().map_err(&e)?,
+        s("correct")?.bool().map_err(&e)?,
+        s("deadline_met")?.bool().map_err(&e)?,
+    );
+    let (cl, cd) = (
+        s("cpu_load")?.f64().map_err(&e)?,
+        s("condition")?.str().map_err(&e)?,
+    );
+    let missing = || RunError::Table {
+        path: path.into(),
+        message: "null value in samples".into(),
+    };
+    (0..df.height())
+        .map(|i| {
+            Ok(Sample {
+                selector: sel.get(i).ok_or_else(missing)?.to_string(),
+                deadline_ms: dl.get(i).ok_or_else(missing)?,
+                frame: fr.get(i).ok_or_else(missing)?,
+                phase: ph.get(i).ok_or_else(missing)?.to_string(),
+                candidate: ca.get(i).ok_or_else(missing)?.to_string(),
+                arrival_s: ar.get(i).ok_or_else(missing)?,
+                start_s: st.get(i).ok_or_else(missing)?,
+                finish_s: fi.get(i).ok_or_else(missing)?,
+                compute_ms: co.get(i).ok_or_else(missing)?,
+                latency_ms: la.get(i).ok_or_else(missing)?,
+                label: lb.get(i).ok_or_else(missing)? as u16,
+                predicted: pr.get(i).ok_or_else(missing)? as u16,
+                confidence: cf.get(i).ok_or_else(missing)?,
+                correct: cr.get(i).ok_or_else(missing)?,
+                deadline_met: dm.get(i).ok_or_else(missing)?,
+                cpu_load: cl.get(i).ok_or_else(missing)?,
+                condition: cd.get(i).ok_or_else(missing)?.to_string(),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,131 @@
+//! Metrics from hand-made rows, and the samples table round trip.
+
+use opa_reports::{Sample, SummaryInputs, percentile, read_samples, summarize, write_samples};
+
+fn row(
+    frame: u64,
+    phase: &str,
+    cand: &str,
+    arrival: f64,
+    compute_ms: f64,
+    latency_ms: f64,
+    correct: bool,
+    met: bool,
+) -> Sample {
+    Sample {
+        selector: "s".into(),
+        deadline_ms: 20.0,
+        frame,
+        phase: phase.into(),
+        candidate: cand.into(),
+        arrival_s: arrival,
+        start_s: arrival,
+        finish_s: arrival + latency_ms / 1000.0,
+        compute_ms,
+        latency_ms,
+        label: 1,
+        predicted: if correct { 1 } else { 2 },
+        confidence: 0.5,
+        correct,
+        deadline_met: met,
+        cpu_load: 0.25,
+        condition: "clean".into(),
+    }
+}
+
+fn inputs(min_frames: usize) -> SummaryInputs<'static> {
+    SummaryInputs {
+        selector: "s",
+        deadline_ms: 20.0,
+        emulated: false,
+        min_frames,
+        load_requested: 0.0,
+        load_achieved: 0.0,
+        complete: true,
+    }
+}
+
+#[test]
+fn metrics_follow_the_design_definitions() {
+    let rows = vec![
+        row(0, "serve", "a", 0.0, 10.0, 10.0, true, true),
+        row(1, "probe", "b", 0.1, 5.0, 5.0, true, false),
+        row(1, "serve", "b", 0.1, 10.0, 25.0, true, false),
+        row(2, "serve", "b", 0.2, 10.0, 10.0, false, true),
+        row(3, "serve", "a", 0.3, 10.0, 15.0, true, true),
+    ];
+    let s = summarize(&rows, &inputs(1));
+    assert_eq!(s.frames, 4);
+    assert_eq!(s.top1, 0.75);
+    assert_eq!(s.top1_within_deadline, 0.5); // frames 0 and 3
+    assert_eq!(s.deadline_miss_rate, 0.25);
+    assert_eq!((s.probes, s.switches), (1, 2));
+    assert_eq!(s.latency_p50_ms, 10.0);
+    assert_eq!(s.latency_p99_ms, 25.0);
+    // 5 ms of probing over a timeline from 0 s to 0.315 s.
+    assert!(
+        (s.decision_overhead - 0.005 / 0.315).abs() < 1e-12,
+        "{}",
+        s.decision_overhead
+    );
+    assert_eq!(s.verdict.verdict, "VALID");
+}
+
+#[test]
+fn verdict_lists_every_reason() {
+    let rows = vec![row(0, "serve", "a", 0.0, 1.0, 1.0, true, true)];
+    let s = summarize(
+        &rows,
+        &SummaryInputs {
+            emulated: true,
+            load_requested: 0.5,
+            load_achieved: 0.1,
+            complete: false,
+            ..inputs(100)
+        },
+    );
+    assert_eq!(s.verdict.verdict, "INVALID");
+    let r = s.verdict.reasons.join(" | ");
+    for needle in [
+        "INCOMPLETE",
+        "emulated",
+        "too few frames: 1 served, at least 100",
+        "load injector missed its target",
+    ] {
+        assert!(r.contains(needle), "{r}");
+    }
+}
+
+#[test]
+fn percentiles_are_nearest_rank() {
+    let v: Vec<f64> = (1..=100).map(f64::from).collect();
+    assert_eq!(
+        (
+            percentile(&v, 50.0),
+            percentile(&v, 95.0),
+            percentile(&v, 100.0)
+        ),
+        (50.0, 95.0, 100.0)
+    );
+    assert!(percentile(&[], 50.0).is_nan());
+}
+
+#[test]
+fn samples_round_trip_through_parquet() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("samples.parquet");
+    let rows = vec![
+        row(0, "serve", "r28-k5e4", 0.0, 1.5, 2.5, true, true),
+        row(1, "probe", "r16-k3e2", 0.1, 0.5, 0.7, false, false),
+    ];
+    write_samples(&path, &rows).unwrap();
+    assert_eq!(read_samples(&path).unwrap(), rows);
+    assert!(!dir.path().join(".samples.parquet.tmp").exists());
+    std::fs::write(&path, b"not parquet").unwrap();
+    assert!(
+        read_samples(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("samples.parquet")
+    );
+}
