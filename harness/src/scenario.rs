@@ -21,8 +21,8 @@ pub struct RawScenario {
     description: Option<S<String>>,
     seeds: Option<RawSeeds>,
     device: Option<RawDevice>,
-    requirement: RawRequirement,
-    stream: RawStream,
+    requirement: Option<RawRequirement>,
+    stream: Option<RawStream>,
     workload: Option<RawWorkload>,
     checkpoint: Option<S<String>>,
     candidates: Option<S<String>>,
@@ -435,11 +435,19 @@ fn validate(ctx: &mut Ctx, raw: RawScenario, base: &Path) -> Scenario {
             slowdown = in_range(ctx, s, "device.slowdown", 1.0, 100.0);
         }
     }
-    let deadline_ms = positive(ctx, &raw.requirement.deadline_ms, "requirement.deadline-ms");
+    let deadline_ms = match &raw.requirement {
+        Some(r) => positive(ctx, &r.deadline_ms, "requirement.deadline-ms"),
+        None => {
+            ctx.problems.push(Problem { location: ctx.at(0), message: "requirement.deadline-ms is required (a [requirement] table with deadline-ms = <ms>)".into() });
+            1.0
+        }
+    };
 
-    let stream = match (&raw.stream.frames_dir, raw.stream.segment.is_empty()) {
+    let empty = RawStream { frames_dir: None, fps: None, segment: Vec::new() };
+    let raw_stream = raw.stream.as_ref().unwrap_or(&empty);
+    let stream = match (&raw_stream.frames_dir, raw_stream.segment.is_empty()) {
         (Some(dir), true) => {
-            let fps = match &raw.stream.fps {
+            let fps = match &raw_stream.fps {
                 Some(f) => positive(ctx, f, "stream.fps"),
                 None => {
                     ctx.push(dir, "stream.frames-dir needs stream.fps".into());
@@ -477,15 +485,14 @@ fn validate(ctx: &mut Ctx, raw: RawScenario, base: &Path) -> Scenario {
             StreamSource::Synthetic(StreamSpec { segments: vec![] })
         }
         (None, false) => {
-            if let Some(f) = &raw.stream.fps {
+            if let Some(f) = &raw_stream.fps {
                 ctx.push(
                     f,
                     "stream.fps applies to frames-dir only; synthetic segments set their own fps"
                         .into(),
                 );
             }
-            let segments = raw
-                .stream
+            let segments = raw_stream
                 .segment
                 .iter()
                 .enumerate()

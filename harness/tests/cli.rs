@@ -266,7 +266,7 @@ switch-every = 10
     assert!(
         std::fs::read_to_string(out.join("scenario.toml"))
             .unwrap()
-            .contains("deadline_ms")
+            .contains("deadline-ms = 50.0")
     );
     let again = opa(&[
         "run",
