@@ -147,7 +147,7 @@ pub fn split_indices(set: &ImageSet) -> (Vec<usize>, Vec<usize>) {
     let (mut cal, mut eval) = (Vec::new(), Vec::new());
     for (i, &l) in set.labels.iter().enumerate() {
         let k = &mut seen[l as usize];
-        if *k % 2 == 0 {
+        if k.is_multiple_of(2) {
             cal.push(i)
         } else {
             eval.push(i)

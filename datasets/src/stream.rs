@@ -270,8 +270,10 @@ impl SyntheticStream {
         let mut plan = Vec::new();
         let mut t0 = 0.0;
         for (si, seg) in spec.segments.iter().enumerate() {
-            if !(seg.fps > 0.0 && seg.fps.is_finite())
-                || !(seg.duration_s > 0.0 && seg.duration_s.is_finite())
+            if !(seg.fps > 0.0
+                && seg.fps.is_finite()
+                && seg.duration_s > 0.0
+                && seg.duration_s.is_finite())
             {
                 return Err(DatasetError::Spec(format!(
                     "segment {si}: fps and duration must be positive"

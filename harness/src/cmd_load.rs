@@ -53,7 +53,7 @@ pub fn run(c: LoadCmd) -> Result<()> {
         "smallest" => SubnetArch::smallest(&cfg),
         id => SubnetArch::parse(id, &cfg).map_err(bad)?,
     };
-    if !(a.seconds > 0.0) || a.batch == 0 {
+    if a.seconds.is_nan() || a.seconds <= 0.0 || a.batch == 0 {
         return Err(bad("--seconds and --batch must be positive"));
     }
     // Statistics do not change the cost of a forward pass: the shared ones serve here.

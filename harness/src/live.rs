@@ -101,14 +101,14 @@ impl Target for LiveTarget<'_> {
     fn run(&mut self, candidate: usize, frame: usize, start_s: f64) -> Result<Inference, String> {
         let load = self.workload.at(start_s).cpu_load;
         self.requested.push(load);
-        if let Some(inj) = self.injector {
-            if (load - self.current_load).abs() > 1e-9 {
-                self.mark();
-                inj.set_load(load);
-                self.current_load = load;
-                // Let one duty-cycle period pass so the run sees the new load.
-                std::thread::sleep(PERIOD);
-            }
+        if let Some(inj) = self.injector
+            && (load - self.current_load).abs() > 1e-9
+        {
+            self.mark();
+            inj.set_load(load);
+            self.current_load = load;
+            // Let one duty-cycle period pass so the run sees the new load.
+            std::thread::sleep(PERIOD);
         }
         let plan = self
             .plans

@@ -443,7 +443,11 @@ fn validate(ctx: &mut Ctx, raw: RawScenario, base: &Path) -> Scenario {
         }
     };
 
-    let empty = RawStream { frames_dir: None, fps: None, segment: Vec::new() };
+    let empty = RawStream {
+        frames_dir: None,
+        fps: None,
+        segment: Vec::new(),
+    };
     let raw_stream = raw.stream.as_ref().unwrap_or(&empty);
     let stream = match (&raw_stream.frames_dir, raw_stream.segment.is_empty()) {
         (Some(dir), true) => {

@@ -2,6 +2,7 @@
 
 use opa_reports::{Sample, SummaryInputs, percentile, read_samples, summarize, write_samples};
 
+#[allow(clippy::too_many_arguments)]
 fn row(
     frame: u64,
     phase: &str,

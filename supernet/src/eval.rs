@@ -128,6 +128,7 @@ pub struct Latency {
 
 /// Times `plan` (statistics bound in) on batches of `batch` copies of `image`: `warmup`
 /// untimed runs, then runs until `min_runs` are done and `min_time_s` has passed.
+#[allow(clippy::too_many_arguments)] // each is a measurement knob; a struct would only rename them
 pub fn latency(
     plan: &Plan,
     cfg: &SupernetConfig,

@@ -149,10 +149,9 @@ pub fn latest_checkpoint(dir: &Path) -> Option<(usize, PathBuf)> {
             .strip_prefix("checkpoint-epoch-")
             .and_then(|r| r.strip_suffix(".opack"))
             .and_then(|n| n.parse::<usize>().ok())
+            && best.as_ref().is_none_or(|(b, _)| n > *b)
         {
-            if best.as_ref().is_none_or(|(b, _)| n > *b) {
-                best = Some((n, e.path()));
-            }
+            best = Some((n, e.path()));
         }
     }
     best
@@ -191,6 +190,7 @@ fn augment(img: &mut [u8], channels: usize, size: usize, rng: &mut ChaCha8Rng) {
 /// `out`: `config.json` first, then `train-log.jsonl` (one line per epoch) and one
 /// checkpoint per epoch; `supernet.opack` (weights and shared BN statistics, no optimizer
 /// state) at the end. Returns the final weights and shared statistics.
+#[allow(clippy::too_many_arguments)] // the run's inputs; grouping them would hide which is which
 pub fn train(
     supernet: &SupernetConfig,
     tcfg: &TrainConfig,
