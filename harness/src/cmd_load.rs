@@ -5,8 +5,6 @@ use crate::bad;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use opa_harness::load::CpuInjector;
-use opa_supernet::arch::SubnetArch;
-use opa_supernet::checkpoint;
 use opa_supernet::eval::latency;
 use std::path::PathBuf;
 
@@ -42,17 +40,9 @@ pub struct CheckArgs {
 pub fn run(c: LoadCmd) -> Result<()> {
     let LoadCmd::Check(a) = c;
     let device = a.backend.device().map_err(bad)?;
-    let ck_path = a
-        .checkpoint
-        .clone()
-        .unwrap_or_else(opa_supernet::shipped_checkpoint);
-    let ck = checkpoint::load(&ck_path, &device).map_err(bad)?;
+    let (_, ck) = crate::cmd_model::load_checkpoint(a.checkpoint.as_deref(), &device)?;
     let cfg = ck.header.config.clone();
-    let arch = match a.arch.as_str() {
-        "largest" => SubnetArch::largest(&cfg),
-        "smallest" => SubnetArch::smallest(&cfg),
-        id => SubnetArch::parse(id, &cfg).map_err(bad)?,
-    };
+    let arch = crate::cmd_model::named_arch(&a.arch, &cfg)?;
     if a.seconds.is_nan() || a.seconds <= 0.0 || a.batch == 0 {
         return Err(bad("--seconds and --batch must be positive"));
     }

@@ -166,6 +166,25 @@ pub fn train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// Loads `path` (default: the shipped checkpoint); returns the path used and the checkpoint.
+pub fn load_checkpoint(
+    path: Option<&std::path::Path>,
+    device: &burn::tensor::Device,
+) -> Result<(PathBuf, checkpoint::Checkpoint)> {
+    let path = path.map_or_else(opa_supernet::shipped_checkpoint, |p| p.to_path_buf());
+    let ck = checkpoint::load(&path, device).map_err(bad)?;
+    Ok((path, ck))
+}
+
+/// An architecture named on the command line: `largest`, `smallest` or an id.
+pub fn named_arch(name: &str, cfg: &opa_supernet::arch::SupernetConfig) -> Result<SubnetArch> {
+    Ok(match name {
+        "largest" => SubnetArch::largest(cfg),
+        "smallest" => SubnetArch::smallest(cfg),
+        id => SubnetArch::parse(id, cfg).map_err(bad)?,
+    })
+}
+
 /// Where `opa eval` measures accuracy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum EvalSplit {
@@ -261,11 +280,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     if a.severity > opa_datasets::corrupt::MAX_SEVERITY {
         return Err(bad(format!("--severity {} is outside 0..=5", a.severity)));
     }
-    let ck_path = a
-        .checkpoint
-        .clone()
-        .unwrap_or_else(opa_supernet::shipped_checkpoint);
-    let ck = checkpoint::load(&ck_path, &device).map_err(bad)?;
+    let (ck_path, ck) = load_checkpoint(a.checkpoint.as_deref(), &device)?;
     let cfg = ck.header.config.clone();
     let cand_path = a
         .candidates
@@ -273,8 +288,6 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         .or_else(|| Some(opa_supernet::shipped_candidates()).filter(|p| p.exists()));
     let cands = cand_path.as_deref().map(load_candidates).transpose()?;
     let targets: Vec<(String, SubnetArch)> = match a.arch.as_str() {
-        "largest" => vec![("largest".into(), SubnetArch::largest(&cfg))],
-        "smallest" => vec![("smallest".into(), SubnetArch::smallest(&cfg))],
         "candidates" => {
             let c = cands.as_ref().ok_or_else(|| {
                 bad("--arch candidates needs a candidates file (--candidates FILE)")
@@ -290,7 +303,14 @@ pub fn eval(a: EvalArgs) -> Result<()> {
                 })
                 .collect::<Result<_>>()?
         }
-        id => vec![("".into(), SubnetArch::parse(id, &cfg).map_err(bad)?)],
+        name => {
+            let label = if matches!(name, "largest" | "smallest") {
+                name.to_string()
+            } else {
+                String::new()
+            };
+            vec![(label, named_arch(name, &cfg)?)]
+        }
     };
     let all = shipped::load_shipped_test().map_err(bad)?;
     let set = match a.split {
@@ -484,11 +504,7 @@ pub struct CandidatesArgs {
 
 pub fn candidates(a: CandidatesArgs) -> Result<()> {
     let device = a.backend.device().map_err(bad)?;
-    let ck_path = a
-        .checkpoint
-        .clone()
-        .unwrap_or_else(opa_supernet::shipped_checkpoint);
-    let ck = checkpoint::load(&ck_path, &device).map_err(bad)?;
+    let (ck_path, ck) = load_checkpoint(a.checkpoint.as_deref(), &device)?;
     let cfg = ck.header.config.clone();
     let sc = if a.quick {
         SearchConfig {
