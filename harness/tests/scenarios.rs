@@ -161,3 +161,39 @@ fn effective_scenarios_round_trip_through_their_own_format() {
         assert_eq!(back, s, "{name}");
     }
 }
+
+#[test]
+fn same_scenario_and_seed_give_the_same_frames_and_load_schedule() {
+    use opa_datasets::FrameSource;
+    use opa_datasets::stream::SyntheticStream;
+    let eval = std::sync::Arc::new(
+        opa_datasets::shipped::load_shipped_split(opa_datasets::shipped::Split::Evaluation)
+            .unwrap(),
+    );
+    let render = |s: &scenario::Scenario| {
+        let StreamSource::Synthetic(spec) = &s.stream else {
+            panic!("synthetic expected")
+        };
+        let stream = SyntheticStream::new(eval.clone(), spec, s.seed_stream).unwrap();
+        let frames: Vec<_> = stream.frames().map(|f| f.unwrap()).collect();
+        let loads: Vec<f64> = frames
+            .iter()
+            .map(|f| s.workload.at(f.timestamp_s).cpu_load)
+            .collect();
+        (frames, loads)
+    };
+    let a = scenario::load(&scenarios_dir().join("dynamic.toml")).unwrap();
+    let b = scenario::load(&scenarios_dir().join("dynamic.toml")).unwrap();
+    let (fa, la) = render(&a);
+    assert_eq!((fa.clone(), la.clone()), render(&b));
+    assert!(
+        la.iter().any(|&l| l > 0.5) && la.iter().any(|&l| l < 0.1),
+        "the diurnal trace rises and falls"
+    );
+    let mut c = a.clone();
+    c.seed_stream += 1;
+    assert_ne!(
+        fa.iter().map(|f| &f.image).collect::<Vec<_>>(),
+        render(&c).0.iter().map(|f| &f.image).collect::<Vec<_>>()
+    );
+}
