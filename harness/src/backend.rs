@@ -2,9 +2,12 @@
 
 use burn::tensor::Device;
 use clap::ValueEnum;
+use serde::Serialize;
 
-/// A compute backend the harness can run sub-networks on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+/// A compute backend the harness can run sub-networks on (on the command line and in
+/// scenario files).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Backend {
     /// burn's pure-Rust CPU backend (default; fastest pure-Rust option here).
     Flex,
@@ -17,6 +20,19 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// Every backend, in the order listed in messages.
+    pub const ALL: [Backend; 4] = [
+        Backend::Flex,
+        Backend::Ndarray,
+        Backend::TchCpu,
+        Backend::TchCuda,
+    ];
+
+    /// The backend with this name (`flex`, `ndarray`, `tch-cpu`, `tch-cuda`).
+    pub fn from_name(name: &str) -> Option<Backend> {
+        Backend::ALL.into_iter().find(|b| b.name() == name)
+    }
+
     /// The name used in files and on the command line.
     pub fn name(self) -> &'static str {
         match self {

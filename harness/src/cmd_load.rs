@@ -1,9 +1,9 @@
 //! `opa load check`: latency of one fixed sub-network under injected CPU load.
 
-use crate::backend::Backend;
 use crate::bad;
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use opa_harness::backend::Backend;
 use opa_harness::load::CpuInjector;
 use opa_supernet::eval::latency;
 use std::path::PathBuf;

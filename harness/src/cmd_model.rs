@@ -1,6 +1,5 @@
 //! `opa train`, `opa eval`, `opa candidates`: the super-network's commands.
 
-use crate::backend::Backend;
 use crate::bad;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
@@ -8,6 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use opa_datasets::CorruptionKind;
 use opa_datasets::ImageSet;
 use opa_datasets::shipped;
+use opa_harness::backend::Backend;
 use opa_supernet::arch::SubnetArch;
 use opa_supernet::arch::SupernetConfig;
 use opa_supernet::candidates::{CandidatesFile, SearchConfig, search};

@@ -11,7 +11,7 @@ use opa_datasets::{Frame, FrameSource};
 use opa_harness::engine::{FrameSlot, SampleRow, replay};
 use opa_harness::live::LiveTarget;
 use opa_harness::load::CpuInjector;
-use opa_harness::scenario::{self, BackendName, Scenario, SelectorSpec, StreamSource};
+use opa_harness::scenario::{self, SelectorSpec, StreamSource};
 use opa_predictors::selectors::{FixedLargest, FixedSmallest, RandomSelector};
 use opa_predictors::{CandidateInfo, Phase, Selector};
 use opa_reports::{
@@ -54,16 +54,6 @@ fn build_selector(spec: &SelectorSpec, seed: u64, index: usize) -> Box<dyn Selec
     }
 }
 
-fn backend_of(s: &Scenario) -> crate::backend::Backend {
-    use crate::backend::Backend;
-    match s.backend {
-        BackendName::Flex => Backend::Flex,
-        BackendName::Ndarray => Backend::Ndarray,
-        BackendName::TchCpu => Backend::TchCpu,
-        BackendName::TchCuda => Backend::TchCuda,
-    }
-}
-
 fn machine(backend: &str) -> MachineInfo {
     let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -93,7 +83,7 @@ fn machine(backend: &str) -> MachineInfo {
 pub fn run(a: RunArgs) -> Result<()> {
     let sc = scenario::load(&a.file).map_err(bad)?;
     scenario::check_backend(&sc).map_err(|e| bad(format!("{}: {e}", a.file.display())))?;
-    let backend = backend_of(&sc);
+    let backend = sc.backend;
     let device = backend.device().map_err(bad)?;
     if sc.threads > 0 {
         let _ = rayon::ThreadPoolBuilder::new()

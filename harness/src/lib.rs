@@ -8,6 +8,7 @@
 //! # Ok::<(), opa_harness::scenario::ScenarioErrors>(())
 //! ```
 
+pub mod backend;
 pub mod engine;
 pub mod live;
 pub mod load;

@@ -1,6 +1,5 @@
 //! `opa`: benchmark and profile sub-network selection on once-for-all super-networks.
 
-mod backend;
 mod cmd_datasets;
 mod cmd_load;
 mod cmd_model;

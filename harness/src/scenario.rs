@@ -5,6 +5,7 @@
 //! once, each as `file:line:column: key.path = value: what is wrong`. Every key is documented
 //! in `scenarios/README.md`.
 
+use crate::backend::Backend;
 use opa_datasets::CorruptionKind;
 use opa_datasets::stream::{ClassMix, CorruptionSchedule, Segment, SeverityProfile, StreamSpec};
 use serde::{Deserialize, Serialize};
@@ -135,20 +136,6 @@ struct RawOutput {
     dir: Option<S<String>>,
 }
 
-/// A compute backend named in a scenario.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BackendName {
-    /// burn flex.
-    Flex,
-    /// burn ndarray.
-    Ndarray,
-    /// LibTorch CPU.
-    TchCpu,
-    /// LibTorch CUDA.
-    TchCuda,
-}
-
 /// How trace values between two points are read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -241,7 +228,7 @@ pub struct Scenario {
     /// Seed of randomised selectors.
     pub seed_selector: u64,
     /// Backend.
-    pub backend: BackendName,
+    pub backend: Backend,
     /// Inference threads (0 = all cores).
     pub threads: usize,
     /// Emulated slow-down factor (1 = none; any other value marks runs as emulated).
@@ -413,20 +400,20 @@ fn validate(ctx: &mut Ctx, raw: RawScenario, base: &Path) -> Scenario {
         3,
     );
 
-    let mut backend = BackendName::Flex;
+    let mut backend = Backend::Flex;
     let (mut threads, mut slowdown) = (0usize, 1.0f64);
     if let Some(d) = &raw.device {
         if let Some(b) = &d.backend {
-            backend = match b.get_ref().as_str() {
-                "flex" => BackendName::Flex,
-                "ndarray" => BackendName::Ndarray,
-                "tch-cpu" => BackendName::TchCpu,
-                "tch-cuda" => BackendName::TchCuda,
-                other => {
-                    ctx.push(b, format!("device.backend = {other:?}: must be one of flex, ndarray, tch-cpu, tch-cuda"));
-                    BackendName::Flex
-                }
-            };
+            backend = Backend::from_name(b.get_ref()).unwrap_or_else(|| {
+                ctx.push(
+                    b,
+                    format!(
+                        "device.backend = {:?}: must be one of flex, ndarray, tch-cpu, tch-cuda",
+                        b.get_ref()
+                    ),
+                );
+                Backend::Flex
+            });
         }
         if let Some(t) = &d.threads {
             threads = int_range(ctx, t, "device.threads", 0, 1024) as usize;
@@ -870,17 +857,13 @@ pub fn parse_trace(text: &str) -> Result<Vec<LoadPoint>, String> {
 
 /// Checks that the scenario's backend can run in this build and on this machine.
 pub fn check_backend(s: &Scenario) -> Result<(), String> {
-    let compiled = cfg!(feature = "tch");
-    match s.backend {
-        BackendName::TchCpu | BackendName::TchCuda if !compiled => Err(format!(
-            "device.backend = \"{}\": this build has no LibTorch; rebuild with `cargo build --release -p opa-harness --features tch` (see the README)",
-            if s.backend == BackendName::TchCpu { "tch-cpu" } else { "tch-cuda" }
-        )),
-        BackendName::TchCuda if !Path::new("/dev/nvidiactl").exists() => {
-            Err("device.backend = \"tch-cuda\": no NVIDIA GPU on this machine (/dev/nvidiactl is missing); run it on a GPU machine or choose tch-cpu / flex".into())
-        }
-        _ => Ok(()),
+    s.backend
+        .device()
+        .map_err(|e| format!("device.backend = \"{}\": {e}", s.backend.name()))?;
+    if s.backend == Backend::TchCuda && !Path::new("/dev/nvidiactl").exists() {
+        return Err("device.backend = \"tch-cuda\": no NVIDIA GPU on this machine (/dev/nvidiactl is missing); run it on a GPU machine or choose tch-cpu / flex".into());
     }
+    Ok(())
 }
 
 impl Scenario {
@@ -889,12 +872,7 @@ impl Scenario {
     pub fn to_toml(&self) -> String {
         use std::fmt::Write;
         let q = |s: &str| toml::Value::String(s.to_string()).to_string();
-        let backend = match self.backend {
-            BackendName::Flex => "flex",
-            BackendName::Ndarray => "ndarray",
-            BackendName::TchCpu => "tch-cpu",
-            BackendName::TchCuda => "tch-cuda",
-        };
+        let backend = self.backend.name();
         let mut o = String::new();
         let _ = writeln!(
             o,

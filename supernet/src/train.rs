@@ -292,10 +292,9 @@ pub fn train(
         order.shuffle(&mut rng);
         let (mut sum_l, mut sum_s, mut seen) = (0.0, 0.0, 0usize);
         let epoch_start = Instant::now();
-        let mut lr = 0.0;
         for (i, chunk) in order.chunks(tcfg.batch_size).enumerate() {
             step_global += 1;
-            lr = if step_global <= tcfg.warmup_steps {
+            let lr = if step_global <= tcfg.warmup_steps {
                 tcfg.lr * step_global as f64 / tcfg.warmup_steps.max(1) as f64
             } else {
                 let t = (step_global - tcfg.warmup_steps) as f64
@@ -397,7 +396,6 @@ pub fn train(
             }
             on_event(&ev);
         }
-        let _ = lr;
     }
     let inference = weights.valid();
     checkpoint::save(
