@@ -66,8 +66,8 @@ pub fn run(c: LoadCmd) -> Result<()> {
         a.seconds
     );
     println!(
-        "{:>6} {:>10} {:>12} {:>10} {:>10} {:>10}",
-        "load", "achieved", "median ms", "p95 ms", "runs", "x idle"
+        "{:>6} {:>9} {:>9} {:>10} {:>9} {:>7} {:>12}",
+        "load", "achieved", "mean ms", "median ms", "p95 ms", "runs", "mean x idle"
     );
     let mut idle = None;
     for load in [0.0, 0.25, 0.5, 0.75, 1.0] {
@@ -76,13 +76,14 @@ pub fn run(c: LoadCmd) -> Result<()> {
         let before = injector.achieved_since_reset();
         let l = latency(&plan, &cfg, &img, a.batch, &device, 5, 20, a.seconds);
         let achieved = injector.achieved_since(before);
-        let base = *idle.get_or_insert(l.median_ms);
+        let base = *idle.get_or_insert(l.mean_ms);
         println!(
-            "{load:>6.2} {achieved:>10.2} {:>12.3} {:>10.3} {:>10} {:>10.2}",
+            "{load:>6.2} {achieved:>9.2} {:>9.3} {:>10.3} {:>9.3} {:>7} {:>12.2}",
+            l.mean_ms,
             l.median_ms,
             l.p95_ms,
             l.runs,
-            l.median_ms / base
+            l.mean_ms / base
         );
     }
     Ok(())

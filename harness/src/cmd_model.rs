@@ -47,6 +47,10 @@ pub struct TrainArgs {
     /// Peak learning rate (AdamW, warm-up then cosine decay).
     #[arg(long)]
     lr: Option<f64>,
+    /// Share of training images given one random corruption (family drawn from the 12,
+    /// severity from 1..=4); 0 trains on clean images only.
+    #[arg(long)]
+    corrupt_prob: Option<f32>,
     /// Seed for initialisation, data order, augmentation and sub-network sampling.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -91,6 +95,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
     }
     if let Some(lr) = a.lr {
         tcfg.lr = lr;
+    }
+    if let Some(p) = a.corrupt_prob {
+        tcfg.corrupt_prob = p;
     }
     if a.resume {
         let cfg_path = a.out.join("config.json");

@@ -13,6 +13,8 @@
 //! assert_eq!(s.decide(&ctx), Decision::Serve(1));
 //! ```
 
+pub mod predict;
+pub mod profile;
 pub mod selectors;
 
 use serde::{Deserialize, Serialize};

@@ -118,6 +118,9 @@ pub fn accuracy(
 /// Wall-clock latency of one forward pass (input upload to output download), milliseconds.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Latency {
+    /// Mean over the timed runs: under a time-sliced co-runner most runs go unhindered and
+    /// some wait a whole slice, so the mean (and the tail) carry the contention.
+    pub mean_ms: f64,
     /// Median over the timed runs.
     pub median_ms: f64,
     /// 95th percentile.
@@ -158,6 +161,7 @@ pub fn latency(
     times.sort_by(f64::total_cmp);
     let q = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
     Latency {
+        mean_ms: times.iter().sum::<f64>() / times.len() as f64,
         median_ms: q(0.5),
         p95_ms: q(0.95),
         runs: times.len(),

@@ -42,10 +42,22 @@ pub struct TrainConfig {
     pub distill_weight: f32,
     /// Random crop (±2 px) and horizontal flip.
     pub augment: bool,
+    /// Share of training images (after crop and flip) given one corruption: a family drawn
+    /// uniformly from the 12, a severity uniformly from 1..=`corrupt_max_severity`. Without it
+    /// photometric corruptions (brightness, contrast, fog) leave every sub-network near chance.
+    #[serde(default)]
+    pub corrupt_prob: f32,
+    /// Highest severity drawn for corruption augmentation.
+    #[serde(default = "default_corrupt_max_severity")]
+    pub corrupt_max_severity: u8,
     /// Train on only the first N (shuffled) images (`--quick`); `None` = all.
     pub max_images: Option<usize>,
     /// Seed for initialisation, shuffling, augmentation and sub-network sampling.
     pub seed: u64,
+}
+
+fn default_corrupt_max_severity() -> u8 {
+    4
 }
 
 impl Default for TrainConfig {
@@ -60,6 +72,8 @@ impl Default for TrainConfig {
             label_smoothing: 0.1,
             distill_weight: 0.5,
             augment: true,
+            corrupt_prob: 0.5,
+            corrupt_max_severity: 4,
             max_images: None,
             seed: 1,
         }
@@ -186,6 +200,24 @@ fn augment(img: &mut [u8], channels: usize, size: usize, rng: &mut ChaCha8Rng) {
     }
 }
 
+/// With probability `corrupt_prob`, one random corruption of a planar image, in place.
+fn corrupt(img: &mut Vec<u8>, net: &SupernetConfig, tcfg: &TrainConfig, rng: &mut ChaCha8Rng) {
+    use opa_datasets::corrupt::CorruptionKind;
+    if rng.random::<f32>() >= tcfg.corrupt_prob {
+        return;
+    }
+    let kind = CorruptionKind::ALL[rng.random_range(0..CorruptionKind::ALL.len())];
+    let severity = rng.random_range(1..=tcfg.corrupt_max_severity);
+    let side = net.input_size as u32;
+    let src = opa_datasets::Image {
+        width: side,
+        height: side,
+        channels: net.in_channels as u8,
+        data: std::mem::take(img),
+    };
+    *img = kind.apply_with(&src, severity, rng).data;
+}
+
 /// Trains (or resumes training of) a super-network on `data`, writing the run directory
 /// `out`: `config.json` first, then `train-log.jsonl` (one line per epoch) and one
 /// checkpoint per epoch; `supernet.opack` (weights and shared BN statistics, no optimizer
@@ -222,6 +254,14 @@ pub fn train(
         return Err(TrainError::Invalid(
             "batch size and epochs must be positive".into(),
         ));
+    }
+    if !(0.0..=1.0).contains(&tcfg.corrupt_prob)
+        || !(1..=opa_datasets::corrupt::MAX_SEVERITY).contains(&tcfg.corrupt_max_severity)
+    {
+        return Err(TrainError::Invalid(format!(
+            "corrupt_prob must be within 0..=1 and corrupt_max_severity within 1..={}",
+            opa_datasets::corrupt::MAX_SEVERITY
+        )));
     }
     std::fs::create_dir_all(out).map_err(io(out))?;
     let ad = device.clone().autodiff();
@@ -308,6 +348,11 @@ pub fn train(
             if tcfg.augment {
                 for b in &mut bufs {
                     augment(b, supernet.in_channels, supernet.input_size, &mut rng);
+                }
+            }
+            if tcfg.corrupt_prob > 0.0 {
+                for b in &mut bufs {
+                    corrupt(b, supernet, tcfg, &mut rng);
                 }
             }
             let refs: Vec<&[u8]> = bufs.iter().map(|b| &b[..img_len]).collect();

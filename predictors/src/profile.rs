@@ -1,0 +1,325 @@
+//! The calibration profile: every candidate measured under a grid of conditions.
+//!
+//! Accuracy and the label-free signals depend on the content (the images), latency on the
+//! load (the device): calibration measures the two factors apart, so a profile holds
+//! `contents × loads` conditions from `candidates × (contents + loads)` measurements.
+//! `opa calibrate` fills one on the calibration half of the shipped split (never on the
+//! evaluation half that streams are cut from); `opa_reports::profile` stores it as parquet.
+
+use serde::{Deserialize, Serialize};
+
+/// A candidate as the profile knows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProfileCandidate {
+    /// Architecture id.
+    pub id: String,
+    /// Multiply-adds per image.
+    pub macs: u64,
+    /// Architecture encoding (one-hot choices), the input of architecture-level predictors.
+    pub encoding: Vec<f64>,
+}
+
+/// What one candidate did on the images of one content condition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContentStats {
+    /// Top-1 over the images, 0..=1.
+    pub top1: f64,
+    /// Mean max-softmax probability.
+    pub confidence: f64,
+    /// Mean softmax entropy, nats.
+    pub entropy: f64,
+    /// Mean top-1 minus top-2 probability.
+    pub margin: f64,
+    /// Top-1 per true class (NaN where the condition holds no image of the class).
+    pub class_top1: Vec<f64>,
+    /// Images measured.
+    pub images: usize,
+}
+
+/// One candidate's latency (batch 1) at one injected load.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LatencyStats {
+    /// Mean over the timed runs, ms.
+    pub mean_ms: f64,
+    /// Median, ms.
+    pub p50_ms: f64,
+    /// 95th percentile, ms.
+    pub p95_ms: f64,
+}
+
+/// Every candidate under every content condition and every load level.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    /// The candidates, in the candidates file's order.
+    pub candidates: Vec<ProfileCandidate>,
+    /// Index of the probe sub-network among `candidates`.
+    pub probe: usize,
+    /// Content conditions (`clean`, `fog@3`, `classes=0,2,4,6`).
+    pub contents: Vec<String>,
+    /// Injected CPU loads, ascending.
+    pub loads: Vec<f64>,
+    /// `content[candidate][content]`.
+    pub content: Vec<Vec<ContentStats>>,
+    /// `latency[candidate][load]`.
+    pub latency: Vec<Vec<LatencyStats>>,
+}
+
+/// A condition of the grid: content index and load index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Cond {
+    /// Index into [`Profile::contents`].
+    pub content: usize,
+    /// Index into [`Profile::loads`].
+    pub load: usize,
+}
+
+/// What the probe sub-network shows at run time, without labels.
+#[derive(Clone, Copy, Debug, PartialEq, Default, Serialize, Deserialize)]
+pub struct Signals {
+    /// Mean max-softmax probability.
+    pub confidence: f64,
+    /// Mean softmax entropy, nats.
+    pub entropy: f64,
+    /// Mean top-1 minus top-2 probability.
+    pub margin: f64,
+    /// Mean compute time of the probe, ms.
+    pub latency_ms: f64,
+}
+
+impl Profile {
+    /// Checks shapes and values; the message says what is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        let n = self.candidates.len();
+        if n == 0 || self.contents.is_empty() || self.loads.is_empty() {
+            return Err("the profile holds no candidate, content condition or load level".into());
+        }
+        if self.probe >= n {
+            return Err(format!("probe index {} of {n} candidates", self.probe));
+        }
+        if self.content.len() != n || self.latency.len() != n {
+            return Err("tables do not have one row per candidate".into());
+        }
+        for (c, (a, l)) in self.content.iter().zip(&self.latency).enumerate() {
+            if a.len() != self.contents.len() || l.len() != self.loads.len() {
+                return Err(format!(
+                    "candidate {}: not measured under every condition",
+                    self.candidates[c].id
+                ));
+            }
+            if a.iter().any(|s| !(0.0..=1.0).contains(&s.top1))
+                || l.iter()
+                    .any(|s| !(s.mean_ms > 0.0 && s.mean_ms.is_finite()))
+            {
+                return Err(format!(
+                    "candidate {}: top-1 outside 0..=1 or a non-positive latency",
+                    self.candidates[c].id
+                ));
+            }
+        }
+        if self.loads.windows(2).any(|w| w[0] >= w[1]) {
+            return Err("load levels must be strictly ascending".into());
+        }
+        let e = self.candidates[0].encoding.len();
+        if self.candidates.iter().any(|c| c.encoding.len() != e) {
+            return Err("architecture encodings differ in length".into());
+        }
+        Ok(())
+    }
+
+    /// Every condition of the grid, content-major.
+    pub fn conditions(&self) -> Vec<Cond> {
+        (0..self.contents.len())
+            .flat_map(|content| (0..self.loads.len()).map(move |load| Cond { content, load }))
+            .collect()
+    }
+
+    /// The probe's signals under a condition, as calibration measured them.
+    pub fn signals(&self, c: Cond) -> Signals {
+        let a = &self.content[self.probe][c.content];
+        Signals {
+            confidence: a.confidence,
+            entropy: a.entropy,
+            margin: a.margin,
+            latency_ms: self.latency[self.probe][c.load].mean_ms,
+        }
+    }
+
+    /// Index of a content condition by name.
+    pub fn content_index(&self, name: &str) -> Option<usize> {
+        self.contents.iter().position(|c| c == name)
+    }
+
+    /// Latency of `candidate` at `load`, linearly interpolated between measured levels
+    /// (clamped at the ends).
+    pub fn latency_at(&self, candidate: usize, load: f64) -> LatencyStats {
+        let l = &self.latency[candidate];
+        let loads = &self.loads;
+        if load <= loads[0] {
+            return l[0];
+        }
+        for i in 1..loads.len() {
+            if load <= loads[i] {
+                let t = (load - loads[i - 1]) / (loads[i] - loads[i - 1]);
+                let mix = |a: f64, b: f64| a + (b - a) * t;
+                return LatencyStats {
+                    mean_ms: mix(l[i - 1].mean_ms, l[i].mean_ms),
+                    p50_ms: mix(l[i - 1].p50_ms, l[i].p50_ms),
+                    p95_ms: mix(l[i - 1].p95_ms, l[i].p95_ms),
+                };
+            }
+        }
+        l[loads.len() - 1]
+    }
+
+    /// Top-1 of `candidate` under `content` on images of class `label`, falling back to the
+    /// condition's overall top-1 where the class was not measured.
+    pub fn class_top1(&self, candidate: usize, content: usize, label: u16) -> f64 {
+        let s = &self.content[candidate][content];
+        s.class_top1
+            .get(label as usize)
+            .copied()
+            .filter(|v| v.is_finite())
+            .unwrap_or(s.top1)
+    }
+
+    /// The candidates on the idle, clean Pareto front (no other candidate is both faster at
+    /// the lowest load and at least as accurate on `clean`), fastest first.
+    pub fn idle_ladder(&self) -> Vec<usize> {
+        let clean = self.content_index("clean").unwrap_or(0);
+        let acc = |c: usize| self.content[c][clean].top1;
+        let lat = |c: usize| self.latency[c][0].mean_ms;
+        let mut order: Vec<usize> = (0..self.candidates.len()).collect();
+        order.sort_by(|&a, &b| lat(a).total_cmp(&lat(b)).then(acc(b).total_cmp(&acc(a))));
+        let mut ladder: Vec<usize> = Vec::new();
+        for c in order {
+            if ladder.last().is_none_or(|&l| acc(c) > acc(l)) {
+                ladder.push(c);
+            }
+        }
+        ladder
+    }
+}
+
+/// Probability that a run whose latency is log-normal with median `p50` and 95th percentile
+/// `p95` finishes within `budget_ms`.
+pub fn within(budget_ms: f64, l: &LatencyStats) -> f64 {
+    if budget_ms <= 0.0 {
+        return 0.0;
+    }
+    let sigma = ((l.p95_ms / l.p50_ms).max(1.0 + 1e-9)).ln() / 1.644_853_6;
+    let z = (budget_ms / l.p50_ms).ln() / sigma;
+    0.5 * (1.0 + erf(z / std::f64::consts::SQRT_2))
+}
+
+/// The error function (Abramowitz–Stegun 7.1.26, |error| < 1.5e-7).
+fn erf(x: f64) -> f64 {
+    let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
+    let y = 1.0
+        - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t
+            + 0.254_829_592)
+            * t
+            * (-x * x).exp();
+    if x >= 0.0 { y } else { -y }
+}
+
+/// A small synthetic profile with known structure, for tests and examples: accuracy falls
+/// with severity, more for cheaper candidates; latency grows with MACs and load.
+pub fn synthetic(candidates: usize, severities: u8, loads: &[f64]) -> Profile {
+    let cands: Vec<ProfileCandidate> = (0..candidates)
+        .map(|i| ProfileCandidate {
+            id: format!("c{i}"),
+            macs: 1_000 * (i as u64 + 1),
+            encoding: (0..candidates)
+                .map(|j| if i == j { 1.0 } else { 0.0 })
+                .collect(),
+        })
+        .collect();
+    let mut contents = vec!["clean".to_string()];
+    contents.extend((1..=severities).map(|s| format!("noise@{s}")));
+    let content = (0..candidates)
+        .map(|i| {
+            let size = (i + 1) as f64 / candidates as f64; // 0..=1
+            contents
+                .iter()
+                .enumerate()
+                .map(|(s, _)| {
+                    let sev = s as f64 / severities.max(1) as f64;
+                    let top1 = (0.80 + 0.12 * size) - sev * (0.45 - 0.3 * size);
+                    // The probe (candidate 0) grows less confident as content worsens.
+                    let confidence = 0.95 - 0.5 * sev;
+                    ContentStats {
+                        top1,
+                        confidence,
+                        entropy: 0.2 + 1.2 * sev,
+                        margin: 0.9 - 0.6 * sev,
+                        class_top1: vec![top1; 10],
+                        images: 100,
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let latency = (0..candidates)
+        .map(|i| {
+            loads
+                .iter()
+                .map(|&l| {
+                    let mean = (0.2 + 0.3 * i as f64) * (1.0 + 2.0 * l);
+                    LatencyStats {
+                        mean_ms: mean,
+                        p50_ms: mean * 0.9,
+                        p95_ms: mean * 1.6,
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    Profile {
+        candidates: cands,
+        probe: 0,
+        contents,
+        loads: loads.to_vec(),
+        content,
+        latency,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_profile_is_valid_and_interpolates() {
+        let p = synthetic(4, 3, &[0.0, 0.5, 1.0]);
+        p.validate().unwrap();
+        assert_eq!(p.conditions().len(), 4 * 3);
+        let mid = p.latency_at(2, 0.25).mean_ms;
+        let expect = (0.2 + 0.6) * 1.5;
+        assert!((mid - expect).abs() < 1e-12, "{mid} vs {expect}");
+        assert_eq!(p.latency_at(2, 2.0), p.latency[2][2]);
+        assert_eq!(p.idle_ladder(), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn within_is_a_distribution_function() {
+        let l = LatencyStats {
+            mean_ms: 1.0,
+            p50_ms: 1.0,
+            p95_ms: 2.0,
+        };
+        assert!((within(1.0, &l) - 0.5).abs() < 1e-6);
+        assert!((within(2.0, &l) - 0.95).abs() < 1e-4);
+        assert!(within(0.5, &l) < within(1.5, &l));
+        assert_eq!(within(0.0, &l), 0.0);
+    }
+
+    #[test]
+    fn validate_names_the_problem() {
+        let mut p = synthetic(3, 2, &[0.0, 1.0]);
+        p.content[1][0].top1 = 1.5;
+        assert!(p.validate().unwrap_err().contains("c1"));
+        let mut p = synthetic(3, 2, &[0.0, 1.0]);
+        p.loads = vec![1.0, 0.0];
+        assert!(p.validate().unwrap_err().contains("ascending"));
+    }
+}

@@ -1,0 +1,204 @@
+//! `opa`: One-Predict-All. Runs one shallow probe sub-network on `probe_frames` current
+//! frames, predicts every candidate's top-1 and latency from what the probe showed (no
+//! labels), and serves the most accurate candidate predicted to finish within
+//! `margin × deadline`. Re-probes every `reprobe_every` frames, and early when the serving
+//! candidate's latency or confidence drifts past a threshold.
+
+use super::best_feasible;
+use crate::predict::Predictor;
+use crate::profile::{Profile, Signals};
+use crate::{Context, Decision, Outcome, Phase, Selector};
+use serde::{Deserialize, Serialize};
+
+/// `opa`'s parameters (scenario keys in kebab-case).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpaParams {
+    /// Frames the probe runs on per probing round.
+    pub probe_frames: u32,
+    /// Frames between periodic probing rounds.
+    pub reprobe_every: u32,
+    /// Share of the deadline a candidate's predicted latency may use.
+    pub margin: f64,
+    /// Re-probe early when the serving candidate's measured latency (moving average) is off
+    /// its prediction by more than this share (0.5 = 50 %).
+    pub latency_drift: f64,
+    /// Re-probe early when the serving candidate's mean confidence moves by more than this
+    /// from its value after the switch.
+    pub confidence_drift: f64,
+    /// Fewest frames between two probing rounds.
+    pub min_gap: u32,
+}
+
+impl Default for OpaParams {
+    fn default() -> Self {
+        OpaParams {
+            probe_frames: 3,
+            reprobe_every: 50,
+            margin: 0.8,
+            latency_drift: 0.5,
+            confidence_drift: 0.1,
+            min_gap: 10,
+        }
+    }
+}
+
+/// Smoothing of the drift detectors' moving averages.
+const EMA: f64 = 0.15;
+/// Served frames after a switch that set the confidence reference.
+const SETTLE: u32 = 5;
+
+/// The OPA selector.
+pub struct Opa {
+    name: String,
+    p: OpaParams,
+    predictor: Box<dyn Predictor>,
+    probe: usize,
+    /// Idle, clean choice per deadline before the first probing round ends.
+    idle: Vec<(f64, f64)>,
+    serving: Option<usize>,
+    probing_left: u32,
+    probed_frame: Option<u64>,
+    acc: Signals,
+    acc_n: u32,
+    round_start: u64,
+    deadline_ms: f64,
+    predicted_ms: f64,
+    lat_ema: Option<f64>,
+    conf_ref: Option<f64>,
+    conf_sum: f64,
+    conf_n: u32,
+    conf_ema: f64,
+}
+
+impl Opa {
+    /// OPA over `profile`'s candidates with a fitted `predictor`; the probe is the profile's.
+    pub fn new(name: &str, p: OpaParams, profile: &Profile, predictor: Box<dyn Predictor>) -> Self {
+        let clean = profile.content_index("clean").unwrap_or(0);
+        Opa {
+            name: name.into(),
+            probe: profile.probe,
+            idle: (0..profile.candidates.len())
+                .map(|c| {
+                    (
+                        profile.content[c][clean].top1,
+                        profile.latency[c][0].mean_ms,
+                    )
+                })
+                .collect(),
+            p,
+            predictor,
+            serving: None,
+            probing_left: 0,
+            probed_frame: None,
+            acc: Signals::default(),
+            acc_n: 0,
+            round_start: 0,
+            deadline_ms: 0.0,
+            predicted_ms: 0.0,
+            lat_ema: None,
+            conf_ref: None,
+            conf_sum: 0.0,
+            conf_n: 0,
+            conf_ema: 0.0,
+        }
+    }
+
+    fn start_round(&mut self, frame: u64) {
+        self.probing_left = self.p.probe_frames.max(1);
+        self.acc = Signals::default();
+        self.acc_n = 0;
+        self.round_start = frame;
+    }
+
+    fn choose(&mut self) {
+        let n = self.acc_n.max(1) as f64;
+        let s = Signals {
+            confidence: self.acc.confidence / n,
+            entropy: self.acc.entropy / n,
+            margin: self.acc.margin / n,
+            latency_ms: self.acc.latency_ms / n,
+        };
+        let preds = self.predictor.predict(&s, None);
+        let budget = self.p.margin * self.deadline_ms;
+        let pick = best_feasible(preds.iter().map(|p| (p.top1, p.latency_ms)), budget);
+        self.predicted_ms = preds[pick].latency_ms;
+        // The drift references restart after every round, switch or not.
+        self.conf_ref = None;
+        self.conf_sum = 0.0;
+        self.conf_n = 0;
+        self.lat_ema = None;
+        self.serving = Some(pick);
+    }
+}
+
+impl Selector for Opa {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn decide(&mut self, ctx: &Context) -> Decision {
+        self.deadline_ms = ctx.deadline_ms;
+        if self.serving.is_none() {
+            let budget = self.p.margin * ctx.deadline_ms;
+            let pick = best_feasible(self.idle.iter().copied(), budget);
+            self.predicted_ms = self.idle[pick].1;
+            self.serving = Some(pick);
+            self.start_round(ctx.frame);
+        } else if self.probing_left == 0
+            && ctx.frame >= self.round_start + self.p.reprobe_every as u64
+        {
+            self.start_round(ctx.frame);
+        }
+        if self.probing_left > 0 && self.probed_frame != Some(ctx.frame) {
+            self.probed_frame = Some(ctx.frame);
+            return Decision::Probe(self.probe);
+        }
+        Decision::Serve(self.serving.expect("set above"))
+    }
+
+    fn observe(&mut self, o: &Outcome) {
+        match o.phase {
+            Phase::Probe => {
+                self.acc.confidence += o.confidence as f64;
+                self.acc.entropy += o.entropy as f64;
+                self.acc.margin += o.margin as f64;
+                self.acc.latency_ms += o.compute_ms;
+                self.acc_n += 1;
+                self.probing_left = self.probing_left.saturating_sub(1);
+                if self.probing_left == 0 {
+                    self.choose();
+                }
+            }
+            Phase::Serve => {
+                let lat = self
+                    .lat_ema
+                    .map_or(o.compute_ms, |e| e + EMA * (o.compute_ms - e));
+                self.lat_ema = Some(lat);
+                let conf = o.confidence as f64;
+                match self.conf_ref {
+                    None => {
+                        self.conf_sum += conf;
+                        self.conf_n += 1;
+                        if self.conf_n >= SETTLE {
+                            let r = self.conf_sum / self.conf_n as f64;
+                            self.conf_ref = Some(r);
+                            self.conf_ema = r;
+                        }
+                    }
+                    Some(_) => self.conf_ema += EMA * (conf - self.conf_ema),
+                }
+                if self.probing_left > 0 || o.frame < self.round_start + self.p.min_gap as u64 {
+                    return;
+                }
+                let lat_off =
+                    (lat / self.predicted_ms.max(1e-9) - 1.0).abs() > self.p.latency_drift;
+                let conf_off = self
+                    .conf_ref
+                    .is_some_and(|r| (self.conf_ema - r).abs() > self.p.confidence_drift);
+                if lat_off || conf_off {
+                    self.start_round(o.frame + 1);
+                }
+            }
+        }
+    }
+}

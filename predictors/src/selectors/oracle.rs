@@ -1,0 +1,92 @@
+//! `oracle`: hindsight upper bound, not implementable. Knows each frame's true content
+//! condition, label and load, and the measured tables of the profile; serves, per window of
+//! `window` frames, the candidate with the most expected frames correct within the deadline.
+//! Costs nothing to decide; used for regret only.
+
+use crate::profile::{Profile, within};
+use crate::{Context, Decision, Selector};
+use serde::{Deserialize, Serialize};
+
+/// `oracle`'s parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OracleParams {
+    /// Frames per decision window.
+    pub window: u32,
+}
+
+impl Default for OracleParams {
+    fn default() -> Self {
+        OracleParams { window: 10 }
+    }
+}
+
+/// What the oracle knows about a frame.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FrameTruth {
+    /// Content condition (index into the profile's contents).
+    pub content: usize,
+    /// True class.
+    pub label: u16,
+    /// Injected CPU load when the frame arrives.
+    pub load: f64,
+}
+
+/// The hindsight oracle.
+pub struct Oracle {
+    p: OracleParams,
+    profile: std::sync::Arc<Profile>,
+    truth: Vec<FrameTruth>,
+    window: Option<(u64, usize)>,
+}
+
+impl Oracle {
+    /// An oracle over the frames `truth` (one per frame of the stream).
+    pub fn new(p: OracleParams, profile: std::sync::Arc<Profile>, truth: Vec<FrameTruth>) -> Self {
+        Oracle {
+            p,
+            profile,
+            truth,
+            window: None,
+        }
+    }
+
+    fn best(&self, w: u64, deadline_ms: f64) -> usize {
+        let len = self.p.window.max(1) as u64;
+        let frames = (w * len) as usize..(((w + 1) * len) as usize).min(self.truth.len());
+        let p = &self.profile;
+        let score = |c: usize| -> f64 {
+            self.truth[frames.clone()]
+                .iter()
+                .map(|t| {
+                    p.class_top1(c, t.content, t.label)
+                        * within(deadline_ms, &p.latency_at(c, t.load))
+                })
+                .sum()
+        };
+        (0..p.candidates.len())
+            .map(|c| (c, score(c)))
+            .fold(
+                (0, f64::MIN),
+                |b, (c, s)| if s > b.1 + 1e-12 { (c, s) } else { b },
+            )
+            .0
+    }
+}
+
+impl Selector for Oracle {
+    fn name(&self) -> &str {
+        "oracle"
+    }
+
+    fn decide(&mut self, ctx: &Context) -> Decision {
+        let w = ctx.frame / self.p.window.max(1) as u64;
+        match self.window {
+            Some((cw, c)) if cw == w => Decision::Serve(c),
+            _ => {
+                let c = self.best(w, ctx.deadline_ms);
+                self.window = Some((w, c));
+                Decision::Serve(c)
+            }
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Every selector on small synthetic profiles with a known right answer. Outcomes are the
+//! profile's means (no noise), so each selector's choice can be worked out by hand.
+
+use opa_predictors::predict::{Variant, fit};
+use opa_predictors::profile::{Cond, Profile, synthetic};
+use opa_predictors::selectors::*;
+use opa_predictors::{CandidateInfo, Context, Decision, Outcome, Phase, Selector};
+use std::sync::Arc;
+
+fn cands(p: &Profile) -> Vec<CandidateInfo> {
+    p.candidates
+        .iter()
+        .map(|c| CandidateInfo {
+            id: c.id.clone(),
+            macs: c.macs,
+            calibration_top1: 0.9,
+        })
+        .collect()
+}
+
+/// What a drive produced: served candidate per frame, probe runs, end-to-end latencies.
+struct Drive {
+    served: Vec<usize>,
+    probes: usize,
+}
+
+/// Drives `s` through `frames` frames at 10 fps; frame f is under condition `cond(f)`;
+/// each run takes the profile's mean latency and shows the profile's mean signals.
+fn drive(
+    s: &mut dyn Selector,
+    p: &Profile,
+    frames: u64,
+    deadline_ms: f64,
+    cond: impl Fn(u64) -> Cond,
+) -> Drive {
+    let cands = cands(p);
+    let (mut served, mut probes) = (Vec::new(), 0);
+    for f in 0..frames {
+        let mut spent_ms = 0.0;
+        loop {
+            let ctx = Context {
+                frame: f,
+                arrival_s: f as f64 * 0.1,
+                deadline_ms,
+                candidates: &cands,
+                serving: served.last().copied(),
+            };
+            let (c, phase) = match s.decide(&ctx) {
+                Decision::Serve(c) => (c, Phase::Serve),
+                Decision::Probe(c) => (c, Phase::Probe),
+            };
+            let k = cond(f);
+            let a = &p.content[c][k.content];
+            let l = p.latency[c][k.load].mean_ms;
+            spent_ms += l;
+            s.observe(&Outcome {
+                frame: f,
+                candidate: c,
+                phase,
+                compute_ms: l,
+                latency_ms: spent_ms,
+                confidence: a.confidence as f32,
+                entropy: a.entropy as f32,
+                margin: a.margin as f32,
+            });
+            if phase == Phase::Serve {
+                served.push(c);
+                break;
+            }
+            probes += 1;
+        }
+    }
+    Drive { served, probes }
+}
+
+const IDLE: Cond = Cond {
+    content: 0,
+    load: 0,
+};
+
+/// Idle for 100 frames, then the full load level (latency ×3 in the synthetic profile).
+fn load_step(f: u64) -> Cond {
+    Cond {
+        content: 0,
+        load: if f < 100 { 0 } else { 2 },
+    }
+}
+
+// The synthetic profile: 6 candidates, latency (0.2 + 0.3 i)(1 + 2 load) ms: idle
+// 0.2, 0.5, 0.8, 1.1, 1.4, 1.7; at load 1: 0.6, 1.5, 2.4, ... With a 2 ms deadline and margin
+// 0.8 (budget 1.6 ms) the right choice is candidate 4 idle and candidate 1 at full load.
+fn profile() -> Profile {
+    synthetic(6, 5, &[0.0, 0.5, 1.0])
+}
+
+#[test]
+fn opa_follows_a_load_step_to_the_right_candidate() {
+    let p = profile();
+    let model = fit(Variant::Linear, &p, &p.conditions()).unwrap();
+    let mut s = Opa::new("opa", OpaParams::default(), &p, model);
+    let d = drive(&mut s, &p, 200, 2.0, load_step);
+    assert_eq!(d.served[50], 4, "idle choice");
+    assert_eq!(d.served[199], 1, "under full load");
+    // The step is noticed early (latency drift), not only at the next periodic round.
+    let switched = (100..200).find(|&f| d.served[f as usize] == 1).unwrap();
+    assert!(switched < 115, "switched at frame {switched}");
+    assert!(d.probes <= 3 * 20, "{} probes", d.probes);
+}
+
+#[test]
+fn opa_follows_content_to_a_different_candidate() {
+    // Content where small candidates lose most: with a generous deadline every candidate
+    // fits, so OPA keeps the largest; the point is that a content change triggers a round.
+    let p = profile();
+    let model = fit(Variant::Linear, &p, &p.conditions()).unwrap();
+    let params = OpaParams {
+        reprobe_every: 1000,
+        ..OpaParams::default()
+    };
+    let mut s = Opa::new("opa", params, &p, model);
+    let cond = |f: u64| Cond {
+        content: if f < 60 { 0 } else { 5 },
+        load: 0,
+    };
+    let d = drive(&mut s, &p, 120, 100.0, cond);
+    assert_eq!(d.served[100], 5);
+    // One round at the start, one on the confidence drift after frame 60.
+    assert_eq!(d.probes, 6, "{} probes", d.probes);
+}
+
+#[test]
+fn opa_probes_on_schedule_one_probe_per_frame() {
+    let p = synthetic(4, 2, &[0.0]);
+    let model = fit(Variant::Linear, &p, &p.conditions()).unwrap();
+    let params = OpaParams {
+        probe_frames: 2,
+        reprobe_every: 20,
+        ..OpaParams::default()
+    };
+    let mut s = Opa::new("opa", params, &p, model);
+    let d = drive(&mut s, &p, 100, 100.0, |_| IDLE);
+    assert_eq!(d.probes, 2 * 5, "rounds at frames 0, 20, 40, 60, 80");
+}
+
+#[test]
+fn exhaustive_measures_everything_and_picks_the_best_fitting() {
+    let p = profile();
+    let mut s = Exhaustive::new(ExhaustiveParams::default(), &p);
+    let d = drive(&mut s, &p, 200, 2.0, load_step);
+    assert_eq!(d.served[50], 4);
+    assert_eq!(d.served[199], 1);
+    // Searches at 0, 50, 100, 150: 3 frames × 6 candidates each.
+    assert_eq!(d.probes, 4 * 3 * 6);
+}
+
+#[test]
+fn oracle_knows_the_future_and_costs_nothing() {
+    let p = Arc::new(profile());
+    let truth: Vec<FrameTruth> = (0..200)
+        .map(|f| FrameTruth {
+            content: 0,
+            label: 0,
+            load: if f < 100 { 0.0 } else { 1.0 },
+        })
+        .collect();
+    let mut s = Oracle::new(OracleParams { window: 10 }, p.clone(), truth);
+    let d = drive(&mut s, &p, 200, 2.0, load_step);
+    assert_eq!(d.probes, 0);
+    // Expected frames correct within 2 ms, with log-normal tails (p50 = 0.9 × mean,
+    // p95 = 1.6 × mean): idle, candidate 3 (top-1 0.88 × P(within) 0.977 = 0.86) beats
+    // 4 (0.90 × 0.907) and 5 (0.92 × 0.78); at full load candidate 0 (0.82 × 1.0) beats
+    // 1 (0.84 × 0.87).
+    assert_eq!(d.served[50], 3);
+    assert_eq!(d.served[150], 0);
+    assert_eq!(d.served[100], 0, "the switch happens exactly at the step");
+}
+
+#[test]
+fn ofa_static_chooses_once_from_the_idle_table() {
+    let p = profile();
+    let mut s = OfaStatic::new(OfaStaticParams::default(), &p).unwrap();
+    let d = drive(&mut s, &p, 200, 2.0, load_step);
+    assert!(d.served.iter().all(|&c| c == 4), "{:?}", &d.served[..5]);
+    assert_eq!(d.probes, 0);
+}
+
+#[test]
+fn dynamic_ofa_steps_down_under_load_and_back_up() {
+    let p = profile();
+    let mut s = DynamicOfa::new(DynamicOfaParams::default(), &p);
+    let cond = |f: u64| Cond {
+        content: 0,
+        load: if (100..200).contains(&f) { 2 } else { 0 },
+    };
+    let d = drive(&mut s, &p, 300, 2.0, cond);
+    assert_eq!(d.served[99], 4);
+    // Candidate 4 at load 1 takes 4.2 ms: after 20 frames it steps down, rung by rung,
+    // until the rolling mean fits: candidate 1 (1.5 ms).
+    assert_eq!(d.served[199], 1);
+    assert!(
+        d.served[120..140].iter().any(|&c| c == 3),
+        "steps one rung at a time"
+    );
+    assert_eq!(d.served[299], 4, "climbs back when the load is gone");
+}
+
+#[test]
+fn adaptivenet_walks_within_the_budget() {
+    let p = profile();
+    let mut s = AdaptiveNet::new(AdaptiveNetParams::default(), &p);
+    let d = drive(&mut s, &p, 400, 2.0, load_step);
+    assert_eq!(d.served[99], 4);
+    // Under load the budget (1.6 ms) holds candidate 1 only; trials of candidate 2 fail
+    // and are reverted.
+    let tail = &d.served[300..];
+    assert!(tail.iter().filter(|&&c| c == 1).count() >= 80, "{tail:?}");
+    assert!(tail.iter().all(|&c| c <= 2));
+}
+
+#[test]
+fn fixed_and_random_ignore_conditions() {
+    let p = profile();
+    let d = drive(&mut FixedLargest, &p, 50, 2.0, load_step);
+    assert!(d.served.iter().all(|&c| c == 5));
+    let d = drive(&mut FixedSmallest, &p, 50, 2.0, load_step);
+    assert!(d.served.iter().all(|&c| c == 0));
+    let d = drive(&mut RandomSelector::new(1, 10), &p, 50, 2.0, IDLE_FN);
+    assert!(d.served.windows(2).filter(|w| w[0] != w[1]).count() <= 4);
+}
+
+const IDLE_FN: fn(u64) -> Cond = |_| IDLE;
+
+#[test]
+fn best_feasible_falls_back_to_the_fastest() {
+    let est = [(0.9, 3.0), (0.8, 1.0), (0.95, 5.0)];
+    assert_eq!(best_feasible(est.into_iter(), 3.0), 0);
+    assert_eq!(best_feasible(est.into_iter(), 0.5), 1);
+}
