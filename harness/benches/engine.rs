@@ -1,10 +1,14 @@
 //! The engine's own overhead: frames scheduled per second with a null target (zero-cost
-//! inference) and a fixed selector.
+//! inference) and a fixed selector; and replay from a profile with OPA deciding (frame
+//! decisions per second, target >= 1,000,000).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use opa_harness::engine::{FrameSlot, Inference, Target, replay};
+use opa_harness::profile_target::{FrameFacts, ProfileTarget};
+use opa_harness::scenario::{Interpolation, LoadPoint, Workload};
 use opa_predictors::CandidateInfo;
-use opa_predictors::selectors::RandomSelector;
+use opa_predictors::predict::{Variant, fit};
+use opa_predictors::selectors::{Opa, OpaParams, RandomSelector};
 use std::sync::atomic::AtomicBool;
 
 struct Null;
@@ -62,6 +66,43 @@ fn bench(c: &mut Criterion) {
             .len()
         })
     });
+    g.finish();
+
+    // Replay from a profile: outcomes drawn from measured tables, OPA deciding. The
+    // profile is synthetic (24 candidates, 6 content conditions, 5 loads): the cost per
+    // decision does not depend on the numbers in it.
+    let profile = opa_predictors::profile::synthetic(24, 5, &[0.0, 0.25, 0.5, 0.75, 1.0]);
+    let facts: Vec<FrameFacts> = (0..FRAMES)
+        .map(|i| FrameFacts {
+            label: (i % 10) as u16,
+            content: (i / 5_000) % 6,
+        })
+        .collect();
+    let workload = Workload {
+        points: (0..10)
+            .map(|k| LoadPoint {
+                time_s: k as f64 * 300.0,
+                cpu_load: (k % 5) as f64 / 4.0,
+                gpu_load: 0.0,
+            })
+            .collect(),
+        interpolation: Interpolation::Linear,
+    };
+    let mut g = c.benchmark_group("replay-from-profile");
+    g.throughput(Throughput::Elements(FRAMES as u64));
+    for variant in [Variant::Linear, Variant::SharedMlp] {
+        let model = || fit(variant, &profile, &profile.conditions()).expect("fit");
+        g.bench_function(format!("opa-{}-100k-frames", variant.name()), |b| {
+            b.iter(|| {
+                let mut sel = Opa::new("opa", OpaParams::default(), &profile, model());
+                let mut t = ProfileTarget::new(&profile, &facts, &workload, 1, 1.0);
+                replay(&frames, &cands, 20.0, &mut t, &mut sel, &stop, &mut |_| {})
+                    .expect("replay")
+                    .rows
+                    .len()
+            })
+        });
+    }
     g.finish();
 }
 

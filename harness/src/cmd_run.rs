@@ -1,5 +1,6 @@
 //! `opa run FILE`: replay a scenario live, every selector on the same frames and load, into a
-//! run directory.
+//! run directory. `opa replay --profile P FILE`: the same with outcomes drawn from a
+//! calibration profile instead of running the network.
 
 use crate::bad;
 use anyhow::{Context as _, Result};
@@ -8,20 +9,21 @@ use indicatif::{ProgressBar, ProgressStyle};
 use opa_datasets::shipped::{self, Split};
 use opa_datasets::stream::{FrameDir, SyntheticStream};
 use opa_datasets::{Frame, FrameSource};
-use opa_harness::engine::{FrameSlot, SampleRow, replay};
+use opa_harness::deployment::{self, Deployment};
+use opa_harness::engine::{FrameSlot, SampleRow, Target, replay};
 use opa_harness::live::LiveTarget;
 use opa_harness::load::CpuInjector;
-use opa_harness::scenario::{self, SelectorSpec, StreamSource};
-use opa_predictors::selectors::{FixedLargest, FixedSmallest, RandomSelector};
-use opa_predictors::{CandidateInfo, Phase, Selector};
+use opa_harness::profile_target::{FrameFacts, ProfileTarget, content_index, truth};
+use opa_harness::scenario::{self, Scenario, SelectorSpec, StreamSource};
+use opa_predictors::predict::{Variant, fit};
+use opa_predictors::profile::Profile;
+use opa_predictors::selectors::*;
+use opa_predictors::{Phase, Selector};
 use opa_reports::{
-    Event, MachineInfo, RunSummary, Sample, SelectorSummary, SummaryInputs, summarize, write_json,
-    write_jsonl, write_samples,
+    Event, MachineInfo, RunSummary, Sample, SelectorSummary, SummaryInputs, fill_regret, summarize,
+    write_json, write_jsonl, write_samples,
 };
-use opa_supernet::arch::SubnetArch;
-use opa_supernet::candidates::CandidatesFile;
-use opa_supernet::checkpoint;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -40,18 +42,116 @@ pub struct RunArgs {
     force: bool,
 }
 
+#[derive(Args)]
+pub struct ReplayArgs {
+    /// Calibration profile to draw outcomes from (default: the scenario's `profile`).
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
 /// Fewer served frames than this per selector make a run INVALID.
 pub const MIN_FRAMES: usize = 100;
 
-fn build_selector(spec: &SelectorSpec, seed: u64, index: usize) -> Box<dyn Selector> {
-    match spec.kind.as_str() {
+/// Everything a selector may be built from.
+struct SelectorInputs<'a> {
+    profile: Option<&'a Arc<Profile>>,
+    truth: &'a [FrameTruth],
+    seed: u64,
+}
+
+fn build_selector(
+    spec: &SelectorSpec,
+    index: usize,
+    inp: &SelectorInputs,
+) -> Result<Box<dyn Selector>> {
+    let u = |k: &str| spec.get(k) as u32;
+    let profile = || {
+        inp.profile.ok_or_else(|| {
+            bad(format!(
+                "selector {} needs a calibration profile",
+                spec.name
+            ))
+        })
+    };
+    Ok(match spec.kind.as_str() {
         "fixed-largest" => Box::new(FixedLargest),
         "fixed-smallest" => Box::new(FixedSmallest),
-        _ => Box::new(RandomSelector::new(
-            seed.wrapping_add(index as u64),
-            spec.switch_every,
+        "random" => Box::new(RandomSelector::new(
+            inp.seed.wrapping_add(index as u64),
+            u("switch-every"),
         )),
+        "opa" => {
+            let p = profile()?;
+            let variant = spec.predictor.unwrap_or(Variant::Linear);
+            let model = fit(variant, p, &p.conditions()).map_err(bad)?;
+            let params = OpaParams {
+                probe_frames: u("probe-frames"),
+                reprobe_every: u("reprobe-every"),
+                margin: spec.get("margin"),
+                latency_drift: spec.get("latency-drift"),
+                confidence_drift: spec.get("confidence-drift"),
+                min_gap: u("min-gap"),
+            };
+            Box::new(Opa::new(&spec.name, params, p, model))
+        }
+        "exhaustive" => Box::new(Exhaustive::new(
+            ExhaustiveParams {
+                probe_frames: u("probe-frames"),
+                reprobe_every: u("reprobe-every"),
+                margin: spec.get("margin"),
+            },
+            profile()?,
+        )),
+        "oracle" => Box::new(Oracle::new(
+            OracleParams {
+                window: u("window"),
+            },
+            profile()?.clone(),
+            inp.truth.to_vec(),
+        )),
+        "ofa-static" => Box::new(
+            OfaStatic::new(
+                OfaStaticParams {
+                    margin: spec.get("margin"),
+                },
+                profile()?,
+            )
+            .map_err(bad)?,
+        ),
+        "dynamic-ofa" => Box::new(DynamicOfa::new(
+            DynamicOfaParams {
+                window: u("window"),
+                slack: spec.get("slack"),
+                margin: spec.get("margin"),
+            },
+            profile()?,
+        )),
+        "adaptivenet" => Box::new(AdaptiveNet::new(
+            AdaptiveNetParams {
+                margin: spec.get("margin"),
+                revalidate_every: u("revalidate-every"),
+                trial_frames: u("trial-frames"),
+            },
+            profile()?,
+        )),
+        other => return Err(bad(format!("unknown selector kind {other:?}"))),
+    })
+}
+
+/// Reads a profile and checks it was calibrated on exactly these candidates.
+pub fn load_profile(path: &Path, d: &Deployment) -> Result<Profile> {
+    let p = opa_reports::profile::read_profile(path).map_err(bad)?;
+    let ids: Vec<&str> = p.candidates.iter().map(|c| c.id.as_str()).collect();
+    let want: Vec<&str> = d.infos.iter().map(|c| c.id.as_str()).collect();
+    if ids != want {
+        return Err(bad(format!(
+            "{} was calibrated on other candidates than the candidates file holds; rerun `opa calibrate`",
+            path.display()
+        )));
     }
+    Ok(p)
 }
 
 fn machine(backend: &str) -> MachineInfo {
@@ -81,15 +181,82 @@ fn machine(backend: &str) -> MachineInfo {
 }
 
 pub fn run(a: RunArgs) -> Result<()> {
-    let sc = scenario::load(&a.file).map_err(bad)?;
-    scenario::check_backend(&sc).map_err(|e| bad(format!("{}: {e}", a.file.display())))?;
-    let backend = sc.backend;
-    let device = backend.device().map_err(bad)?;
-    if sc.threads > 0 {
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(sc.threads)
-            .build_global();
+    execute(a, None)
+}
+
+pub fn replay_cmd(a: ReplayArgs) -> Result<()> {
+    let sc = scenario::load(&a.run.file).map_err(bad)?;
+    let profile = a.profile.clone().unwrap_or(sc.profile);
+    if !profile.is_file() {
+        return Err(bad(format!(
+            "{}: no such profile; run `opa calibrate --out {}` first",
+            profile.display(),
+            profile.display()
+        )));
     }
+    execute(a.run, Some(profile))
+}
+
+/// Frames as the engine and the selectors see them (no pixels in replay mode).
+struct Stream {
+    slots: Vec<FrameSlot>,
+    frames: Vec<Frame>,
+}
+
+fn stream(sc: &Scenario, file: &Path, render: bool, channels: u8) -> Result<Stream> {
+    let mut slots = Vec::new();
+    let mut frames = Vec::new();
+    match &sc.stream {
+        StreamSource::Synthetic(spec) => {
+            let eval = Arc::new(shipped::load_shipped_split(Split::Evaluation).map_err(bad)?);
+            let s = SyntheticStream::new(eval, spec, sc.seed_stream)
+                .map_err(|e| bad(format!("{}: {e}", file.display())))?;
+            if render {
+                frames = s.frames().collect::<Result<_, _>>().map_err(bad)?;
+            } else {
+                for i in 0..s.len() {
+                    let (label, condition, t) = s.meta(i);
+                    slots.push(FrameSlot {
+                        arrival_s: t,
+                        label,
+                        condition: condition.to_string(),
+                    });
+                }
+            }
+        }
+        StreamSource::Frames { dir, fps } => {
+            let s = FrameDir::open(dir, *fps, channels).map_err(bad)?;
+            frames = s.frames().collect::<Result<_, _>>().map_err(bad)?;
+        }
+    }
+    if slots.is_empty() {
+        slots = frames
+            .iter()
+            .map(|f| FrameSlot {
+                arrival_s: f.timestamp_s,
+                label: f.label,
+                condition: f.condition.to_string(),
+            })
+            .collect();
+    }
+    Ok(Stream { slots, frames })
+}
+
+fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
+    let live = profile_replay.is_none();
+    let sc = scenario::load(&a.file).map_err(bad)?;
+    let backend = sc.backend;
+    let device = if live {
+        scenario::check_backend(&sc).map_err(|e| bad(format!("{}: {e}", a.file.display())))?;
+        if sc.threads > 0 {
+            let _ = rayon::ThreadPoolBuilder::new()
+                .num_threads(sc.threads)
+                .build_global();
+        }
+        Some(backend.device().map_err(bad)?)
+    } else {
+        None
+    };
     let deadlines = if a.deadline_ms.is_empty() {
         vec![sc.deadline_ms]
     } else {
@@ -109,64 +276,26 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
 
     // Everything is prepared before the clock starts: model, candidates, frames, schedule.
-    let ck = checkpoint::load(&sc.checkpoint, &device).map_err(bad)?;
-    let cfg = ck.header.config.clone();
-    let cands_text = std::fs::read_to_string(&sc.candidates)
-        .map_err(|e| bad(format!("{}: {e}", sc.candidates.display())))?;
-    let cands: CandidatesFile = serde_json::from_str(&cands_text).map_err(|e| {
-        bad(format!(
-            "{}: not a candidates file: {e}",
-            sc.candidates.display()
-        ))
-    })?;
-    if cands.config != cfg {
-        return Err(bad(format!(
-            "{} was made for another super-network than {}",
-            sc.candidates.display(),
-            sc.checkpoint.display()
-        )));
-    }
-    let ck_sum = shipped::sha256_file(&sc.checkpoint).map_err(bad)?;
-    if cands.checkpoint_sha256 != ck_sum {
-        return Err(bad(format!(
-            "{} was cut from another checkpoint than {} (sha256 differs); rerun `opa candidates`",
-            sc.candidates.display(),
-            sc.checkpoint.display()
-        )));
-    }
-    let mut plans = Vec::new();
-    let mut infos = Vec::new();
-    for c in &cands.candidates {
-        let arch = SubnetArch::parse(&c.id, &cfg)
-            .map_err(|e| bad(format!("{}: {e}", sc.candidates.display())))?;
-        plans.push(
-            ck.weights
-                .plan(&cfg, &arch)
-                .extract(&c.bn)
-                .map_err(|e| bad(format!("{}: {}: {e}", sc.candidates.display(), c.id)))?,
-        );
-        infos.push(CandidateInfo {
-            id: c.id.clone(),
-            macs: c.macs,
-            calibration_top1: c.calibration_top1,
-        });
-    }
-    let frames: Vec<Frame> = match &sc.stream {
-        StreamSource::Synthetic(spec) => {
-            let eval = Arc::new(shipped::load_shipped_split(Split::Evaluation).map_err(bad)?);
-            let s = SyntheticStream::new(eval, spec, sc.seed_stream)
-                .map_err(|e| bad(format!("{}: {e}", a.file.display())))?;
-            s.frames().collect::<Result<_, _>>().map_err(bad)?
-        }
-        StreamSource::Frames { dir, fps } => {
-            let s = FrameDir::open(dir, *fps, cfg.in_channels as u8).map_err(bad)?;
-            s.frames().collect::<Result<_, _>>().map_err(bad)?
+    let dep = match &device {
+        Some(dev) => deployment::load(&sc.checkpoint, &sc.candidates, dev).map_err(bad)?,
+        None => {
+            deployment::read_candidates(&sc.checkpoint, &sc.candidates)
+                .map_err(bad)?
+                .1
         }
     };
-    if let Some(f) = frames.iter().find(|f| {
-        f.image.width as usize != cfg.input_size
-            || f.image.height as usize != cfg.input_size
-            || f.image.channels as usize != cfg.in_channels
+    let profile_path = profile_replay.clone().unwrap_or(sc.profile.clone());
+    let profile: Option<Arc<Profile>> = if !live || sc.selectors.iter().any(|s| s.needs_profile()) {
+        Some(Arc::new(load_profile(&profile_path, &dep)?))
+    } else {
+        None
+    };
+    let st = stream(&sc, &a.file, live, dep.cfg.in_channels as u8)?;
+    let slots = &st.slots;
+    if let Some(f) = st.frames.iter().find(|f| {
+        f.image.width as usize != dep.cfg.input_size
+            || f.image.height as usize != dep.cfg.input_size
+            || f.image.channels as usize != dep.cfg.in_channels
     }) {
         return Err(bad(format!(
             "frame {} is {}x{}x{}, the super-network takes {}x{}x{}",
@@ -174,19 +303,22 @@ pub fn run(a: RunArgs) -> Result<()> {
             f.image.channels,
             f.image.height,
             f.image.width,
-            cfg.in_channels,
-            cfg.input_size,
-            cfg.input_size
+            dep.cfg.in_channels,
+            dep.cfg.input_size,
+            dep.cfg.input_size
         )));
     }
-    let slots: Vec<FrameSlot> = frames
+    let facts: Vec<FrameFacts> = slots
         .iter()
-        .map(|f| FrameSlot {
-            arrival_s: f.timestamp_s,
-            label: f.label,
-            condition: f.condition.to_string(),
+        .map(|s| FrameFacts {
+            label: s.label,
+            content: profile
+                .as_ref()
+                .map_or(0, |p| content_index(p, &s.condition)),
         })
         .collect();
+    let arrivals: Vec<f64> = slots.iter().map(|s| s.arrival_s).collect();
+    let oracle_truth = truth(&facts, &arrivals, &sc.workload);
 
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     for stale in ["summary.json", "samples.parquet", "events.jsonl"] {
@@ -201,30 +333,50 @@ pub fn run(a: RunArgs) -> Result<()> {
         )
         .as_bytes(),
     )?;
-    write_json(&out.join("machine.json"), &machine(backend.name()))?;
+    let mode = match &profile_replay {
+        None => "live".to_string(),
+        Some(_) => "replay-from-profile".to_string(),
+    };
+    write_json(
+        &out.join("machine.json"),
+        &machine(if live {
+            backend.name()
+        } else {
+            "none (replay from profile)"
+        }),
+    )?;
 
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
     }
-    let needs_cpu_load = sc.workload.points.iter().any(|p| p.cpu_load > 0.0);
+    let needs_cpu_load = live && sc.workload.points.iter().any(|p| p.cpu_load > 0.0);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let emulated = sc.slowdown != 1.0;
     println!(
-        "{}: {} frames, {} candidates, {} selector(s) x {} deadline(s), backend {}{}",
+        "{}: {} frames, {} candidates, {} selector(s) x {} deadline(s), {}{}",
         sc.name,
-        frames.len(),
-        infos.len(),
+        slots.len(),
+        dep.infos.len(),
         sc.selectors.len(),
         deadlines.len(),
-        backend.name(),
+        match &profile_replay {
+            None => format!("backend {}", backend.name()),
+            Some(p) => format!("replay from profile {}", p.display()),
+        },
         if emulated {
             format!(", EMULATED slow-down x{}", sc.slowdown)
         } else {
             String::new()
         }
     );
+    let inputs = SelectorInputs {
+        profile: profile.as_ref(),
+        truth: &oracle_truth,
+        seed: sc.seed_selector,
+    };
+    let replay_seed = sc.seed_stream.wrapping_mul(0x9e37_79b9) ^ sc.seed_load;
 
     let mut samples: Vec<Sample> = Vec::new();
     let mut events: Vec<Event> = Vec::new();
@@ -232,19 +384,35 @@ pub fn run(a: RunArgs) -> Result<()> {
     let mut complete = true;
     'outer: for &deadline in &deadlines {
         for (si, spec) in sc.selectors.iter().enumerate() {
+            let mut selector = build_selector(spec, si, &inputs)?;
             let injector = needs_cpu_load.then(|| CpuInjector::start(workers, sc.seed_load));
-            let mut selector = build_selector(spec, sc.seed_selector, si);
             let mark = injector.as_ref().map(|i| i.achieved_since_reset());
-            let mut target = LiveTarget::new(
-                &plans,
-                &cfg,
-                &frames,
-                &device,
-                injector.as_ref(),
-                &sc.workload,
-                sc.slowdown,
-            );
-            let bar = ProgressBar::new(slots.len() as u64);
+            let mut live_target = None;
+            let mut profile_target = None;
+            let target: &mut dyn Target = match (&device, &profile) {
+                (Some(dev), _) => live_target.insert(LiveTarget::new(
+                    &dep.plans,
+                    &dep.cfg,
+                    &st.frames,
+                    dev,
+                    injector.as_ref(),
+                    &sc.workload,
+                    sc.slowdown,
+                )),
+                (None, Some(p)) => profile_target.insert(ProfileTarget::new(
+                    p,
+                    &facts,
+                    &sc.workload,
+                    replay_seed,
+                    sc.slowdown,
+                )),
+                (None, None) => unreachable!("replay mode always has a profile"),
+            };
+            let bar = if live {
+                ProgressBar::new(slots.len() as u64)
+            } else {
+                ProgressBar::hidden()
+            };
             bar.set_style(
                 ProgressStyle::with_template("{prefix:>24} [{bar:30}] {pos}/{len} frames {msg}")
                     .expect("valid template")
@@ -253,38 +421,49 @@ pub fn run(a: RunArgs) -> Result<()> {
             bar.set_prefix(format!("{} @ {deadline} ms", spec.name));
             let mut misses = 0usize;
             let result = replay(
-                &slots,
-                &infos,
+                slots,
+                &dep.infos,
                 deadline,
-                &mut target,
+                target,
                 selector.as_mut(),
                 &stop,
                 &mut |r: &SampleRow| {
                     if r.phase == Phase::Serve {
                         misses += usize::from(!r.deadline_met);
-                        bar.inc(1);
-                        bar.set_message(format!("serving #{} | {misses} missed", r.candidate));
+                        if r.frame % 16 == 0 {
+                            bar.set_position(r.frame);
+                            bar.set_message(format!("serving #{} | {misses} missed", r.candidate));
+                        }
                     }
                 },
             );
             bar.finish_and_clear();
             let replayed =
                 result.map_err(|e| anyhow::anyhow!("{} @ {deadline} ms: {e}", spec.name))?;
-            let achieved = match (&injector, mark) {
-                (Some(i), Some(m)) => i.achieved_since(m),
-                _ => 0.0,
+            let (requested, achieved, loads) = match (live_target.as_mut(), profile_target) {
+                (Some(t), _) => {
+                    let achieved = match (&injector, mark) {
+                        (Some(i), Some(m)) => i.achieved_since(m),
+                        _ => 0.0,
+                    };
+                    let requested = if injector.is_some() {
+                        t.time_weighted_load()
+                    } else {
+                        0.0
+                    };
+                    (requested, achieved, std::mem::take(&mut t.requested))
+                }
+                (None, Some(t)) => {
+                    let mean = t.requested.iter().sum::<f64>() / t.requested.len().max(1) as f64;
+                    (mean, mean, t.requested)
+                }
+                (None, None) => (0.0, 0.0, Vec::new()),
             };
-            let requested = if injector.is_some() {
-                target.time_weighted_load()
-            } else {
-                0.0
-            };
-            let loads = std::mem::take(&mut target.requested);
-            drop(target);
+            drop(live_target);
             drop(injector);
             let start = samples.len();
             let mut prev: Option<usize> = None;
-            for r in &replayed.rows {
+            for (k, r) in replayed.rows.iter().enumerate() {
                 if r.phase == Phase::Probe {
                     events.push(Event {
                         selector: spec.name.clone(),
@@ -292,7 +471,7 @@ pub fn run(a: RunArgs) -> Result<()> {
                         frame: r.frame,
                         time_s: r.start_s,
                         kind: "probe".into(),
-                        from: Some(infos[r.candidate].id.clone()),
+                        from: Some(dep.infos[r.candidate].id.clone()),
                         to: None,
                     });
                 } else {
@@ -303,8 +482,8 @@ pub fn run(a: RunArgs) -> Result<()> {
                             frame: r.frame,
                             time_s: r.start_s,
                             kind: "switch".into(),
-                            from: prev.map(|p| infos[p].id.clone()),
-                            to: Some(infos[r.candidate].id.clone()),
+                            from: prev.map(|p| dep.infos[p].id.clone()),
+                            to: Some(dep.infos[r.candidate].id.clone()),
                         });
                     }
                     prev = Some(r.candidate);
@@ -319,7 +498,7 @@ pub fn run(a: RunArgs) -> Result<()> {
                         "probe"
                     }
                     .into(),
-                    candidate: infos[r.candidate].id.clone(),
+                    candidate: dep.infos[r.candidate].id.clone(),
                     arrival_s: r.arrival_s,
                     start_s: r.start_s,
                     finish_s: r.finish_s,
@@ -330,7 +509,7 @@ pub fn run(a: RunArgs) -> Result<()> {
                     confidence: r.confidence,
                     correct: r.correct,
                     deadline_met: r.deadline_met,
-                    cpu_load: loads.get(samples.len() - start).copied().unwrap_or(0.0),
+                    cpu_load: loads.get(k).copied().unwrap_or(0.0),
                     condition: r.condition.clone(),
                 });
             }
@@ -346,7 +525,7 @@ pub fn run(a: RunArgs) -> Result<()> {
                     complete: replayed.complete,
                 },
             );
-            if sc.workload.points.iter().any(|p| p.gpu_load > 0.0) {
+            if live && sc.workload.points.iter().any(|p| p.gpu_load > 0.0) {
                 summary.verdict.verdict = "INVALID".into();
                 summary
                     .verdict
@@ -360,6 +539,9 @@ pub fn run(a: RunArgs) -> Result<()> {
             }
         }
     }
+    if let Some(o) = sc.selectors.iter().find(|s| s.kind == "oracle") {
+        fill_regret(&mut summaries, &o.name);
+    }
     let status = if complete { "COMPLETE" } else { "INCOMPLETE" };
     write_samples(&out.join("samples.parquet"), &samples)?;
     write_jsonl(&out.join("events.jsonl"), &events)?;
@@ -369,6 +551,7 @@ pub fn run(a: RunArgs) -> Result<()> {
             scenario: sc.name.clone(),
             status: status.into(),
             emulated,
+            mode,
             selectors: summaries.clone(),
         },
     )?;

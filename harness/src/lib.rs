@@ -9,7 +9,9 @@
 //! ```
 
 pub mod backend;
+pub mod deployment;
 pub mod engine;
 pub mod live;
 pub mod load;
+pub mod profile_target;
 pub mod scenario;

@@ -1,5 +1,6 @@
 //! `opa`: benchmark and profile sub-network selection on once-for-all super-networks.
 
+mod cmd_calibrate;
 mod cmd_datasets;
 mod cmd_load;
 mod cmd_model;
@@ -29,11 +30,20 @@ enum Command {
     Eval(cmd_model::EvalArgs),
     /// Pick deployment candidates spanning the accuracy / multiply-adds Pareto front.
     Candidates(cmd_model::CandidatesArgs),
+    /// Measure every candidate under a grid of content and load conditions (calibration half
+    /// only) into profile.parquet, the table OPA's predictors and the baselines are fitted on.
+    Calibrate(cmd_calibrate::CalibrateArgs),
+    /// Evaluate the accuracy and latency predictors on a calibration profile.
+    #[command(subcommand)]
+    Predictors(cmd_calibrate::PredictorsCmd),
     /// Check that injected load slows inference down.
     #[command(subcommand)]
     Load(cmd_load::LoadCmd),
     /// Replay a scenario live: every selector on the same frames and load, into a run directory.
     Run(cmd_run::RunArgs),
+    /// Replay a scenario from a calibration profile: outcomes drawn from measured tables, no
+    /// network runs; deterministic, for fast what-if studies and CI.
+    Replay(cmd_run::ReplayArgs),
     /// Check scenario files without running them; every problem is reported with file:line:column.
     Validate(cmd_validate::ValidateArgs),
 }
@@ -65,6 +75,9 @@ fn main() -> ExitCode {
         Command::Validate(a) => cmd_validate::validate(a),
         Command::Load(c) => cmd_load::run(c),
         Command::Run(a) => cmd_run::run(a),
+        Command::Calibrate(a) => cmd_calibrate::calibrate(a),
+        Command::Predictors(c) => cmd_calibrate::predictors(c),
+        Command::Replay(a) => cmd_run::replay_cmd(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

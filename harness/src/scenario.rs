@@ -8,6 +8,7 @@
 use crate::backend::Backend;
 use opa_datasets::CorruptionKind;
 use opa_datasets::stream::{ClassMix, CorruptionSchedule, Segment, SeverityProfile, StreamSpec};
+use opa_predictors::predict::Variant;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -27,6 +28,7 @@ pub struct RawScenario {
     workload: Option<RawWorkload>,
     checkpoint: Option<S<String>>,
     candidates: Option<S<String>>,
+    profile: Option<S<String>>,
     #[serde(default)]
     selector: Vec<RawSelector>,
     output: Option<RawOutput>,
@@ -127,7 +129,37 @@ struct RawPhase {
 struct RawSelector {
     kind: S<String>,
     name: Option<S<String>>,
-    switch_every: Option<S<i64>>,
+    switch_every: Option<S<toml::Value>>,
+    predictor: Option<S<String>>,
+    probe_frames: Option<S<toml::Value>>,
+    reprobe_every: Option<S<toml::Value>>,
+    margin: Option<S<toml::Value>>,
+    latency_drift: Option<S<toml::Value>>,
+    confidence_drift: Option<S<toml::Value>>,
+    min_gap: Option<S<toml::Value>>,
+    window: Option<S<toml::Value>>,
+    slack: Option<S<toml::Value>>,
+    revalidate_every: Option<S<toml::Value>>,
+    trial_frames: Option<S<toml::Value>>,
+}
+
+impl RawSelector {
+    /// The numeric parameters as written, by key.
+    fn numeric(&self) -> [(&'static str, &Option<S<toml::Value>>); 11] {
+        [
+            ("switch-every", &self.switch_every),
+            ("probe-frames", &self.probe_frames),
+            ("reprobe-every", &self.reprobe_every),
+            ("margin", &self.margin),
+            ("latency-drift", &self.latency_drift),
+            ("confidence-drift", &self.confidence_drift),
+            ("min-gap", &self.min_gap),
+            ("window", &self.window),
+            ("slack", &self.slack),
+            ("revalidate-every", &self.revalidate_every),
+            ("trial-frames", &self.trial_frames),
+        ]
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,12 +237,101 @@ pub enum StreamSource {
 /// A selector to compare, with its parameters.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SelectorSpec {
-    /// Kind (`fixed-largest`, `fixed-smallest`, `random`).
+    /// Kind (one of [`SELECTOR_KINDS`]).
     pub kind: String,
     /// Display name (defaults to the kind).
     pub name: String,
-    /// `random`: frames between switches.
-    pub switch_every: u32,
+    /// Every numeric parameter of the kind, defaults filled in, in documentation order.
+    pub params: Vec<(String, f64)>,
+    /// `opa`: the predictor variant.
+    pub predictor: Option<Variant>,
+}
+
+impl SelectorSpec {
+    /// A parameter's effective value (every parameter of the kind is present after
+    /// validation; a missing one reads as 0).
+    pub fn get(&self, key: &str) -> f64 {
+        self.params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or(0.0, |(_, v)| *v)
+    }
+
+    /// True when the kind needs a calibration profile.
+    pub fn needs_profile(&self) -> bool {
+        !["fixed-largest", "fixed-smallest", "random"].contains(&self.kind.as_str())
+    }
+}
+
+/// Every selector kind.
+pub const SELECTOR_KINDS: [&str; 9] = [
+    "opa",
+    "exhaustive",
+    "oracle",
+    "ofa-static",
+    "dynamic-ofa",
+    "adaptivenet",
+    "fixed-largest",
+    "fixed-smallest",
+    "random",
+];
+
+/// A kind's numeric parameters with their defaults (taken from the selectors' own
+/// `Default`s), in documentation order.
+pub fn selector_defaults(kind: &str) -> Vec<(&'static str, f64)> {
+    use opa_predictors::selectors::*;
+    match kind {
+        "opa" => {
+            let d = OpaParams::default();
+            vec![
+                ("probe-frames", d.probe_frames as f64),
+                ("reprobe-every", d.reprobe_every as f64),
+                ("margin", d.margin),
+                ("latency-drift", d.latency_drift),
+                ("confidence-drift", d.confidence_drift),
+                ("min-gap", d.min_gap as f64),
+            ]
+        }
+        "exhaustive" => {
+            let d = ExhaustiveParams::default();
+            vec![
+                ("probe-frames", d.probe_frames as f64),
+                ("reprobe-every", d.reprobe_every as f64),
+                ("margin", d.margin),
+            ]
+        }
+        "oracle" => vec![("window", OracleParams::default().window as f64)],
+        "ofa-static" => vec![("margin", OfaStaticParams::default().margin)],
+        "dynamic-ofa" => {
+            let d = DynamicOfaParams::default();
+            vec![
+                ("window", d.window as f64),
+                ("slack", d.slack),
+                ("margin", d.margin),
+            ]
+        }
+        "adaptivenet" => {
+            let d = AdaptiveNetParams::default();
+            vec![
+                ("margin", d.margin),
+                ("revalidate-every", d.revalidate_every as f64),
+                ("trial-frames", d.trial_frames as f64),
+            ]
+        }
+        "random" => vec![("switch-every", 30.0)],
+        _ => vec![],
+    }
+}
+
+/// Range of a numeric selector parameter, and whether it is an integer.
+fn param_range(key: &str) -> (f64, f64, bool) {
+    match key {
+        "margin" | "slack" => (0.05, 1.0, false),
+        "latency-drift" => (0.01, 10.0, false),
+        "confidence-drift" => (0.001, 1.0, false),
+        "probe-frames" | "trial-frames" => (1.0, 1000.0, true),
+        _ => (1.0, 1_000_000.0, true),
+    }
 }
 
 /// A validated scenario, with every default filled in (what runs, and what is written to
@@ -243,6 +364,9 @@ pub struct Scenario {
     pub checkpoint: PathBuf,
     /// Candidates file.
     pub candidates: PathBuf,
+    /// Calibration profile (`opa calibrate`), read by every selector but the fixed and
+    /// random ones.
+    pub profile: PathBuf,
     /// Selectors, in the order they replay.
     pub selectors: Vec<SelectorSpec>,
     /// Run directory.
@@ -525,19 +649,78 @@ fn validate(ctx: &mut Ctx, raw: RawScenario, base: &Path) -> Scenario {
     }
     for (i, s) in raw.selector.iter().enumerate() {
         let kind = s.kind.get_ref().clone();
-        if !["fixed-largest", "fixed-smallest", "random"].contains(&kind.as_str()) {
-            ctx.push(&s.kind, format!("selector[{i}].kind = {kind:?}: must be one of fixed-largest, fixed-smallest, random"));
+        if !SELECTOR_KINDS.contains(&kind.as_str()) {
+            ctx.push(
+                &s.kind,
+                format!(
+                    "selector[{i}].kind = {kind:?}: must be one of {}",
+                    SELECTOR_KINDS.join(", ")
+                ),
+            );
         }
-        let mut switch_every = 30;
-        if let Some(v) = &s.switch_every {
-            if kind != "random" {
+        let mut params: Vec<(String, f64)> = selector_defaults(&kind)
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        for (key, v) in s.numeric() {
+            let Some(v) = v else { continue };
+            let Some(slot) = params.iter_mut().find(|(k, _)| k == key) else {
+                let kinds: Vec<&str> = SELECTOR_KINDS
+                    .into_iter()
+                    .filter(|k| selector_defaults(k).iter().any(|(d, _)| *d == key))
+                    .collect();
                 ctx.push(
                     v,
-                    format!("selector[{i}].switch-every applies to kind \"random\" only"),
+                    format!(
+                        "selector[{i}].{key} does not apply to kind {kind:?} (only to {})",
+                        kinds.join(", ")
+                    ),
+                );
+                continue;
+            };
+            let (lo, hi, int) = param_range(key);
+            let x = match v.get_ref() {
+                toml::Value::Integer(n) => *n as f64,
+                toml::Value::Float(f) if !int => *f,
+                other => {
+                    ctx.push(
+                        v,
+                        format!(
+                            "selector[{i}].{key} = {other}: must be {}",
+                            if int { "an integer" } else { "a number" }
+                        ),
+                    );
+                    continue;
+                }
+            };
+            if !(lo..=hi).contains(&x) {
+                ctx.push(
+                    v,
+                    format!("selector[{i}].{key} = {x}: must be within {lo}..={hi}"),
                 );
             }
-            switch_every =
-                int_range(ctx, v, &format!("selector[{i}].switch-every"), 1, 1_000_000) as u32;
+            slot.1 = x.clamp(lo, hi);
+        }
+        let mut predictor = (kind == "opa").then_some(Variant::Linear);
+        if let Some(p) = &s.predictor {
+            if kind != "opa" {
+                ctx.push(
+                    p,
+                    format!("selector[{i}].predictor applies to kind \"opa\" only"),
+                );
+            } else {
+                match p.get_ref().parse::<Variant>() {
+                    Ok(v) if v.deployable() => predictor = Some(v),
+                    Ok(v) => ctx.push(
+                        p,
+                        format!(
+                            "selector[{i}].predictor = {:?}: sees the probe's labels, an upper bound for `opa predictors eval` only; choose ratio, linear, shared-mlp or knn",
+                            v.name()
+                        ),
+                    ),
+                    Err(e) => ctx.push(p, format!("selector[{i}].predictor: {e}")),
+                }
+            }
         }
         let name = s
             .name
@@ -556,8 +739,31 @@ fn validate(ctx: &mut Ctx, raw: RawScenario, base: &Path) -> Scenario {
         selectors.push(SelectorSpec {
             kind,
             name,
-            switch_every,
+            params,
+            predictor,
         });
+    }
+    let profile = path_or(
+        &raw.profile,
+        workspace_root().join("supernet/checkpoints/fashion-mnist/profile.parquet"),
+    );
+    if let Some((raw_sel, spec)) = raw
+        .selector
+        .iter()
+        .zip(&selectors)
+        .find(|(_, spec)| spec.needs_profile())
+        .filter(|_| !profile.is_file())
+    {
+        let message = format!(
+            "selector {:?} needs a calibration profile, and {} does not exist: run `opa calibrate --out {}` or set `profile`",
+            spec.kind,
+            profile.display(),
+            profile.display()
+        );
+        match &raw.profile {
+            Some(p) => ctx.push(p, format!("profile = {:?}: {message}", p.get_ref())),
+            None => ctx.push(&raw_sel.kind, message),
+        }
     }
     let output_dir = raw
         .output
@@ -585,6 +791,7 @@ fn validate(ctx: &mut Ctx, raw: RawScenario, base: &Path) -> Scenario {
         workload,
         checkpoint,
         candidates,
+        profile,
         selectors,
         output_dir,
     }
@@ -882,9 +1089,10 @@ impl Scenario {
         );
         let _ = writeln!(
             o,
-            "checkpoint = {}\ncandidates = {}",
+            "checkpoint = {}\ncandidates = {}\nprofile = {}",
             q(&self.checkpoint.to_string_lossy()),
-            q(&self.candidates.to_string_lossy())
+            q(&self.candidates.to_string_lossy()),
+            q(&self.profile.to_string_lossy())
         );
         let _ = writeln!(
             o,
@@ -966,8 +1174,16 @@ impl Scenario {
                 q(&s.kind),
                 q(&s.name)
             );
-            if s.kind == "random" {
-                let _ = writeln!(o, "switch-every = {}", s.switch_every);
+            if let Some(p) = s.predictor {
+                let _ = writeln!(o, "predictor = {}", q(p.name()));
+            }
+            for (k, v) in &s.params {
+                let v = if param_range(k).2 {
+                    toml::Value::from(*v as i64)
+                } else {
+                    toml::Value::from(*v)
+                };
+                let _ = writeln!(o, "{k} = {v}");
             }
         }
         let _ = writeln!(

@@ -294,3 +294,101 @@ fn run_rejects_bad_scenarios_with_code_2() {
         "/nonexistent/scenario.toml",
     );
 }
+
+#[test]
+fn calibrate_then_replay_from_profile_is_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("profile.parquet");
+    let o = opa(&["calibrate", "--quick", "--out", profile.to_str().unwrap()]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let o = opa(&["calibrate", "--quick", "--out", profile.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "never overwrites silently");
+    let o = opa(&["predictors", "eval", "--profile", profile.to_str().unwrap()]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    for v in [
+        "ratio",
+        "linear",
+        "shared-mlp",
+        "knn",
+        "probe-labels (upper bound)",
+    ] {
+        assert!(t.contains(v), "{v}: {t}");
+    }
+    let scenario = dir.path().join("all.toml");
+    let mut src = format!(
+        "name = \"all\"\nprofile = {:?}\n[requirement]\ndeadline-ms = 2.0\n\
+         [[stream.segment]]\nduration-s = 20\nfps = 10\n\
+         [[stream.segment]]\nduration-s = 20\nfps = 10\ncorruption = \"fog\"\nseverity = 3\n\
+         [[workload.phase]]\nduration-s = 20\ncpu-load = 0.0\n\
+         [[workload.phase]]\nduration-s = 20\ncpu-load = 1.0\n",
+        profile.to_str().unwrap()
+    );
+    for k in [
+        "opa",
+        "exhaustive",
+        "oracle",
+        "ofa-static",
+        "dynamic-ofa",
+        "adaptivenet",
+        "fixed-largest",
+        "fixed-smallest",
+        "random",
+    ] {
+        src.push_str(&format!("[[selector]]\nkind = \"{k}\"\n"));
+    }
+    std::fs::write(&scenario, src).unwrap();
+    let mut summaries = Vec::new();
+    for run in ["a", "b"] {
+        let out = dir.path().join(run);
+        let o = opa(&[
+            "replay",
+            "--profile",
+            profile.to_str().unwrap(),
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--deadline-ms",
+            "1,2",
+        ]);
+        let t = text(&o);
+        assert!(o.status.success(), "{t}");
+        summaries.push(std::fs::read(out.join("summary.json")).unwrap());
+    }
+    assert_eq!(summaries[0], summaries[1], "byte-identical summary.json");
+    let s: serde_json::Value = serde_json::from_slice(&summaries[0]).unwrap();
+    assert_eq!(s["mode"], "replay-from-profile");
+    let sel = s["selectors"].as_array().unwrap();
+    assert_eq!(sel.len(), 18, "9 selectors x 2 deadlines");
+    for x in sel {
+        assert_eq!(x["frames"], 400, "{x}");
+        let regret = x["regret"].as_f64().unwrap();
+        if x["selector"] == "oracle" {
+            assert_eq!(regret, 0.0);
+        }
+    }
+    let probes = |name: &str| {
+        sel.iter()
+            .find(|x| x["selector"] == name)
+            .map(|x| x["probes"].as_u64().unwrap())
+            .unwrap()
+    };
+    assert!(probes("exhaustive") > 5 * probes("opa"), "{sel:?}");
+    assert_eq!(probes("oracle"), 0);
+
+    // The same scenario live: the selectors that use the profile run on the real network.
+    let out = dir.path().join("live");
+    let o = opa(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["mode"], "live");
+    assert_eq!(s["selectors"].as_array().unwrap().len(), 9);
+}

@@ -198,3 +198,83 @@ fn same_scenario_and_seed_give_the_same_frames_and_load_schedule() {
         render(&c).0.iter().map(|f| &f.image).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn selector_parameters_are_checked_against_their_kind() {
+    let src = r#"name = "x"
+[requirement]
+deadline-ms = 5
+[[stream.segment]]
+duration-s = 10
+fps = 10
+[[selector]]
+kind = "opa"
+predictor = "probe-labels"
+margin = 1.5
+[[selector]]
+kind = "dynamic-ofa"
+probe-frames = 3
+[[selector]]
+kind = "exhaustive"
+reprobe-every = 2.5
+[[selector]]
+kind = "random"
+predictor = "linear"
+"#;
+    let errs = parse("p.toml", src, Path::new(".")).unwrap_err();
+    let lines: Vec<String> = errs.0.iter().map(|p| p.to_string()).collect();
+    let want = [
+        "p.toml:9:13: selector[0].predictor = \"probe-labels\": sees the probe's labels",
+        "p.toml:10:10: selector[0].margin = 1.5: must be within 0.05..=1",
+        "p.toml:13:16: selector[1].probe-frames does not apply to kind \"dynamic-ofa\" (only to opa, exhaustive)",
+        "p.toml:16:17: selector[2].reprobe-every = 2.5: must be an integer",
+        "p.toml:19:13: selector[3].predictor applies to kind \"opa\" only",
+    ];
+    for w in want {
+        assert!(
+            lines.iter().any(|l| l.starts_with(w)),
+            "{w}\nnot in\n{lines:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_profile_is_reported_with_the_fix() {
+    let src = r#"name = "x"
+profile = "nowhere/profile.parquet"
+[requirement]
+deadline-ms = 5
+[[stream.segment]]
+duration-s = 10
+fps = 10
+[[selector]]
+kind = "oracle"
+"#;
+    let errs = parse("p.toml", src, Path::new(".")).unwrap_err();
+    let t = errs.to_string();
+    assert!(t.starts_with("p.toml:2:11: profile = \"nowhere/profile.parquet\": selector \"oracle\" needs a calibration profile"), "{t}");
+    assert!(t.contains("opa calibrate"), "{t}");
+}
+
+#[test]
+fn selector_defaults_are_written_into_the_effective_scenario() {
+    let src = r#"name = "x"
+[requirement]
+deadline-ms = 5
+[[stream.segment]]
+duration-s = 10
+fps = 10
+[[selector]]
+kind = "random"
+[[selector]]
+kind = "fixed-largest"
+"#;
+    let s = parse("p.toml", src, Path::new(".")).unwrap();
+    let t = s.to_toml();
+    assert!(
+        t.contains("kind = \"random\"\nname = \"random\"\nswitch-every = 30\n"),
+        "{t}"
+    );
+    let back = parse("again.toml", &t, Path::new(".")).unwrap();
+    assert_eq!(back.selectors, s.selectors);
+}

@@ -89,6 +89,10 @@ pub struct RunSummary {
     pub status: String,
     /// True when a slow-down factor emulated another device.
     pub emulated: bool,
+    /// `live` (networks run on the backend under injected load) or `replay-from-profile`
+    /// (outcomes drawn from a calibration profile).
+    #[serde(default)]
+    pub mode: String,
     /// One entry per (selector, deadline).
     pub selectors: Vec<SelectorSummary>,
 }

@@ -13,10 +13,11 @@
 //! ```
 
 mod format;
+pub mod profile;
 mod summary;
 
 pub use format::{
     Event, MachineInfo, RunError, RunSummary, Sample, read_samples, write_atomic, write_json,
     write_jsonl, write_samples,
 };
-pub use summary::{SelectorSummary, SummaryInputs, Verdict, percentile, summarize};
+pub use summary::{SelectorSummary, SummaryInputs, Verdict, fill_regret, percentile, summarize};

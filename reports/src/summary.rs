@@ -45,6 +45,10 @@ pub struct SelectorSummary {
     pub cpu_load_requested: f64,
     /// CPU load the injector achieved.
     pub cpu_load_achieved: f64,
+    /// Oracle's top-1 within deadline minus this selector's, at the same deadline (when the
+    /// run has an oracle).
+    #[serde(default)]
+    pub regret: Option<f64>,
     /// Whether the numbers can be trusted.
     pub verdict: Verdict,
 }
@@ -146,6 +150,7 @@ pub fn summarize(rows: &[Sample], inp: &SummaryInputs) -> SelectorSummary {
         switches,
         cpu_load_requested: inp.load_requested,
         cpu_load_achieved: inp.load_achieved,
+        regret: None,
         verdict: Verdict {
             verdict: if reasons.is_empty() {
                 "VALID"
@@ -155,5 +160,21 @@ pub fn summarize(rows: &[Sample], inp: &SummaryInputs) -> SelectorSummary {
             .to_string(),
             reasons,
         },
+    }
+}
+
+/// Fills every summary's regret: the top-1 within deadline of the selector named `oracle` at
+/// the same deadline minus its own. Summaries at deadlines without an oracle keep `None`.
+pub fn fill_regret(summaries: &mut [SelectorSummary], oracle: &str) {
+    let best: Vec<(f64, f64)> = summaries
+        .iter()
+        .filter(|s| s.selector == oracle)
+        .map(|s| (s.deadline_ms, s.top1_within_deadline))
+        .collect();
+    for s in summaries.iter_mut() {
+        s.regret = best
+            .iter()
+            .find(|(d, _)| *d == s.deadline_ms)
+            .map(|(_, b)| b - s.top1_within_deadline);
     }
 }

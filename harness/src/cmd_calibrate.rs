@@ -1,0 +1,323 @@
+//! `opa calibrate`: measure every candidate on the calibration half under a grid of content
+//! and load conditions, into `profile.parquet`; `opa predictors eval`: how well each
+//! predictor variant predicts conditions it never saw.
+
+use crate::bad;
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use opa_datasets::shipped::{self, Split};
+use opa_datasets::{CorruptionKind, ImageSet};
+use opa_harness::backend::Backend;
+use opa_harness::deployment;
+use opa_harness::live::signals;
+use opa_harness::load::CpuInjector;
+use opa_predictors::predict::{Variant, VariantScore, evaluate};
+use opa_predictors::profile::{ContentStats, LatencyStats, Profile};
+use opa_supernet::eval::{latency, predict};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct CalibrateArgs {
+    /// Where to write the profile (parquet).
+    #[arg(long, default_value = "runs/calibrate/profile.parquet")]
+    out: PathBuf,
+    /// Replace an existing profile at --out.
+    #[arg(long)]
+    force: bool,
+    /// Super-network checkpoint (default: the shipped one).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Candidates file (default: the shipped one).
+    #[arg(long)]
+    candidates: Option<PathBuf>,
+    /// Backend to measure latency on (use the one your scenarios use).
+    #[arg(long, value_enum, default_value = "flex")]
+    backend: Backend,
+    /// Inference threads (0 = all cores; use the scenarios' device.threads).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Calibration-half images per content condition (drawn at random, seeded).
+    #[arg(long, default_value_t = 1000)]
+    images: usize,
+    /// Injected CPU loads to measure latency at (comma-separated, each within 0..=1).
+    #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
+    loads: Vec<f64>,
+    /// Seconds of timed batch-1 runs per candidate and load.
+    #[arg(long, default_value_t = 1.0)]
+    seconds: f64,
+    /// Probe sub-network: a candidate id (default: the candidate with the fewest MACs).
+    #[arg(long)]
+    probe: Option<String>,
+    /// Seed of image choice and corruption draws.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Smoke test: 100 images, 3 corruption families at severity 3, loads 0 and 1, short
+    /// timings. Finishes in seconds; not for real use.
+    #[arg(long)]
+    quick: bool,
+}
+
+#[derive(Subcommand)]
+pub enum PredictorsCmd {
+    /// Cross-validate every predictor variant on a profile, holding out whole conditions.
+    Eval(PredictorsEvalArgs),
+}
+
+#[derive(Args)]
+pub struct PredictorsEvalArgs {
+    /// Calibration profile (default: the shipped one).
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// Also write the scores as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Content conditions of the grid: clean, every family at every severity, and two class
+/// subsets (clean images of upper-body garments only, of everything else only).
+fn content_grid(quick: bool) -> Vec<(String, Option<(CorruptionKind, u8)>, Option<Vec<u16>>)> {
+    let mut g = vec![("clean".to_string(), None, None)];
+    let families: Vec<CorruptionKind> = if quick {
+        vec![
+            CorruptionKind::GaussianNoise,
+            CorruptionKind::Fog,
+            CorruptionKind::MotionBlur,
+        ]
+    } else {
+        CorruptionKind::ALL.to_vec()
+    };
+    let severities: Vec<u8> = if quick { vec![3] } else { (1..=5).collect() };
+    for k in families {
+        for &s in &severities {
+            g.push((format!("{k}@{s}"), Some((k, s)), None));
+        }
+    }
+    if !quick {
+        g.push(("classes=0,2,4,6".into(), None, Some(vec![0, 2, 4, 6])));
+        g.push((
+            "classes=1,3,5,7,8,9".into(),
+            None,
+            Some(vec![1, 3, 5, 7, 8, 9]),
+        ));
+    }
+    g
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let b = ProgressBar::new(len);
+    b.set_style(
+        ProgressStyle::with_template(&format!(
+            "{what:>10} [{{bar:30}}] {{pos}}/{{len}} {{msg}} ETA {{eta}}"
+        ))
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    b
+}
+
+pub fn calibrate(a: CalibrateArgs) -> Result<()> {
+    let (images, loads, seconds) = if a.quick {
+        (100, vec![0.0, 1.0], 0.1)
+    } else {
+        (a.images, a.loads.clone(), a.seconds)
+    };
+    if images == 0 || !(seconds > 0.0 && seconds.is_finite()) {
+        return Err(bad("--images and --seconds must be positive"));
+    }
+    let mut loads = loads;
+    if loads.iter().any(|l| !(0.0..=1.0).contains(l)) || loads.is_empty() {
+        return Err(bad("--loads: each load must be within 0..=1"));
+    }
+    loads.sort_by(f64::total_cmp);
+    loads.dedup();
+    if a.out.exists() && !a.force {
+        return Err(bad(format!(
+            "{} exists; pass --force to replace it or choose another --out",
+            a.out.display()
+        )));
+    }
+    let device = a.backend.device().map_err(bad)?;
+    if a.threads > 0 {
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(a.threads)
+            .build_global();
+    }
+    let ck = a
+        .checkpoint
+        .clone()
+        .unwrap_or_else(opa_supernet::shipped_checkpoint);
+    let cands = a
+        .candidates
+        .clone()
+        .unwrap_or_else(opa_supernet::shipped_candidates);
+    let dep = deployment::load(&ck, &cands, &device).map_err(bad)?;
+    let probe = match &a.probe {
+        Some(id) => dep.infos.iter().position(|c| &c.id == id).ok_or_else(|| {
+            bad(format!(
+                "--probe {id}: not among the candidates of {}",
+                cands.display()
+            ))
+        })?,
+        None => opa_predictors::selectors::fewest_macs(&dep.infos),
+    };
+
+    // Calibration half only: never the evaluation half that streams are cut from.
+    let cal = shipped::load_shipped_split(Split::Calibration).map_err(bad)?;
+    let classes = dep.cfg.classes;
+    let grid = content_grid(a.quick);
+    let n = dep.plans.len();
+    println!(
+        "calibrating {n} candidates (probe {}) on the calibration half: {} content conditions x {images} images, {} load levels on {}",
+        dep.infos[probe].id,
+        grid.len(),
+        loads.len(),
+        a.backend.name()
+    );
+    let mut content: Vec<Vec<ContentStats>> = vec![Vec::new(); n];
+    let b = bar((grid.len() * n) as u64, "accuracy");
+    for (gi, (name, corruption, subset)) in grid.iter().enumerate() {
+        let pool: Vec<usize> = (0..cal.len())
+            .filter(|&i| subset.as_ref().is_none_or(|s| s.contains(&cal.labels[i])))
+            .collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed ^ (gi as u64) << 20);
+        let mut pick = pool.clone();
+        pick.shuffle(&mut rng);
+        pick.truncate(images);
+        let set: ImageSet = cal.subset(&pick);
+        let imgs: Vec<Vec<u8>> = (0..set.len())
+            .map(|i| match corruption {
+                Some((k, s)) => {
+                    k.apply(&set.image(i), *s, a.seed.wrapping_add(i as u64 * 7919))
+                        .data
+                }
+                None => set.image_bytes(i).to_vec(),
+            })
+            .collect();
+        let refs: Vec<&[u8]> = imgs.iter().map(|v| v.as_slice()).collect();
+        for (c, plan) in dep.plans.iter().enumerate() {
+            b.set_message(format!("{name}, candidate {}/{n}", c + 1));
+            let pr = predict(plan, None, &dep.cfg, &refs, 250, &device);
+            let (mut conf, mut ent, mut mar) = (0.0, 0.0, 0.0);
+            let mut hits = vec![0usize; classes];
+            let mut count = vec![0usize; classes];
+            for (i, row) in pr.probs.chunks(classes).enumerate() {
+                let (_, c1, e, m) = signals(row);
+                conf += c1 as f64;
+                ent += e as f64;
+                mar += m as f64;
+                let l = set.labels[i] as usize;
+                count[l] += 1;
+                hits[l] += usize::from(pr.predicted[i] as usize == l);
+            }
+            let k = set.len().max(1) as f64;
+            content[c].push(ContentStats {
+                top1: pr.top1(&set.labels),
+                confidence: conf / k,
+                entropy: ent / k,
+                margin: mar / k,
+                class_top1: (0..classes)
+                    .map(|l| {
+                        if count[l] == 0 {
+                            f64::NAN
+                        } else {
+                            hits[l] as f64 / count[l] as f64
+                        }
+                    })
+                    .collect(),
+                images: set.len(),
+            });
+            b.inc(1);
+        }
+    }
+    b.finish_and_clear();
+
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let injector = CpuInjector::start(workers, a.seed);
+    let img = cal.image_bytes(0).to_vec();
+    let mut lat: Vec<Vec<LatencyStats>> = vec![Vec::new(); n];
+    let b = bar((loads.len() * n) as u64, "latency");
+    let mut achieved = Vec::new();
+    for &l in &loads {
+        injector.set_load(l);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let mark = injector.achieved_since_reset();
+        for (c, plan) in dep.plans.iter().enumerate() {
+            b.set_message(format!("load {l}, candidate {}/{n}", c + 1));
+            let t = latency(plan, &dep.cfg, &img, 1, &device, 3, 20, seconds);
+            lat[c].push(LatencyStats {
+                mean_ms: t.mean_ms,
+                p50_ms: t.median_ms,
+                p95_ms: t.p95_ms,
+            });
+            b.inc(1);
+        }
+        achieved.push(injector.achieved_since(mark));
+    }
+    drop(injector);
+    b.finish_and_clear();
+    let profile = Profile {
+        candidates: dep.arch.clone(),
+        probe,
+        contents: grid.into_iter().map(|g| g.0).collect(),
+        loads: loads.clone(),
+        content,
+        latency: lat,
+    };
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| bad(format!("{}: {e}", dir.display())))?;
+    }
+    opa_reports::profile::write_profile(&a.out, &profile)?;
+    println!("load levels requested / achieved by the injector:");
+    for (l, got) in loads.iter().zip(&achieved) {
+        println!(
+            "  {l:.2} / {got:.2}   probe mean {:.3} ms, largest mean {:.3} ms",
+            profile.latency[probe][loads.iter().position(|x| x == l).unwrap_or(0)].mean_ms,
+            profile.latency[opa_predictors::selectors::most_macs(&dep.infos)]
+                [loads.iter().position(|x| x == l).unwrap_or(0)]
+            .mean_ms
+        );
+    }
+    println!("profile: {}", a.out.display());
+    Ok(())
+}
+
+pub fn predictors(c: PredictorsCmd) -> Result<()> {
+    let PredictorsCmd::Eval(a) = c;
+    let path = a
+        .profile
+        .unwrap_or_else(|| opa_supernet::shipped_dir().join("profile.parquet"));
+    let p = opa_reports::profile::read_profile(&path).map_err(bad)?;
+    println!(
+        "{}: {} candidates, {} content conditions x {} load levels; leave-condition-out (content and load level held out together)",
+        path.display(),
+        p.candidates.len(),
+        p.contents.len(),
+        p.loads.len()
+    );
+    println!(
+        "{:<28} {:>16} {:>16} {:>12} {:>7}",
+        "variant", "top-1 MAE (pts)", "latency MAPE %", "Spearman ρ", "folds"
+    );
+    let mut scores: Vec<VariantScore> = Vec::new();
+    for v in Variant::ALL {
+        let s = evaluate(v, &p).map_err(bad)?;
+        let name = if v.deployable() {
+            v.name().to_string()
+        } else {
+            format!("{} (upper bound)", v.name())
+        };
+        println!(
+            "{name:<28} {:>16.2} {:>16.1} {:>12.3} {:>7}",
+            s.accuracy_mae_points, s.latency_mape_percent, s.spearman_rho, s.folds
+        );
+        scores.push(s);
+    }
+    if let Some(j) = a.json {
+        opa_reports::write_json(&j, &scores)?;
+        println!("scores: {}", j.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! A deployment: the checkpoint's candidates, cut out and ready to run, with what selectors
+//! and the profile know of each. Shared by `opa run`, `opa calibrate` and `opa replay`.
+
+use burn::tensor::Device;
+use opa_datasets::shipped;
+use opa_predictors::CandidateInfo;
+use opa_predictors::profile::ProfileCandidate;
+use opa_supernet::arch::{SubnetArch, SupernetConfig};
+use opa_supernet::candidates::CandidatesFile;
+use opa_supernet::checkpoint;
+use opa_supernet::model::Plan;
+use std::path::Path;
+
+/// Candidates cut from a checkpoint.
+pub struct Deployment {
+    /// The super-network configuration.
+    pub cfg: SupernetConfig,
+    /// One standalone network per candidate (absent for [`read_candidates`]).
+    pub plans: Vec<Plan>,
+    /// What selectors know before the run.
+    pub infos: Vec<CandidateInfo>,
+    /// Id, multiply-adds and architecture encoding, for the profile.
+    pub arch: Vec<ProfileCandidate>,
+}
+
+/// Reads and checks the candidates file against the checkpoint (configuration and SHA-256)
+/// without loading any weights: enough for replay from a profile.
+pub fn read_candidates(
+    checkpoint: &Path,
+    candidates: &Path,
+) -> Result<(CandidatesFile, Deployment), String> {
+    let text = std::fs::read_to_string(candidates)
+        .map_err(|e| format!("{}: {e}", candidates.display()))?;
+    let cands: CandidatesFile = serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not a candidates file: {e}", candidates.display()))?;
+    let sum = shipped::sha256_file(checkpoint).map_err(|e| e.to_string())?;
+    if cands.checkpoint_sha256 != sum {
+        return Err(format!(
+            "{} was cut from another checkpoint than {} (sha256 differs); rerun `opa candidates`",
+            candidates.display(),
+            checkpoint.display()
+        ));
+    }
+    let cfg = cands.config.clone();
+    let mut d = Deployment {
+        cfg: cfg.clone(),
+        plans: Vec::new(),
+        infos: Vec::new(),
+        arch: Vec::new(),
+    };
+    for c in &cands.candidates {
+        let arch =
+            SubnetArch::parse(&c.id, &cfg).map_err(|e| format!("{}: {e}", candidates.display()))?;
+        d.infos.push(CandidateInfo {
+            id: c.id.clone(),
+            macs: c.macs,
+            calibration_top1: c.calibration_top1,
+        });
+        d.arch.push(ProfileCandidate {
+            id: c.id.clone(),
+            macs: c.macs,
+            encoding: arch.encode(&cfg).into_iter().map(f64::from).collect(),
+        });
+    }
+    if d.infos.is_empty() {
+        return Err(format!("{}: holds no candidate", candidates.display()));
+    }
+    Ok((cands, d))
+}
+
+/// Loads the checkpoint and cuts every candidate of the candidates file out of it, with its
+/// own batch-norm statistics.
+pub fn load(checkpoint: &Path, candidates: &Path, device: &Device) -> Result<Deployment, String> {
+    let (cands, mut d) = read_candidates(checkpoint, candidates)?;
+    let ck = checkpoint::load(checkpoint, device).map_err(|e| e.to_string())?;
+    if cands.config != ck.header.config {
+        return Err(format!(
+            "{} was made for another super-network than {}",
+            candidates.display(),
+            checkpoint.display()
+        ));
+    }
+    for c in &cands.candidates {
+        let arch = SubnetArch::parse(&c.id, &d.cfg)
+            .map_err(|e| format!("{}: {e}", candidates.display()))?;
+        d.plans.push(
+            ck.weights
+                .plan(&d.cfg, &arch)
+                .extract(&c.bn)
+                .map_err(|e| format!("{}: {}: {e}", candidates.display(), c.id))?,
+        );
+    }
+    Ok(d)
+}

@@ -1,0 +1,203 @@
+//! Replay from a profile (`opa replay --profile`): outcomes drawn from the calibration
+//! profile's measured tables instead of running the network. For fast what-if studies and CI;
+//! deterministic (a run's draws depend only on the seed, the frame and the candidate).
+//!
+//! Per run: latency is log-normal with the profile's median and 95th percentile for the
+//! candidate at the load the trace asks for (interpolated between measured levels); the
+//! answer is correct with the candidate's measured top-1 on the frame's class under the
+//! frame's content condition; confidence, entropy and margin are the condition's means.
+
+use crate::engine::{Inference, Target};
+use crate::scenario::Workload;
+use opa_predictors::profile::Profile;
+use opa_predictors::selectors::FrameTruth;
+
+/// The profile content condition that stands for a frame's condition (`clean`,
+/// `fog@3`): the same name, else the same family at the nearest measured severity, else
+/// `clean`, else the first.
+pub fn content_index(profile: &Profile, condition: &str) -> usize {
+    if let Some(i) = profile.content_index(condition) {
+        return i;
+    }
+    if let Some((family, sev)) = condition.split_once('@') {
+        let sev: i64 = sev.parse().unwrap_or(0);
+        let near = profile
+            .contents
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let (f, s) = c.split_once('@')?;
+                (f == family).then(|| (i, (s.parse::<i64>().unwrap_or(0) - sev).abs()))
+            })
+            .min_by_key(|&(_, d)| d);
+        if let Some((i, _)) = near {
+            return i;
+        }
+    }
+    profile.content_index("clean").unwrap_or(0)
+}
+
+/// A frame as replay from a profile sees it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FrameFacts {
+    /// True class.
+    pub label: u16,
+    /// Profile content condition.
+    pub content: usize,
+}
+
+/// The oracle's knowledge of a stream: each frame's content, label and load on arrival.
+pub fn truth(facts: &[FrameFacts], arrivals_s: &[f64], workload: &Workload) -> Vec<FrameTruth> {
+    facts
+        .iter()
+        .zip(arrivals_s)
+        .map(|(f, &t)| FrameTruth {
+            content: f.content,
+            label: f.label,
+            load: workload.at(t).cpu_load,
+        })
+        .collect()
+}
+
+/// SplitMix64: a fast, well-mixed hash of the draw's coordinates.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn unit(bits: u64) -> f64 {
+    ((bits >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+}
+
+/// Outcomes drawn from a profile.
+pub struct ProfileTarget<'a> {
+    profile: &'a Profile,
+    facts: &'a [FrameFacts],
+    workload: &'a Workload,
+    seed: u64,
+    slowdown: f64,
+    classes: u16,
+    /// CPU load requested at each run, for the samples table.
+    pub requested: Vec<f64>,
+}
+
+impl<'a> ProfileTarget<'a> {
+    /// A target over `facts` (one per frame); `seed` fixes every draw.
+    pub fn new(
+        profile: &'a Profile,
+        facts: &'a [FrameFacts],
+        workload: &'a Workload,
+        seed: u64,
+        slowdown: f64,
+    ) -> Self {
+        let classes = profile
+            .content
+            .first()
+            .and_then(|c| c.first())
+            .map_or(10, |s| s.class_top1.len().max(2)) as u16;
+        ProfileTarget {
+            profile,
+            facts,
+            workload,
+            seed,
+            slowdown,
+            classes,
+            requested: Vec::new(),
+        }
+    }
+}
+
+impl Target for ProfileTarget<'_> {
+    fn run(&mut self, candidate: usize, frame: usize, start_s: f64) -> Result<Inference, String> {
+        let f = self
+            .facts
+            .get(frame)
+            .ok_or_else(|| format!("no frame {frame}"))?;
+        if candidate >= self.profile.candidates.len() {
+            return Err(format!("no candidate {candidate}"));
+        }
+        let load = self.workload.at(start_s).cpu_load;
+        self.requested.push(load);
+        let l = self.profile.latency_at(candidate, load);
+        let h = mix(self.seed ^ mix(frame as u64 ^ mix(candidate as u64)));
+        let (u1, u2, u3) = (unit(h), unit(mix(h)), unit(mix(h ^ 1)));
+        // Box–Muller normal, then the log-normal with the profile's p50 and p95.
+        let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+        let sigma = (l.p95_ms / l.p50_ms).max(1.0).ln() / 1.644_853_6;
+        let compute_ms = l.p50_ms * (sigma * z).exp() * self.slowdown;
+        let a = &self.profile.content[candidate][f.content];
+        let correct = u3 < self.profile.class_top1(candidate, f.content, f.label);
+        Ok(Inference {
+            compute_ms,
+            predicted: if correct {
+                f.label
+            } else {
+                (f.label + 1) % self.classes
+            },
+            confidence: a.confidence as f32,
+            entropy: a.entropy as f32,
+            margin: a.margin as f32,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{Interpolation, LoadPoint};
+    use opa_predictors::profile::synthetic;
+
+    fn idle() -> Workload {
+        Workload {
+            points: vec![LoadPoint {
+                time_s: 0.0,
+                cpu_load: 0.0,
+                gpu_load: 0.0,
+            }],
+            interpolation: Interpolation::Step,
+        }
+    }
+
+    #[test]
+    fn conditions_map_to_the_nearest_measured_one() {
+        let p = synthetic(2, 3, &[0.0]);
+        assert_eq!(content_index(&p, "noise@2"), 2);
+        assert_eq!(content_index(&p, "noise@5"), 3);
+        assert_eq!(content_index(&p, "fog@2"), 0);
+        assert_eq!(content_index(&p, "clean"), 0);
+    }
+
+    #[test]
+    fn draws_follow_the_profile_and_are_deterministic() {
+        let p = synthetic(3, 2, &[0.0, 1.0]);
+        let facts: Vec<FrameFacts> = (0..20_000)
+            .map(|i| FrameFacts {
+                label: (i % 10) as u16,
+                content: 2,
+            })
+            .collect();
+        let w = idle();
+        let mut t = ProfileTarget::new(&p, &facts, &w, 7, 1.0);
+        let runs: Vec<Inference> = (0..facts.len())
+            .map(|f| t.run(1, f, 0.0).unwrap())
+            .collect();
+        let top1 = runs
+            .iter()
+            .zip(&facts)
+            .filter(|(r, f)| r.predicted == f.label)
+            .count() as f64
+            / runs.len() as f64;
+        assert!((top1 - p.content[1][2].top1).abs() < 0.015, "{top1}");
+        let mut lat: Vec<f64> = runs.iter().map(|r| r.compute_ms).collect();
+        lat.sort_by(f64::total_cmp);
+        let (p50, p95) = (lat[lat.len() / 2], lat[lat.len() * 95 / 100]);
+        assert!((p50 / p.latency[1][0].p50_ms - 1.0).abs() < 0.03, "{p50}");
+        assert!((p95 / p.latency[1][0].p95_ms - 1.0).abs() < 0.05, "{p95}");
+        let mut again = ProfileTarget::new(&p, &facts, &w, 7, 1.0);
+        assert_eq!(again.run(1, 5, 0.0).unwrap(), runs[5]);
+        let mut other = ProfileTarget::new(&p, &facts, &w, 8, 1.0);
+        assert_ne!(other.run(1, 5, 0.0).unwrap().compute_ms, runs[5].compute_ms);
+    }
+}
