@@ -4,7 +4,7 @@ use crate::bad;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use opa_harness::backend::Backend;
-use opa_harness::load::CpuInjector;
+use opa_harness::load::{CpuInjector, GPU_MATRIX, GpuInjector};
 use opa_supernet::eval::latency;
 use std::path::PathBuf;
 
@@ -35,6 +35,10 @@ pub struct CheckArgs {
     /// Batch size of the timed forward passes.
     #[arg(long, default_value_t = 1)]
     batch: usize,
+    /// Inject GPU load (a co-running matrix-multiply loop on the backend's device) instead of
+    /// CPU load; meant for `--backend tch-cuda`.
+    #[arg(long)]
+    gpu: bool,
 }
 
 pub fn run(c: LoadCmd) -> Result<()> {
@@ -57,12 +61,26 @@ pub fn run(c: LoadCmd) -> Result<()> {
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let img = vec![128u8; cfg.in_channels * cfg.input_size * cfg.input_size];
-    let injector = CpuInjector::start(workers, 1);
+    if a.gpu && a.backend != Backend::TchCuda {
+        eprintln!(
+            "note: --gpu on {}: the co-runner loads the same CPU device",
+            a.backend.name()
+        );
+    }
+    let cpu = (!a.gpu).then(|| CpuInjector::start(workers, 1));
+    let gpu = a
+        .gpu
+        .then(|| GpuInjector::start(device.clone(), GPU_MATRIX));
     println!(
-        "latency of {} (batch {}) on {} with {workers} CPU load workers, {} s per level",
+        "latency of {} (batch {}) on {} with {}, {} s per level",
         arch.id(),
         a.batch,
         a.backend.name(),
+        if a.gpu {
+            format!("a {GPU_MATRIX}x{GPU_MATRIX} matrix-multiply GPU co-runner")
+        } else {
+            format!("{workers} CPU load workers")
+        },
         a.seconds
     );
     println!(
@@ -71,11 +89,19 @@ pub fn run(c: LoadCmd) -> Result<()> {
     );
     let mut idle = None;
     for load in [0.0, 0.25, 0.5, 0.75, 1.0] {
-        injector.set_load(load);
+        cpu.iter().for_each(|i| i.set_load(load));
+        gpu.iter().for_each(|g| g.set_load(load));
         std::thread::sleep(std::time::Duration::from_millis(200));
-        let before = injector.achieved_since_reset();
+        let (cm, gm) = (
+            cpu.as_ref().map(|i| i.achieved_since_reset()),
+            gpu.as_ref().map(|g| g.mark()),
+        );
         let l = latency(&plan, &cfg, &img, a.batch, &device, 5, 20, a.seconds);
-        let achieved = injector.achieved_since(before);
+        let achieved = match (&cpu, cm, &gpu, gm) {
+            (Some(i), Some(m), _, _) => i.achieved_since(m),
+            (_, _, Some(g), Some(m)) => g.achieved_since(m),
+            _ => 0.0,
+        };
         let base = *idle.get_or_insert(l.mean_ms);
         println!(
             "{load:>6.2} {achieved:>9.2} {:>9.3} {:>10.3} {:>9.3} {:>7} {:>12.2}",

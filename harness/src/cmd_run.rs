@@ -12,7 +12,7 @@ use opa_datasets::{Frame, FrameSource};
 use opa_harness::deployment::{self, Deployment};
 use opa_harness::engine::{FrameSlot, SampleRow, Target, replay};
 use opa_harness::live::LiveTarget;
-use opa_harness::load::CpuInjector;
+use opa_harness::load::{CpuInjector, GPU_MATRIX, GpuInjector};
 use opa_harness::profile_target::{FrameFacts, ProfileTarget, content_index, truth};
 use opa_harness::scenario::{self, Scenario, SelectorSpec, StreamSource};
 use opa_predictors::predict::{Variant, fit};
@@ -247,7 +247,9 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
     let sc = scenario::load(&a.file).map_err(bad)?;
     let backend = sc.backend;
     let device = if live {
-        scenario::check_backend(&sc).map_err(|e| bad(format!("{}: {e}", a.file.display())))?;
+        scenario::check_backend(&sc)
+            .and_then(|()| scenario::check_profile(&sc))
+            .map_err(|e| bad(format!("{}: {e}", a.file.display())))?;
         if sc.threads > 0 {
             let _ = rayon::ThreadPoolBuilder::new()
                 .num_threads(sc.threads)
@@ -352,6 +354,10 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
     }
     let needs_cpu_load = live && sc.workload.points.iter().any(|p| p.cpu_load > 0.0);
+    // GPU load means something only where inference runs on the GPU.
+    let needs_gpu_load = live
+        && backend == opa_harness::backend::Backend::TchCuda
+        && sc.workload.points.iter().any(|p| p.gpu_load > 0.0);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let emulated = sc.slowdown != 1.0;
     println!(
@@ -386,19 +392,27 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
         for (si, spec) in sc.selectors.iter().enumerate() {
             let mut selector = build_selector(spec, si, &inputs)?;
             let injector = needs_cpu_load.then(|| CpuInjector::start(workers, sc.seed_load));
+            let gpu = match &device {
+                Some(dev) if needs_gpu_load => Some(GpuInjector::start(dev.clone(), GPU_MATRIX)),
+                _ => None,
+            };
+            let gpu_mark = gpu.as_ref().map(|g| g.mark());
             let mark = injector.as_ref().map(|i| i.achieved_since_reset());
             let mut live_target = None;
             let mut profile_target = None;
             let target: &mut dyn Target = match (&device, &profile) {
-                (Some(dev), _) => live_target.insert(LiveTarget::new(
-                    &dep.plans,
-                    &dep.cfg,
-                    &st.frames,
-                    dev,
-                    injector.as_ref(),
-                    &sc.workload,
-                    sc.slowdown,
-                )),
+                (Some(dev), _) => live_target.insert(
+                    LiveTarget::new(
+                        &dep.plans,
+                        &dep.cfg,
+                        &st.frames,
+                        dev,
+                        injector.as_ref(),
+                        &sc.workload,
+                        sc.slowdown,
+                    )
+                    .with_gpu(gpu.as_ref()),
+                ),
                 (None, Some(p)) => profile_target.insert(ProfileTarget::new(
                     p,
                     &facts,
@@ -525,13 +539,22 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
                     complete: replayed.complete,
                 },
             );
-            if live && sc.workload.points.iter().any(|p| p.gpu_load > 0.0) {
-                summary.verdict.verdict = "INVALID".into();
-                summary
-                    .verdict
-                    .reasons
-                    .push("GPU load requested, but this build has no GPU load injector yet".into());
+            if let (Some(g), Some(m)) = (&gpu, gpu_mark) {
+                // Requested GPU duty cycle over the replay's frames vs what the co-runner did.
+                let wanted = slots
+                    .iter()
+                    .map(|s| sc.workload.at(s.arrival_s).gpu_load)
+                    .sum::<f64>()
+                    / slots.len().max(1) as f64;
+                let got = g.achieved_since(m);
+                if (got - wanted).abs() > 0.15 {
+                    summary.verdict.verdict = "INVALID".into();
+                    summary.verdict.reasons.push(format!(
+                        "GPU load injector missed its target: requested {wanted:.2} on average, achieved {got:.2}"
+                    ));
+                }
             }
+            drop(gpu);
             summaries.push(summary);
             if !replayed.complete {
                 complete = false;

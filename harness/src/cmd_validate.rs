@@ -17,7 +17,7 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
     let mut failed = 0;
     for f in &a.files {
         match scenario::load(f) {
-            Ok(s) => match scenario::check_backend(&s) {
+            Ok(s) => match scenario::check_backend(&s).and_then(|()| scenario::check_profile(&s)) {
                 Ok(()) => {
                     let frames = match &s.stream {
                         StreamSource::Synthetic(spec) => format!(

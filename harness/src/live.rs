@@ -2,7 +2,7 @@
 //! under the injected load that the trace asks for at each run's virtual start time.
 
 use crate::engine::{Inference, Target};
-use crate::load::{CpuInjector, PERIOD};
+use crate::load::{CpuInjector, GpuInjector, PERIOD};
 use crate::scenario::Workload;
 use burn::tensor::Device;
 use burn::tensor::activation::softmax;
@@ -23,6 +23,8 @@ pub struct LiveTarget<'a> {
     pub device: &'a Device,
     /// The CPU co-runner (absent when the workload never asks for CPU load).
     pub injector: Option<&'a CpuInjector>,
+    /// The GPU co-runner (tch-cuda scenarios that ask for GPU load).
+    pub gpu: Option<&'a GpuInjector>,
     /// The load over virtual time.
     pub workload: &'a Workload,
     /// Compute times are multiplied by this (1 = real device).
@@ -30,6 +32,7 @@ pub struct LiveTarget<'a> {
     /// CPU load requested at each run (one entry per run, for the samples table).
     pub requested: Vec<f64>,
     current_load: f64,
+    current_gpu_load: f64,
     /// Load × wall seconds requested so far, and the wall clock it is measured against.
     load_seconds: f64,
     last_mark: Instant,
@@ -54,14 +57,22 @@ impl<'a> LiveTarget<'a> {
             frames,
             device,
             injector,
+            gpu: None,
             workload,
             slowdown,
             requested: Vec::new(),
             current_load: 0.0,
+            current_gpu_load: 0.0,
             load_seconds: 0.0,
             last_mark: now,
             started: now,
         }
+    }
+
+    /// Adds a GPU co-runner that follows the trace's `gpu_load`.
+    pub fn with_gpu(mut self, gpu: Option<&'a GpuInjector>) -> Self {
+        self.gpu = gpu;
+        self
     }
 
     fn mark(&mut self) {
@@ -99,8 +110,15 @@ pub fn signals(probs: &[f32]) -> (u16, f32, f32, f32) {
 
 impl Target for LiveTarget<'_> {
     fn run(&mut self, candidate: usize, frame: usize, start_s: f64) -> Result<Inference, String> {
-        let load = self.workload.at(start_s).cpu_load;
+        let point = self.workload.at(start_s);
+        let load = point.cpu_load;
         self.requested.push(load);
+        if let Some(g) = self.gpu
+            && (point.gpu_load - self.current_gpu_load).abs() > 1e-9
+        {
+            g.set_load(point.gpu_load);
+            self.current_gpu_load = point.gpu_load;
+        }
         if let Some(inj) = self.injector
             && (load - self.current_load).abs() > 1e-9
         {

@@ -120,3 +120,89 @@ impl Drop for CpuInjector {
         }
     }
 }
+
+/// Side of the square matrices the GPU co-runner multiplies.
+pub const GPU_MATRIX: usize = 2048;
+/// Length of one GPU duty-cycle period.
+pub const GPU_PERIOD: Duration = Duration::from_millis(20);
+
+/// A running GPU load injector: one thread multiplies `GPU_MATRIX`² matrices on the device
+/// for `load × GPU_PERIOD` of each period (each product is waited for, so the busy time is
+/// the device's), then sleeps. Meant for `tch-cuda`; on any other device it loads that
+/// device (on a CPU backend, the CPU). Dropping it stops and joins the thread.
+pub struct GpuInjector {
+    shared: Arc<Shared>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl GpuInjector {
+    /// Starts the co-runner on `device` at load 0, multiplying `matrix`² matrices
+    /// ([`GPU_MATRIX`] for a real GPU; small ones for tests on CPU devices).
+    pub fn start(device: burn::tensor::Device, matrix: usize) -> Self {
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            load_ppm: AtomicU32::new(0),
+            busy_ns: AtomicU64::new(0),
+        });
+        let s = shared.clone();
+        let worker = std::thread::Builder::new()
+            .name("opa-gpu-load".into())
+            .spawn(move || gpu_worker(&s, &device, matrix.max(1)))
+            .expect("spawning the GPU load thread");
+        GpuInjector {
+            shared,
+            worker: Some(worker),
+        }
+    }
+
+    /// Sets the target duty cycle (clamped to 0..=1).
+    pub fn set_load(&self, load: f64) {
+        self.shared
+            .load_ppm
+            .store((load.clamp(0.0, 1.0) * 1e6) as u32, Ordering::Relaxed);
+    }
+
+    /// A mark for [`GpuInjector::achieved_since`].
+    pub fn mark(&self) -> (u64, Instant) {
+        (self.shared.busy_ns.load(Ordering::Relaxed), Instant::now())
+    }
+
+    /// Duty cycle achieved since `mark`.
+    pub fn achieved_since(&self, mark: (u64, Instant)) -> f64 {
+        let busy = self
+            .shared
+            .busy_ns
+            .load(Ordering::Relaxed)
+            .saturating_sub(mark.0) as f64;
+        busy / (mark.1.elapsed().as_nanos() as f64).max(1.0)
+    }
+}
+
+fn gpu_worker(s: &Shared, device: &burn::tensor::Device, n: usize) {
+    use burn::tensor::{Distribution, Tensor};
+    let a: Tensor<2> = Tensor::random([n, n], Distribution::Default, device);
+    let b: Tensor<2> = Tensor::random([n, n], Distribution::Default, device);
+    while !s.stop.load(Ordering::Relaxed) {
+        let load = s.load_ppm.load(Ordering::Relaxed) as f64 / 1e6;
+        let period_start = Instant::now();
+        let busy = GPU_PERIOD.mul_f64(load);
+        while period_start.elapsed() < busy && !s.stop.load(Ordering::Relaxed) {
+            // Reading one value back waits for the product: the time is the device's.
+            let _ = a.clone().matmul(b.clone()).slice([0..1, 0..1]).into_data();
+        }
+        s.busy_ns
+            .fetch_add(period_start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        if let Some(rest) = GPU_PERIOD.checked_sub(period_start.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+}
+
+impl Drop for GpuInjector {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}

@@ -747,23 +747,21 @@ fn validate(ctx: &mut Ctx, raw: RawScenario, base: &Path) -> Scenario {
         &raw.profile,
         workspace_root().join("supernet/checkpoints/fashion-mnist/profile.parquet"),
     );
-    if let Some((raw_sel, spec)) = raw
-        .selector
-        .iter()
-        .zip(&selectors)
-        .find(|(_, spec)| spec.needs_profile())
-        .filter(|_| !profile.is_file())
+    // A default profile that is missing is reported by `check_profile` (at run and
+    // validate time): `opa replay --profile` does not need it.
+    if let Some(p) = raw.profile.as_ref().filter(|_| !profile.is_file())
+        && let Some(spec) = selectors.iter().find(|s| s.needs_profile())
     {
-        let message = format!(
-            "selector {:?} needs a calibration profile, and {} does not exist: run `opa calibrate --out {}` or set `profile`",
-            spec.kind,
-            profile.display(),
-            profile.display()
+        ctx.push(
+            p,
+            format!(
+                "profile = {:?}: selector {:?} needs a calibration profile, and {} does not exist: run `opa calibrate --out {}`",
+                p.get_ref(),
+                spec.kind,
+                profile.display(),
+                profile.display()
+            ),
         );
-        match &raw.profile {
-            Some(p) => ctx.push(p, format!("profile = {:?}: {message}", p.get_ref())),
-            None => ctx.push(&raw_sel.kind, message),
-        }
     }
     let output_dir = raw
         .output
@@ -1060,6 +1058,19 @@ pub fn parse_trace(text: &str) -> Result<Vec<LoadPoint>, String> {
         return Err("no rows after the header".into());
     }
     Ok(points)
+}
+
+/// Checks that the calibration profile exists when a selector needs one.
+pub fn check_profile(s: &Scenario) -> Result<(), String> {
+    match s.selectors.iter().find(|x| x.needs_profile()) {
+        Some(x) if !s.profile.is_file() => Err(format!(
+            "selector {:?} needs a calibration profile, and {} does not exist: run `opa calibrate --out {}` or set `profile`",
+            x.kind,
+            s.profile.display(),
+            s.profile.display()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Checks that the scenario's backend can run in this build and on this machine.

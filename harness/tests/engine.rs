@@ -211,3 +211,28 @@ fn injector_threads_stop_on_drop_and_on_panic() {
     assert!(r.is_err());
     assert_eq!(load_threads(), 0, "a load thread outlived the run");
 }
+
+#[test]
+fn gpu_injector_thread_stops_on_drop_and_follows_its_duty_cycle() {
+    let threads = || {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter(|t| {
+                std::fs::read_to_string(t.as_ref().unwrap().path().join("comm"))
+                    .is_ok_and(|c| c.starts_with("opa-gpu-load"))
+            })
+            .count()
+    };
+    {
+        // On a CPU device with small matrices: the same loop a GPU runs.
+        let inj = opa_harness::load::GpuInjector::start(burn::tensor::Device::flex(), 32);
+        inj.set_load(0.5);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mark = inj.mark();
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        let a = inj.achieved_since(mark);
+        assert!(a > 0.3 && a < 0.7, "achieved {a}");
+        assert_eq!(threads(), 1);
+    }
+    assert_eq!(threads(), 0, "the GPU load thread outlived its injector");
+}

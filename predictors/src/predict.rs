@@ -184,22 +184,29 @@ struct RatioModel {
 
 impl RatioModel {
     fn fit(p: &Profile, train: &[Cond]) -> RatioModel {
-        // The reference is the training condition the probe finds easiest (clean content)
-        // and the one where it runs fastest (idle device).
+        // The reference is the clean content and the lowest load among the training
+        // conditions; without clean content, the condition the probe is most confident on.
+        let clean = p.content_index("clean");
         let acc_ref = *train
             .iter()
-            .max_by(|a, b| {
-                p.signals(**a)
-                    .confidence
-                    .total_cmp(&p.signals(**b).confidence)
+            .filter(|c| Some(c.content) == clean)
+            .min_by_key(|c| c.load)
+            .or_else(|| {
+                train.iter().max_by(|a, b| {
+                    p.signals(**a)
+                        .confidence
+                        .total_cmp(&p.signals(**b).confidence)
+                })
             })
             .expect("train is not empty");
         let lat_ref = *train
             .iter()
             .min_by(|a, b| {
-                p.signals(**a)
-                    .latency_ms
-                    .total_cmp(&p.signals(**b).latency_ms)
+                p.loads[a.load].total_cmp(&p.loads[b.load]).then(
+                    p.signals(**a)
+                        .latency_ms
+                        .total_cmp(&p.signals(**b).latency_ms),
+                )
             })
             .expect("train is not empty");
         RatioModel {

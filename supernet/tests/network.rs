@@ -239,3 +239,51 @@ fn recalibrated_smallest_beats_uncalibrated_on_the_shipped_checkpoint() {
         "recalibrated {a_recal} vs uncalibrated {a_uncal}"
     );
 }
+
+/// LibTorch (CPU) computes what flex computes: the shipped checkpoint loaded on both,
+/// the same extracted candidates, the same images.
+#[cfg(feature = "tch")]
+#[test]
+#[allow(deprecated)]
+fn libtorch_cpu_matches_flex_on_the_shipped_checkpoint() {
+    let path = opa_supernet::shipped_checkpoint();
+    let flex = Device::flex();
+    let torch = Device::libtorch();
+    let a = checkpoint::load(&path, &flex).unwrap();
+    let b = checkpoint::load(&path, &torch).unwrap();
+    let cfg = a.header.config.clone();
+    let imgs = random_images(&cfg, 4, 3);
+    let refs: Vec<&[u8]> = imgs.iter().map(|v| &v[..]).collect();
+    for arch in [SubnetArch::largest(&cfg), SubnetArch::smallest(&cfg)] {
+        let stats = a
+            .header
+            .shared_bn
+            .slice_for(&a.weights.plan(&cfg, &arch))
+            .unwrap();
+        let pa = a.weights.plan(&cfg, &arch).extract(&stats).unwrap();
+        let pb = b.weights.plan(&cfg, &arch).extract(&stats).unwrap();
+        let empty = BnStats::default();
+        let ya: Vec<f32> = pa
+            .forward(
+                batch_tensor(&cfg, &refs, &flex),
+                &mut BnMode::Stored(&empty),
+            )
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let yb: Vec<f32> = pb
+            .forward(
+                batch_tensor(&cfg, &refs, &torch),
+                &mut BnMode::Stored(&empty),
+            )
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let diff = ya
+            .iter()
+            .zip(&yb)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(diff < 1e-3, "{}: max |flex - libtorch| = {diff}", arch.id());
+    }
+}
