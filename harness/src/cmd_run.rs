@@ -40,6 +40,29 @@ pub struct RunArgs {
     /// Replace a previous run in the run directory.
     #[arg(long)]
     force: bool,
+    /// Run only shard I of N (`--shard 2/4`) of the (deadline x selector) grid: item k of the
+    /// grid (deadlines ascending, selectors in file order) belongs to shard k mod N + 1. Join
+    /// the shards' run directories with `opa merge`.
+    #[arg(long, value_parser = parse_shard)]
+    shard: Option<(usize, usize)>,
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?}: expected I/N, e.g. 1/4"))?;
+    let (i, n): (usize, usize) = (
+        i.trim()
+            .parse()
+            .map_err(|_| format!("{s:?}: I is not a number"))?,
+        n.trim()
+            .parse()
+            .map_err(|_| format!("{s:?}: N is not a number"))?,
+    );
+    if n == 0 || i == 0 || i > n {
+        return Err(format!("{s:?}: need 1 <= I <= N"));
+    }
+    Ok((i, n))
 }
 
 #[derive(Args)]
@@ -259,7 +282,7 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
     } else {
         None
     };
-    let deadlines = if a.deadline_ms.is_empty() {
+    let mut deadlines = if a.deadline_ms.is_empty() {
         vec![sc.deadline_ms]
     } else {
         a.deadline_ms.clone()
@@ -269,6 +292,8 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
             "--deadline-ms {d}: deadlines must be positive"
         )));
     }
+    deadlines.sort_by(f64::total_cmp);
+    deadlines.dedup();
     let out = a.out.clone().unwrap_or_else(|| sc.output_dir.clone());
     if out.join("summary.json").exists() && !a.force {
         return Err(bad(format!(
@@ -388,8 +413,15 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
     let mut events: Vec<Event> = Vec::new();
     let mut summaries: Vec<SelectorSummary> = Vec::new();
     let mut complete = true;
+    let mut item = 0usize;
     'outer: for &deadline in &deadlines {
         for (si, spec) in sc.selectors.iter().enumerate() {
+            item += 1;
+            if let Some((i, n)) = a.shard
+                && (item - 1) % n != i - 1
+            {
+                continue;
+            }
             let mut selector = build_selector(spec, si, &inputs)?;
             let injector = needs_cpu_load.then(|| CpuInjector::start(workers, sc.seed_load));
             let gpu = match &device {
@@ -562,8 +594,13 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
             }
         }
     }
-    if let Some(o) = sc.selectors.iter().find(|s| s.kind == "oracle") {
-        fill_regret(&mut summaries, &o.name);
+    let oracle = sc
+        .selectors
+        .iter()
+        .find(|s| s.kind == "oracle")
+        .map(|s| s.name.clone());
+    if let Some(o) = &oracle {
+        fill_regret(&mut summaries, o);
     }
     let status = if complete { "COMPLETE" } else { "INCOMPLETE" };
     write_samples(&out.join("samples.parquet"), &samples)?;
@@ -575,6 +612,10 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
             status: status.into(),
             emulated,
             mode,
+            deadlines_ms: deadlines.clone(),
+            selector_order: sc.selectors.iter().map(|s| s.name.clone()).collect(),
+            oracle,
+            shard: a.shard.map(|(i, n)| format!("{i}/{n}")),
             selectors: summaries.clone(),
         },
     )?;

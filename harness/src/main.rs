@@ -4,6 +4,7 @@ mod cmd_calibrate;
 mod cmd_datasets;
 mod cmd_load;
 mod cmd_model;
+mod cmd_reports;
 mod cmd_run;
 mod cmd_validate;
 
@@ -44,6 +45,14 @@ enum Command {
     /// Replay a scenario from a calibration profile: outcomes drawn from measured tables, no
     /// network runs; deterministic, for fast what-if studies and CI.
     Replay(cmd_run::ReplayArgs),
+    /// Compare a run with a baseline: per selector and metric, the change with a bootstrap
+    /// 95 % interval; exit code 1 on a regression, 0 otherwise, 2 on bad input.
+    Compare(cmd_reports::CompareArgs),
+    /// Keep named baselines for `opa compare`.
+    #[command(subcommand)]
+    Baseline(cmd_reports::BaselineCmd),
+    /// Join run directories (the shards of an `opa run --shard I/N` sweep) into one.
+    Merge(cmd_reports::MergeArgs),
     /// Check scenario files without running them; every problem is reported with file:line:column.
     Validate(cmd_validate::ValidateArgs),
 }
@@ -75,6 +84,13 @@ fn main() -> ExitCode {
         Command::Validate(a) => cmd_validate::validate(a),
         Command::Load(c) => cmd_load::run(c),
         Command::Run(a) => cmd_run::run(a),
+        Command::Compare(a) => match cmd_reports::compare_cmd(a) {
+            Ok(true) => return ExitCode::from(cmd_reports::REGRESSED),
+            Ok(false) => Ok(()),
+            Err(e) => Err(e),
+        },
+        Command::Baseline(c) => cmd_reports::baseline(c),
+        Command::Merge(a) => cmd_reports::merge(a),
         Command::Calibrate(a) => cmd_calibrate::calibrate(a),
         Command::Predictors(c) => cmd_calibrate::predictors(c),
         Command::Replay(a) => cmd_run::replay_cmd(a),

@@ -392,3 +392,189 @@ fn calibrate_then_replay_from_profile_is_deterministic() {
     assert_eq!(s["mode"], "live");
     assert_eq!(s["selectors"].as_array().unwrap().len(), 9);
 }
+
+/// A synthetic profile over the shipped candidates (ids and MACs from the candidates file),
+/// for replay-from-profile tests that do not need real measurements.
+fn synthetic_profile(dir: &Path) -> std::path::PathBuf {
+    let cands: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(opa_supernet::shipped_candidates()).unwrap())
+            .unwrap();
+    let list = cands["candidates"].as_array().unwrap();
+    let mut p = opa_predictors::profile::synthetic(list.len(), 5, &[0.0, 0.25, 0.5, 0.75, 1.0]);
+    for (c, j) in p.candidates.iter_mut().zip(list) {
+        c.id = j["id"].as_str().unwrap().to_string();
+        c.macs = j["macs"].as_u64().unwrap();
+    }
+    let path = dir.join("synthetic-profile.parquet");
+    opa_reports::profile::write_profile(&path, &p).unwrap();
+    path
+}
+
+fn sweep_scenario(dir: &Path, profile: &Path) -> std::path::PathBuf {
+    let path = dir.join("sweep.toml");
+    let mut src = format!(
+        "name = \"sweep\"\nprofile = {:?}\n[requirement]\ndeadline-ms = 2.0\n\
+         [[stream.segment]]\nduration-s = 30\nfps = 10\n\
+         [[stream.segment]]\nduration-s = 30\nfps = 10\ncorruption = \"gaussian-noise\"\nseverity = [2, 4]\n\
+         [[workload.phase]]\nduration-s = 20\ncpu-load = 0.0\n\
+         [[workload.phase]]\nduration-s = 20\ncpu-load = 1.0\n\
+         [[workload.phase]]\nduration-s = 20\ncpu-load = 0.5\n",
+        profile.to_str().unwrap()
+    );
+    for k in ["opa", "oracle", "dynamic-ofa", "random"] {
+        src.push_str(&format!("[[selector]]\nkind = \"{k}\"\n"));
+    }
+    std::fs::write(&path, src).unwrap();
+    path
+}
+
+#[test]
+fn shards_merged_equal_one_unsharded_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = synthetic_profile(dir.path());
+    let sc = sweep_scenario(dir.path(), &profile);
+    let replay = |out: &str, extra: &[&str]| {
+        let out = dir.path().join(out);
+        let mut args = vec![
+            "replay",
+            sc.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--deadline-ms",
+            "4,1,2",
+        ];
+        args.extend_from_slice(extra);
+        let o = opa(&args);
+        assert!(o.status.success(), "{}", text(&o));
+        out
+    };
+    let whole = replay("whole", &[]);
+    let parts: Vec<_> = (1..=3)
+        .map(|i| replay(&format!("part{i}"), &["--shard", &format!("{i}/3")]))
+        .collect();
+    let merged = dir.path().join("merged");
+    let mut args = vec!["merge", "--out", merged.to_str().unwrap()];
+    args.extend(parts.iter().map(|p| p.to_str().unwrap()));
+    let o = opa(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8(std::fs::read(whole.join("summary.json")).unwrap()).unwrap(),
+        String::from_utf8(std::fs::read(merged.join("summary.json")).unwrap()).unwrap()
+    );
+    assert_eq!(
+        opa_reports::read_samples(&whole.join("samples.parquet")).unwrap(),
+        opa_reports::read_samples(&merged.join("samples.parquet")).unwrap()
+    );
+    // Overlapping shards are refused, and nothing is written.
+    let again = dir.path().join("again");
+    let o = opa(&[
+        "merge",
+        "--out",
+        again.to_str().unwrap(),
+        parts[0].to_str().unwrap(),
+        parts[0].to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(!again.join("summary.json").exists());
+}
+
+#[test]
+fn compare_passes_identical_runs_and_fails_a_planted_regression() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = synthetic_profile(dir.path());
+    let sc = sweep_scenario(dir.path(), &profile);
+    let base = dir.path().join("base");
+    let o = opa(&[
+        "replay",
+        sc.to_str().unwrap(),
+        "--out",
+        base.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = opa(&["compare", base.to_str().unwrap(), base.to_str().unwrap()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("| opa | 2 ms | top-1 within deadline |"), "{t}");
+    assert!(!t.contains("REGRESSED"), "{t}");
+
+    // Plant a regression: opa answers 30 % of its frames wrong, dynamic-ofa gets 3x slower.
+    let mut rows = opa_reports::read_samples(&base.join("samples.parquet")).unwrap();
+    for (i, r) in rows.iter_mut().enumerate() {
+        if r.selector == "opa" && r.phase == "serve" && i % 10 < 3 {
+            r.correct = false;
+        }
+        if r.selector == "dynamic-ofa" {
+            r.latency_ms *= 3.0;
+        }
+    }
+    let cur = dir.path().join("cur");
+    std::fs::create_dir_all(&cur).unwrap();
+    std::fs::copy(base.join("summary.json"), cur.join("summary.json")).unwrap();
+    opa_reports::write_samples(&cur.join("samples.parquet"), &rows).unwrap();
+    let json = dir.path().join("bench");
+    let o = opa(&[
+        "compare",
+        base.to_str().unwrap(),
+        cur.to_str().unwrap(),
+        "--json-dir",
+        json.to_str().unwrap(),
+    ]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    let line = |sel: &str, metric: &str| {
+        t.lines()
+            .find(|l| l.starts_with(&format!("| {sel} | 2 ms | {metric}")))
+            .unwrap_or_else(|| panic!("{sel} {metric}: {t}"))
+            .to_string()
+    };
+    assert!(
+        line("opa", "top-1 within deadline").ends_with("REGRESSED |"),
+        "{t}"
+    );
+    assert!(
+        line("dynamic-ofa", "p95 latency").ends_with("REGRESSED |"),
+        "{t}"
+    );
+    assert!(
+        line("random", "top-1 within deadline").ends_with("no change |"),
+        "{t}"
+    );
+    let bigger: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(json.join("bigger-is-better.json")).unwrap())
+            .unwrap();
+    assert_eq!(bigger.as_array().unwrap().len(), 4);
+    assert_eq!(bigger[0]["unit"], "%");
+
+    // Baselines are named and never overwritten silently.
+    let bdir = dir.path().join("baselines");
+    let save = |force: bool| {
+        let mut a = vec![
+            "baseline",
+            "save",
+            "main",
+            "--run",
+            base.to_str().unwrap(),
+            "--dir",
+            bdir.to_str().unwrap(),
+        ];
+        if force {
+            a.push("--force");
+        }
+        opa(&a)
+    };
+    assert!(save(false).status.success());
+    assert_eq!(save(false).status.code(), Some(2));
+    assert!(save(true).status.success());
+    let o = opa(&[
+        "compare",
+        bdir.join("main").to_str().unwrap(),
+        base.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = opa(&[
+        "compare",
+        base.to_str().unwrap(),
+        dir.path().join("nowhere").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}

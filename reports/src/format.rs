@@ -93,6 +93,18 @@ pub struct RunSummary {
     /// (outcomes drawn from a calibration profile).
     #[serde(default)]
     pub mode: String,
+    /// Every deadline of the sweep, ascending (a shard replays part of the grid).
+    #[serde(default)]
+    pub deadlines_ms: Vec<f64>,
+    /// The scenario's selector names, in replay order.
+    #[serde(default)]
+    pub selector_order: Vec<String>,
+    /// Name of the oracle selector, when the scenario has one (for regret).
+    #[serde(default)]
+    pub oracle: Option<String>,
+    /// `I/N` when this run is shard I of N of the (deadline × selector) grid.
+    #[serde(default)]
+    pub shard: Option<String>,
     /// One entry per (selector, deadline).
     pub selectors: Vec<SelectorSummary>,
 }

@@ -12,7 +12,9 @@
 //! assert_eq!(s.top1_within_deadline, 1.0);
 //! ```
 
+pub mod compare;
 mod format;
+pub mod merge;
 pub mod profile;
 mod summary;
 

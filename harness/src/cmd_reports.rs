@@ -1,0 +1,210 @@
+//! `opa compare`, `opa baseline`, `opa merge` (and, with figures, `opa report`).
+
+use crate::bad;
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use opa_reports::compare::{Change, CompareConfig, benchmark_json, compare, markdown, read_run};
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct CompareArgs {
+    /// Baseline run directory (or a saved baseline: `baselines/NAME`).
+    baseline: PathBuf,
+    /// Current run directory.
+    current: PathBuf,
+    /// Largest tolerated drop of top-1 within deadline, points.
+    #[arg(long, default_value_t = 1.0)]
+    max_accuracy_drop: f64,
+    /// Largest tolerated rise of p95 latency, percent.
+    #[arg(long, default_value_t = 10.0)]
+    max_latency_increase: f64,
+    /// Width of the time windows the bootstrap resamples, seconds.
+    #[arg(long, default_value_t = 5.0)]
+    window_s: f64,
+    /// Bootstrap resamples.
+    #[arg(long, default_value_t = 1000)]
+    resamples: usize,
+    /// Write the Markdown table here (it is always printed).
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// Write github-action-benchmark JSON here: `<DIR>/bigger-is-better.json`
+    /// (customBiggerIsBetter: top-1 within deadline) and `<DIR>/smaller-is-better.json`
+    /// (customSmallerIsBetter: p95 latency).
+    #[arg(long)]
+    json_dir: Option<PathBuf>,
+}
+
+/// Exit code of `opa compare` when a metric regressed.
+pub const REGRESSED: u8 = 1;
+
+pub fn compare_cmd(a: CompareArgs) -> Result<bool> {
+    if !(a.max_accuracy_drop >= 0.0 && a.max_latency_increase >= 0.0 && a.window_s > 0.0) {
+        return Err(bad(
+            "--max-accuracy-drop and --max-latency-increase must be >= 0, --window-s > 0",
+        ));
+    }
+    let base = read_run(&a.baseline).map_err(bad)?;
+    let cur = read_run(&a.current).map_err(bad)?;
+    let cfg = CompareConfig {
+        max_accuracy_drop_points: a.max_accuracy_drop,
+        max_latency_increase_percent: a.max_latency_increase,
+        window_s: a.window_s,
+        resamples: a.resamples.max(10),
+        seed: 1,
+    };
+    let deltas = compare((&base.0, &base.1), (&cur.0, &cur.1), &cfg).map_err(|e| {
+        bad(format!(
+            "{} vs {}: {e}",
+            a.baseline.display(),
+            a.current.display()
+        ))
+    })?;
+    let md = markdown(&deltas, &cfg);
+    print!("{md}");
+    if let Some(p) = &a.markdown {
+        opa_reports::write_atomic(p, md.as_bytes())?;
+    }
+    if let Some(d) = &a.json_dir {
+        std::fs::create_dir_all(d).map_err(|e| bad(format!("{}: {e}", d.display())))?;
+        let (bigger, smaller) = benchmark_json(&deltas);
+        opa_reports::write_json(&d.join("bigger-is-better.json"), &bigger)?;
+        opa_reports::write_json(&d.join("smaller-is-better.json"), &smaller)?;
+    }
+    let regressed = deltas
+        .iter()
+        .filter(|d| d.change == Change::Regressed)
+        .count();
+    if regressed > 0 {
+        eprintln!("{regressed} metric(s) regressed");
+    }
+    Ok(regressed > 0)
+}
+
+#[derive(Subcommand)]
+pub enum BaselineCmd {
+    /// Keep a run as a named baseline (never overwrites one without --force).
+    Save(BaselineSaveArgs),
+    /// List the saved baselines.
+    List(BaselineListArgs),
+}
+
+#[derive(Args)]
+pub struct BaselineSaveArgs {
+    /// Baseline name (letters, digits, `-`, `_`, `.`).
+    name: String,
+    /// Run directory to keep.
+    #[arg(long, default_value = "runs/quickstart")]
+    run: PathBuf,
+    /// Where baselines live.
+    #[arg(long, default_value = "baselines")]
+    dir: PathBuf,
+    /// Replace an existing baseline of that name.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+pub struct BaselineListArgs {
+    /// Where baselines live.
+    #[arg(long, default_value = "baselines")]
+    dir: PathBuf,
+}
+
+const RUN_FILES: [&str; 5] = [
+    "summary.json",
+    "samples.parquet",
+    "events.jsonl",
+    "scenario.toml",
+    "machine.json",
+];
+
+pub fn baseline(c: BaselineCmd) -> Result<()> {
+    match c {
+        BaselineCmd::Save(a) => {
+            if a.name.is_empty()
+                || !a
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                || a.name.starts_with('.')
+            {
+                return Err(bad(format!(
+                    "baseline name {:?}: use letters, digits, -, _ and . only",
+                    a.name
+                )));
+            }
+            // Check the run is readable before keeping it.
+            read_run(&a.run).map_err(bad)?;
+            let dest = a.dir.join(&a.name);
+            if dest.exists() && !a.force {
+                return Err(bad(format!(
+                    "baseline {} exists ({}); pass --force to replace it",
+                    a.name,
+                    dest.display()
+                )));
+            }
+            let tmp = a.dir.join(format!(".{}.tmp", a.name));
+            let _ = std::fs::remove_dir_all(&tmp);
+            std::fs::create_dir_all(&tmp).map_err(|e| bad(format!("{}: {e}", tmp.display())))?;
+            for f in RUN_FILES {
+                let src = a.run.join(f);
+                if src.is_file() {
+                    std::fs::copy(&src, tmp.join(f))
+                        .map_err(|e| bad(format!("{}: {e}", src.display())))?;
+                }
+            }
+            let _ = std::fs::remove_dir_all(&dest);
+            std::fs::rename(&tmp, &dest).map_err(|e| bad(format!("{}: {e}", dest.display())))?;
+            println!("baseline {} saved: {}", a.name, dest.display());
+        }
+        BaselineCmd::List(a) => {
+            let mut names: Vec<String> = std::fs::read_dir(&a.dir)
+                .map(|d| {
+                    d.flatten()
+                        .filter(|e| e.path().join("summary.json").is_file())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            names.sort();
+            if names.is_empty() {
+                println!("no baseline in {}", a.dir.display());
+            }
+            for n in names {
+                println!("{n}\t{}", a.dir.join(&n).display());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct MergeArgs {
+    /// Merged run directory to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Run directories to join (the shards of one `opa run --shard I/N` sweep).
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// Replace a run already in --out.
+    #[arg(long)]
+    force: bool,
+}
+
+pub fn merge(a: MergeArgs) -> Result<()> {
+    if a.out.join("summary.json").exists() && !a.force {
+        return Err(bad(format!(
+            "{} already holds a run; pass --force to replace it",
+            a.out.display()
+        )));
+    }
+    let m = opa_reports::merge::merge(&a.runs, &a.out).map_err(bad)?;
+    println!(
+        "merged {} run(s): {} (selector, deadline) results, {} -> {}",
+        a.runs.len(),
+        m.selectors.len(),
+        m.status,
+        a.out.display()
+    );
+    Ok(())
+}

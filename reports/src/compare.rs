@@ -1,0 +1,310 @@
+//! Regression tracking: two runs of the same scenario compared per selector, deadline and
+//! metric, with a bootstrap 95 % confidence interval of the change over time windows. A
+//! change is called a regression (or an improvement) only when the whole interval is past
+//! the threshold, as criterion and hyperfine do.
+
+use crate::format::{RunError, RunSummary, Sample};
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+/// Thresholds and bootstrap settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompareConfig {
+    /// Largest tolerated drop of top-1 within deadline, points.
+    pub max_accuracy_drop_points: f64,
+    /// Largest tolerated rise of p95 latency, percent.
+    pub max_latency_increase_percent: f64,
+    /// Width of the time windows frames are resampled in, seconds.
+    pub window_s: f64,
+    /// Bootstrap resamples.
+    pub resamples: usize,
+    /// Seed of the bootstrap.
+    pub seed: u64,
+}
+
+impl Default for CompareConfig {
+    fn default() -> Self {
+        CompareConfig {
+            max_accuracy_drop_points: 1.0,
+            max_latency_increase_percent: 10.0,
+            window_s: 5.0,
+            resamples: 1000,
+            seed: 1,
+        }
+    }
+}
+
+/// The verdict on one metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Change {
+    /// The whole interval is past the threshold, the good way.
+    Improved,
+    /// The whole interval is past the threshold, the bad way.
+    Regressed,
+    /// Anything else.
+    NoChange,
+}
+
+impl Change {
+    /// As printed.
+    pub fn label(self) -> &'static str {
+        match self {
+            Change::Improved => "improved",
+            Change::Regressed => "REGRESSED",
+            Change::NoChange => "no change",
+        }
+    }
+}
+
+/// One compared metric of one selector at one deadline.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MetricDelta {
+    /// Selector name.
+    pub selector: String,
+    /// Deadline, ms.
+    pub deadline_ms: f64,
+    /// `top1_within_deadline` (points) or `latency_p95` (percent change).
+    pub metric: String,
+    /// Unit of `baseline`, `current`: `%` or `ms`.
+    pub unit: String,
+    /// Baseline value.
+    pub baseline: f64,
+    /// Current value.
+    pub current: f64,
+    /// Change: points for accuracy, percent for latency.
+    pub delta: f64,
+    /// Bootstrap 95 % interval of `delta`.
+    pub ci_low: f64,
+    /// Upper end.
+    pub ci_high: f64,
+    /// Verdict against the threshold.
+    pub change: Change,
+}
+
+/// Frames served by `selector` at `deadline_ms`, grouped by time window of arrival.
+fn windows<'a>(
+    rows: &'a [Sample],
+    selector: &str,
+    deadline_ms: f64,
+    window_s: f64,
+) -> Vec<Vec<&'a Sample>> {
+    let mut w: Vec<Vec<&Sample>> = Vec::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.selector == selector && r.deadline_ms == deadline_ms && r.phase == "serve")
+    {
+        let i = (r.arrival_s / window_s.max(1e-9)).floor().max(0.0) as usize;
+        if w.len() <= i {
+            w.resize(i + 1, Vec::new());
+        }
+        w[i].push(r);
+    }
+    w.retain(|x| !x.is_empty());
+    w
+}
+
+fn top1_in_deadline(rows: &[&Sample]) -> f64 {
+    100.0 * rows.iter().filter(|r| r.correct && r.deadline_met).count() as f64
+        / rows.len().max(1) as f64
+}
+
+fn p95(rows: &[&Sample]) -> f64 {
+    let lat: Vec<f64> = rows.iter().map(|r| r.latency_ms).collect();
+    crate::summary::percentile(&lat, 95.0)
+}
+
+/// Resamples whole windows with replacement and evaluates `metric` on the frames drawn.
+fn resample<'a>(w: &[Vec<&'a Sample>], rng: &mut impl Rng) -> Vec<&'a Sample> {
+    (0..w.len())
+        .flat_map(|_| w[rng.random_range(0..w.len())].iter().copied())
+        .collect()
+}
+
+fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Compares every (selector, deadline) present in both runs.
+pub fn compare(
+    base: (&RunSummary, &[Sample]),
+    cur: (&RunSummary, &[Sample]),
+    cfg: &CompareConfig,
+) -> Result<Vec<MetricDelta>, String> {
+    if base.0.scenario != cur.0.scenario {
+        return Err(format!(
+            "the runs replay different scenarios ({} and {})",
+            base.0.scenario, cur.0.scenario
+        ));
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut out = Vec::new();
+    for b in &base.0.selectors {
+        let Some(c) = cur
+            .0
+            .selectors
+            .iter()
+            .find(|c| c.selector == b.selector && c.deadline_ms == b.deadline_ms)
+        else {
+            continue;
+        };
+        let wb = windows(base.1, &b.selector, b.deadline_ms, cfg.window_s);
+        let wc = windows(cur.1, &c.selector, c.deadline_ms, cfg.window_s);
+        if wb.is_empty() || wc.is_empty() {
+            continue;
+        }
+        let ab: Vec<&Sample> = wb.iter().flatten().copied().collect();
+        let ac: Vec<&Sample> = wc.iter().flatten().copied().collect();
+        // Accuracy: change in points.
+        let (vb, vc) = (top1_in_deadline(&ab), top1_in_deadline(&ac));
+        let deltas: Vec<f64> = (0..cfg.resamples.max(10))
+            .map(|_| {
+                top1_in_deadline(&resample(&wc, &mut rng))
+                    - top1_in_deadline(&resample(&wb, &mut rng))
+            })
+            .collect();
+        let (lo, hi) = (quantile(deltas.clone(), 0.025), quantile(deltas, 0.975));
+        let t = cfg.max_accuracy_drop_points;
+        out.push(MetricDelta {
+            selector: b.selector.clone(),
+            deadline_ms: b.deadline_ms,
+            metric: "top1_within_deadline".into(),
+            unit: "%".into(),
+            baseline: vb,
+            current: vc,
+            delta: vc - vb,
+            ci_low: lo,
+            ci_high: hi,
+            change: if hi < -t {
+                Change::Regressed
+            } else if lo > t {
+                Change::Improved
+            } else {
+                Change::NoChange
+            },
+        });
+        // Latency: change of p95 in percent.
+        let (lb, lc) = (p95(&ab), p95(&ac));
+        let deltas: Vec<f64> = (0..cfg.resamples.max(10))
+            .map(|_| {
+                let (x, y) = (p95(&resample(&wb, &mut rng)), p95(&resample(&wc, &mut rng)));
+                100.0 * (y - x) / x.max(1e-12)
+            })
+            .collect();
+        let (lo, hi) = (quantile(deltas.clone(), 0.025), quantile(deltas, 0.975));
+        let t = cfg.max_latency_increase_percent;
+        out.push(MetricDelta {
+            selector: b.selector.clone(),
+            deadline_ms: b.deadline_ms,
+            metric: "latency_p95".into(),
+            unit: "ms".into(),
+            baseline: lb,
+            current: lc,
+            delta: 100.0 * (lc - lb) / lb.max(1e-12),
+            ci_low: lo,
+            ci_high: hi,
+            change: if lo > t {
+                Change::Regressed
+            } else if hi < -t {
+                Change::Improved
+            } else {
+                Change::NoChange
+            },
+        });
+    }
+    if out.is_empty() {
+        return Err("the runs share no (selector, deadline) with served frames".into());
+    }
+    Ok(out)
+}
+
+/// The comparison as a Markdown table, for a pull-request comment.
+pub fn markdown(deltas: &[MetricDelta], cfg: &CompareConfig) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "| selector | deadline | metric | baseline | current | change | 95 % CI | verdict |\n|---|---|---|---|---|---|---|---|"
+    );
+    for d in deltas {
+        let (metric, base, cur, change, ci) = if d.metric == "top1_within_deadline" {
+            (
+                "top-1 within deadline",
+                format!("{:.2} %", d.baseline),
+                format!("{:.2} %", d.current),
+                format!("{:+.2} pts", d.delta),
+                format!("[{:+.2}, {:+.2}] pts", d.ci_low, d.ci_high),
+            )
+        } else {
+            (
+                "p95 latency",
+                format!("{:.3} ms", d.baseline),
+                format!("{:.3} ms", d.current),
+                format!("{:+.1} %", d.delta),
+                format!("[{:+.1}, {:+.1}] %", d.ci_low, d.ci_high),
+            )
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} ms | {metric} | {base} | {cur} | {change} | {ci} | {} |",
+            d.selector,
+            d.deadline_ms,
+            d.change.label()
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nThresholds: top-1 within deadline may drop {} points, p95 latency may rise {} %; a verdict needs the whole interval past the threshold (bootstrap over {} s windows, {} resamples).",
+        cfg.max_accuracy_drop_points, cfg.max_latency_increase_percent, cfg.window_s, cfg.resamples
+    );
+    s
+}
+
+/// One entry of github-action-benchmark's custom formats.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BenchEntry {
+    /// Series name.
+    pub name: String,
+    /// Unit.
+    pub unit: String,
+    /// Value.
+    pub value: f64,
+    /// The 95 % interval, as text.
+    pub range: String,
+}
+
+/// The current run's values in github-action-benchmark's `customBiggerIsBetter` (top-1 within
+/// deadline) and `customSmallerIsBetter` (p95 latency) formats.
+pub fn benchmark_json(deltas: &[MetricDelta]) -> (Vec<BenchEntry>, Vec<BenchEntry>) {
+    let (mut bigger, mut smaller) = (Vec::new(), Vec::new());
+    for d in deltas {
+        let e = BenchEntry {
+            name: format!("{} @ {} ms: {}", d.selector, d.deadline_ms, d.metric),
+            unit: d.unit.clone(),
+            value: d.current,
+            range: format!("change 95% CI [{:.3}, {:.3}]", d.ci_low, d.ci_high),
+        };
+        if d.metric == "top1_within_deadline" {
+            bigger.push(e);
+        } else {
+            smaller.push(e);
+        }
+    }
+    (bigger, smaller)
+}
+
+/// Reads a run directory's summary and samples.
+pub fn read_run(dir: &std::path::Path) -> Result<(RunSummary, Vec<Sample>), RunError> {
+    let path = dir.join("summary.json");
+    let text = std::fs::read(&path).map_err(|e| RunError::Io {
+        path: path.clone(),
+        source: e,
+    })?;
+    let summary: RunSummary = serde_json::from_slice(&text).map_err(|e| RunError::Table {
+        path: path.clone(),
+        message: format!("not a run summary: {e}"),
+    })?;
+    let samples = crate::format::read_samples(&dir.join("samples.parquet"))?;
+    Ok((summary, samples))
+}
