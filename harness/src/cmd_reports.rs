@@ -208,3 +208,71 @@ pub fn merge(a: MergeArgs) -> Result<()> {
     );
     Ok(())
 }
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// Run directories (e.g. one deadline sweep, or several runs of the same scenario).
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// Where to write report.md, the CSV tables and the figures (default: the first run
+    /// directory).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Deadline of the timeline, CDF and breakdown tables (default: the middle one of the sweep).
+    #[arg(long)]
+    deadline_ms: Option<f64>,
+    /// Calibration profile for the candidate and predictor figures (default: the one the
+    /// run's scenario names, when it exists).
+    #[arg(long)]
+    profile: Option<PathBuf>,
+}
+
+/// The `profile = "..."` of a run's effective scenario.
+fn scenario_profile(run: &std::path::Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(run.join("scenario.toml")).ok()?;
+    let v: toml::Table = toml::from_str(&text).ok()?;
+    v.get("profile")?.as_str().map(PathBuf::from)
+}
+
+pub fn report(a: ReportArgs) -> Result<()> {
+    let runs = opa_reports::report::read_runs(&a.runs).map_err(bad)?;
+    let mut deadlines: Vec<f64> = runs
+        .iter()
+        .flat_map(|r| r.summary.selectors.iter().map(|s| s.deadline_ms))
+        .collect();
+    deadlines.sort_by(f64::total_cmp);
+    deadlines.dedup();
+    if deadlines.is_empty() {
+        return Err(bad("the runs hold no selector results"));
+    }
+    let deadline = match a.deadline_ms {
+        Some(d) if deadlines.contains(&d) => d,
+        Some(d) => {
+            return Err(bad(format!(
+                "--deadline-ms {d}: the runs were replayed at {deadlines:?} ms"
+            )));
+        }
+        None => deadlines[(deadlines.len() - 1) / 2],
+    };
+    let profile_path = a
+        .profile
+        .clone()
+        .or_else(|| scenario_profile(&a.runs[0]).filter(|p| p.is_file()));
+    let profile = match &profile_path {
+        Some(p) => Some(opa_reports::profile::read_profile(p).map_err(bad)?),
+        None => None,
+    };
+    let out = a.out.clone().unwrap_or_else(|| a.runs[0].clone());
+    let files =
+        opa_reports::report::write_report(&runs, deadline, profile.as_ref(), &out).map_err(bad)?;
+    println!(
+        "report: {} ({} files{})",
+        out.join("report.md").display(),
+        files.len(),
+        profile_path.map_or(
+            ", no profile: candidate and predictor figures left out".into(),
+            |p| { format!(", profile {}", p.display()) }
+        )
+    );
+    Ok(())
+}

@@ -45,6 +45,8 @@ enum Command {
     /// Replay a scenario from a calibration profile: outcomes drawn from measured tables, no
     /// network runs; deterministic, for fast what-if studies and CI.
     Replay(cmd_run::ReplayArgs),
+    /// Write report.md, CSV tables and figures (PNG and SVG) for run directories.
+    Report(cmd_reports::ReportArgs),
     /// Compare a run with a baseline: per selector and metric, the change with a bootstrap
     /// 95 % interval; exit code 1 on a regression, 0 otherwise, 2 on bad input.
     Compare(cmd_reports::CompareArgs),
@@ -91,6 +93,7 @@ fn main() -> ExitCode {
         },
         Command::Baseline(c) => cmd_reports::baseline(c),
         Command::Merge(a) => cmd_reports::merge(a),
+        Command::Report(a) => cmd_reports::report(a),
         Command::Calibrate(a) => cmd_calibrate::calibrate(a),
         Command::Predictors(c) => cmd_calibrate::predictors(c),
         Command::Replay(a) => cmd_run::replay_cmd(a),

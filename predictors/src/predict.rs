@@ -526,11 +526,26 @@ pub struct VariantScore {
     pub folds: usize,
 }
 
+/// One held-out prediction of leave-condition-out cross-validation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HeldOut {
+    /// Candidate index.
+    pub candidate: usize,
+    /// The held-out condition.
+    pub cond: Cond,
+    /// What the variant predicted, fitted without the condition.
+    pub predicted: Prediction,
+    /// Measured top-1.
+    pub top1: f64,
+    /// Measured mean latency, ms.
+    pub latency_ms: f64,
+}
+
 /// Leave-condition-out cross-validation: each fold holds out one content condition and one
 /// load level, fits on the conditions that share neither, and predicts the held-out one.
-pub fn evaluate(variant: Variant, p: &Profile) -> Result<VariantScore, String> {
+pub fn cross_validate(variant: Variant, p: &Profile) -> Result<Vec<HeldOut>, String> {
     p.validate()?;
-    let (mut abs_acc, mut ape, mut rho, mut n_pred, mut folds) = (0.0, 0.0, 0.0, 0usize, 0usize);
+    let mut out = Vec::new();
     for held in p.conditions() {
         let train: Vec<Cond> = p
             .conditions()
@@ -545,28 +560,53 @@ pub fn evaluate(variant: Variant, p: &Profile) -> Result<VariantScore, String> {
             &p.signals(held),
             Some(p.content[p.probe][held.content].top1),
         );
-        let truth: Vec<f64> = (0..p.candidates.len())
-            .map(|c| p.content[c][held.content].top1)
-            .collect();
-        for (c, pr) in pred.iter().enumerate() {
-            abs_acc += (pr.top1 - truth[c]).abs();
-            let l = p.latency[c][held.load].mean_ms;
-            ape += ((pr.latency_ms - l) / l).abs();
-            n_pred += 1;
+        for (c, pr) in pred.into_iter().enumerate() {
+            out.push(HeldOut {
+                candidate: c,
+                cond: held,
+                predicted: pr,
+                top1: p.content[c][held.content].top1,
+                latency_ms: p.latency[c][held.load].mean_ms,
+            });
         }
-        let predicted: Vec<f64> = pred.iter().map(|p| p.top1).collect();
-        rho += spearman(&predicted, &truth);
-        folds += 1;
     }
-    if folds == 0 {
+    if out.is_empty() {
         return Err("the profile needs at least two content conditions to hold one out".into());
     }
+    Ok(out)
+}
+
+/// Scores a variant from its cross-validated predictions (see [`cross_validate`]).
+pub fn evaluate(variant: Variant, p: &Profile) -> Result<VariantScore, String> {
+    let held = cross_validate(variant, p)?;
+    let n = held.len() as f64;
+    let mae = held
+        .iter()
+        .map(|h| (h.predicted.top1 - h.top1).abs())
+        .sum::<f64>()
+        / n;
+    let mape = held
+        .iter()
+        .map(|h| ((h.predicted.latency_ms - h.latency_ms) / h.latency_ms).abs())
+        .sum::<f64>()
+        / n;
+    let k = p.candidates.len();
+    let folds = held.len() / k;
+    let rho = held
+        .chunks(k)
+        .map(|f| {
+            let a: Vec<f64> = f.iter().map(|h| h.predicted.top1).collect();
+            let b: Vec<f64> = f.iter().map(|h| h.top1).collect();
+            spearman(&a, &b)
+        })
+        .sum::<f64>()
+        / folds as f64;
     Ok(VariantScore {
         variant: variant.name().into(),
         deployable: variant.deployable(),
-        accuracy_mae_points: 100.0 * abs_acc / n_pred as f64,
-        latency_mape_percent: 100.0 * ape / n_pred as f64,
-        spearman_rho: rho / folds as f64,
+        accuracy_mae_points: 100.0 * mae,
+        latency_mape_percent: 100.0 * mape,
+        spearman_rho: rho,
         folds,
     })
 }

@@ -13,9 +13,11 @@
 //! ```
 
 pub mod compare;
+pub mod figures;
 mod format;
 pub mod merge;
 pub mod profile;
+pub mod report;
 mod summary;
 
 pub use format::{
