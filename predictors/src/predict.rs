@@ -5,7 +5,7 @@
 //! Linear algebra and the least-squares fits are nalgebra's (Cholesky of the ridge normal
 //! equations); nothing here is a hand-written solver.
 
-use crate::profile::{Cond, Profile, Signals};
+use crate::profile::{Cond, LatencyStats, Profile, Signals};
 use nalgebra::{DMatrix, DVector};
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -76,6 +76,21 @@ pub struct Prediction {
     pub top1: f64,
     /// Mean batch-1 latency, ms.
     pub latency_ms: f64,
+    /// Median latency, ms.
+    pub p50_ms: f64,
+    /// 95th-percentile latency, ms (the tail that decides deadline misses under contention).
+    pub p95_ms: f64,
+}
+
+impl Prediction {
+    /// The predicted latency distribution.
+    pub fn latency(&self) -> LatencyStats {
+        LatencyStats {
+            mean_ms: self.latency_ms,
+            p50_ms: self.p50_ms.min(self.p95_ms),
+            p95_ms: self.p95_ms.max(self.p50_ms),
+        }
+    }
 }
 
 /// A fitted predictor.
@@ -179,7 +194,7 @@ struct RatioModel {
     ref_confidence: f64,
     ref_latency_ms: f64,
     /// Per candidate: (clean top-1, idle latency).
-    base: Vec<(f64, f64)>,
+    base: Vec<(f64, LatencyStats)>,
 }
 
 impl RatioModel {
@@ -216,7 +231,7 @@ impl RatioModel {
                 .map(|c| {
                     (
                         p.content[c][acc_ref.content].top1,
-                        p.latency[c][lat_ref.load].mean_ms,
+                        p.latency[c][lat_ref.load],
                     )
                 })
                 .collect(),
@@ -235,7 +250,9 @@ impl Predictor for RatioModel {
             .iter()
             .map(|&(acc, lat)| Prediction {
                 top1: (acc * a).clamp(0.0, 1.0),
-                latency_ms: lat * l,
+                latency_ms: lat.mean_ms * l,
+                p50_ms: lat.p50_ms * l,
+                p95_ms: lat.p95_ms * l,
             })
             .collect()
     }
@@ -248,8 +265,8 @@ struct LinearModel {
     acc_scaler: Scaler,
     /// d×candidates weights and intercepts of the accuracy fit.
     acc: (DMatrix<f64>, DVector<f64>),
-    /// Per candidate: latency = a + b × probe latency.
-    lat: Vec<(f64, f64)>,
+    /// Per candidate: mean, median and p95 latency = a + b × probe latency.
+    lat: Vec<[(f64, f64); 3]>,
 }
 
 impl LinearModel {
@@ -281,8 +298,11 @@ impl LinearModel {
         let pl: Vec<f64> = train.iter().map(|&c| p.signals(c).latency_ms).collect();
         let lat = (0..p.candidates.len())
             .map(|c| {
-                let yl: Vec<f64> = train.iter().map(|t| p.latency[c][t.load].mean_ms).collect();
-                simple_regression(&pl, &yl)
+                let fit = |f: fn(&LatencyStats) -> f64| {
+                    let yl: Vec<f64> = train.iter().map(|t| f(&p.latency[c][t.load])).collect();
+                    simple_regression(&pl, &yl)
+                };
+                [fit(|l| l.mean_ms), fit(|l| l.p50_ms), fit(|l| l.p95_ms)]
             })
             .collect();
         Ok(LinearModel {
@@ -320,9 +340,14 @@ impl Predictor for LinearModel {
         let acc = self.acc.0.transpose() * x + &self.acc.1;
         acc.iter()
             .zip(&self.lat)
-            .map(|(&a, &(l0, l1))| Prediction {
-                top1: a.clamp(0.0, 1.0),
-                latency_ms: (l0 + l1 * s.latency_ms).max(1e-6),
+            .map(|(&a, l)| {
+                let at = |(l0, l1): (f64, f64)| (l0 + l1 * s.latency_ms).max(1e-6);
+                Prediction {
+                    top1: a.clamp(0.0, 1.0),
+                    latency_ms: at(l[0]),
+                    p50_ms: at(l[1]),
+                    p95_ms: at(l[2]),
+                }
             })
             .collect()
     }
@@ -377,9 +402,12 @@ impl SharedMlp {
             let s = p.signals(t);
             for (c, a) in arch.iter().enumerate() {
                 rows.push(Self::input(a, &s));
+                let l = &p.latency[c][t.load];
                 ys.push([
                     p.content[c][t.content].top1,
-                    p.latency[c][t.load].mean_ms.ln(),
+                    l.mean_ms.ln(),
+                    l.p50_ms.max(1e-6).ln(),
+                    l.p95_ms.max(1e-6).ln(),
                 ]);
             }
         }
@@ -395,14 +423,14 @@ impl SharedMlp {
             scaler,
             w_in,
             b_in,
-            out: (DMatrix::zeros(HIDDEN, 2), DVector::zeros(2)),
+            out: (DMatrix::zeros(HIDDEN, 4), DVector::zeros(4)),
         };
         let h = DMatrix::from_fn(rows.len(), HIDDEN, |_, _| 0.0);
         let mut h = h;
         for (i, r) in rows.iter().enumerate() {
             h.set_row(i, &m.hidden(r).transpose());
         }
-        let y = DMatrix::from_fn(ys.len(), 2, |i, j| ys[i][j]);
+        let y = DMatrix::from_fn(ys.len(), 4, |i, j| ys[i][j]);
         m.out = ridge(&h, &y, 1e-4)?;
         Ok(m)
     }
@@ -421,6 +449,8 @@ impl Predictor for SharedMlp {
                 Prediction {
                     top1: o[0].clamp(0.0, 1.0),
                     latency_ms: o[1].exp(),
+                    p50_ms: o[2].exp(),
+                    p95_ms: o[3].exp(),
                 }
             })
             .collect()
@@ -458,9 +488,14 @@ impl Knn {
                 (
                     scaler.apply(k),
                     (0..p.candidates.len())
-                        .map(|c| Prediction {
-                            top1: p.content[c][t.content].top1,
-                            latency_ms: p.latency[c][t.load].mean_ms,
+                        .map(|c| {
+                            let l = &p.latency[c][t.load];
+                            Prediction {
+                                top1: p.content[c][t.content].top1,
+                                latency_ms: l.mean_ms,
+                                p50_ms: l.p50_ms,
+                                p95_ms: l.p95_ms,
+                            }
                         })
                         .collect(),
                 )
@@ -491,16 +526,21 @@ impl Predictor for Knn {
         let n = self.points[0].1.len();
         (0..n)
             .map(|c| {
-                let (mut a, mut l) = (0.0, 0.0);
+                let mut out = Prediction {
+                    top1: 0.0,
+                    latency_ms: 0.0,
+                    p50_ms: 0.0,
+                    p95_ms: 0.0,
+                };
                 for &(dist, i) in near {
                     let w = 1.0 / (dist.sqrt() + 1e-6) / wsum;
-                    a += w * self.points[i].1[c].top1;
-                    l += w * self.points[i].1[c].latency_ms;
+                    let q = &self.points[i].1[c];
+                    out.top1 += w * q.top1;
+                    out.latency_ms += w * q.latency_ms;
+                    out.p50_ms += w * q.p50_ms;
+                    out.p95_ms += w * q.p95_ms;
                 }
-                Prediction {
-                    top1: a,
-                    latency_ms: l,
-                }
+                out
             })
             .collect()
     }

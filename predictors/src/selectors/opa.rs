@@ -1,10 +1,13 @@
 //! `opa`: One-Predict-All. Runs one shallow probe sub-network on `probe_frames` current
 //! frames, predicts every candidate's top-1 and latency from what the probe showed (no
-//! labels), and serves the most accurate candidate predicted to finish within
-//! `margin × deadline`. Re-probes every `reprobe_every` frames, and early when the serving
+//! labels), and serves the candidate with the most frames predicted correct within
+//! `margin × deadline`: predicted top-1 × the predicted chance of finishing in time (a
+//! log-normal latency from the predicted median and 95th percentile, so contention tails
+//! count). Re-probes every `reprobe_every` frames, and early when the serving
 //! candidate's latency or confidence drifts past a threshold.
 
 use super::best_feasible;
+use crate::profile::within;
 use crate::predict::Predictor;
 use crate::profile::{Profile, Signals};
 use crate::{Context, Decision, Outcome, Phase, Selector};
@@ -17,7 +20,8 @@ pub struct OpaParams {
     pub probe_frames: u32,
     /// Frames between periodic probing rounds.
     pub reprobe_every: u32,
-    /// Share of the deadline a candidate's predicted latency may use.
+    /// Share of the deadline the predicted latency distribution is held against (the rest
+    /// is left for the probe's own run and queueing).
     pub margin: f64,
     /// Re-probe early when the serving candidate's measured latency (moving average) is off
     /// its prediction by more than this share (0.5 = 50 %).
@@ -34,7 +38,7 @@ impl Default for OpaParams {
         OpaParams {
             probe_frames: 3,
             reprobe_every: 50,
-            margin: 0.8,
+            margin: 0.9,
             latency_drift: 0.5,
             confidence_drift: 0.1,
             min_gap: 10,
@@ -120,7 +124,10 @@ impl Opa {
         };
         let preds = self.predictor.predict(&s, None);
         let budget = self.p.margin * self.deadline_ms;
-        let pick = best_feasible(preds.iter().map(|p| (p.top1, p.latency_ms)), budget);
+        let pick = (0..preds.len())
+            .map(|c| (c, preds[c].top1 * within(budget, &preds[c].latency())))
+            .fold((0, f64::MIN), |b, (c, v)| if v > b.1 + 1e-12 { (c, v) } else { b })
+            .0;
         self.predicted_ms = preds[pick].latency_ms;
         // The drift references restart after every round, switch or not.
         self.conf_ref = None;
