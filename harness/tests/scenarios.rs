@@ -46,7 +46,17 @@ fn quickstart_resolves_to_the_documented_defaults() {
             .iter()
             .map(|x| x.name.as_str())
             .collect::<Vec<_>>(),
-        ["fixed-largest", "fixed-smallest", "random"]
+        [
+            "opa",
+            "exhaustive",
+            "oracle",
+            "ofa-static",
+            "dynamic-ofa",
+            "adaptivenet",
+            "fixed-largest",
+            "fixed-smallest",
+            "random"
+        ]
     );
     assert!(
         s.checkpoint

@@ -184,8 +184,11 @@ fn ridge(
     Ok((w, b))
 }
 
+/// Accuracy features of the probe's signals: the three means and their second-order terms
+/// (accuracy is not linear in confidence: it falls off faster once the probe is unsure).
 fn signal_row(s: &Signals) -> Vec<f64> {
-    vec![s.confidence, s.entropy, s.margin]
+    let (c, e, m) = (s.confidence, s.entropy, s.margin);
+    vec![c, e, m, c * c, e * e, m * m, c * e]
 }
 
 // ---------------------------------------------------------------- ratio

@@ -7,8 +7,8 @@
 //! candidate's latency or confidence drifts past a threshold.
 
 use super::best_feasible;
-use crate::profile::within;
 use crate::predict::Predictor;
+use crate::profile::within;
 use crate::profile::{Profile, Signals};
 use crate::{Context, Decision, Outcome, Phase, Selector};
 use serde::{Deserialize, Serialize};
@@ -46,8 +46,11 @@ impl Default for OpaParams {
     }
 }
 
-/// Smoothing of the drift detectors' moving averages.
+/// Smoothing of the confidence drift detector's moving average.
 const EMA: f64 = 0.15;
+/// Served compute times whose median the latency drift detector compares with the predicted
+/// median (a median, because contention makes latency heavy-tailed).
+const LAT_WINDOW: usize = 9;
 /// Served frames after a switch that set the confidence reference.
 const SETTLE: u32 = 5;
 
@@ -57,7 +60,8 @@ pub struct Opa {
     p: OpaParams,
     predictor: Box<dyn Predictor>,
     probe: usize,
-    /// Idle, clean choice per deadline before the first probing round ends.
+    /// Per candidate: clean top-1 and idle median latency, for the choice before the first
+    /// probing round ends.
     idle: Vec<(f64, f64)>,
     serving: Option<usize>,
     probing_left: u32,
@@ -66,8 +70,9 @@ pub struct Opa {
     acc_n: u32,
     round_start: u64,
     deadline_ms: f64,
+    /// Predicted median latency of the serving candidate.
     predicted_ms: f64,
-    lat_ema: Option<f64>,
+    recent_ms: std::collections::VecDeque<f64>,
     conf_ref: Option<f64>,
     conf_sum: f64,
     conf_n: u32,
@@ -82,12 +87,7 @@ impl Opa {
             name: name.into(),
             probe: profile.probe,
             idle: (0..profile.candidates.len())
-                .map(|c| {
-                    (
-                        profile.content[c][clean].top1,
-                        profile.latency[c][0].mean_ms,
-                    )
-                })
+                .map(|c| (profile.content[c][clean].top1, profile.latency[c][0].p50_ms))
                 .collect(),
             p,
             predictor,
@@ -99,7 +99,7 @@ impl Opa {
             round_start: 0,
             deadline_ms: 0.0,
             predicted_ms: 0.0,
-            lat_ema: None,
+            recent_ms: std::collections::VecDeque::new(),
             conf_ref: None,
             conf_sum: 0.0,
             conf_n: 0,
@@ -126,14 +126,17 @@ impl Opa {
         let budget = self.p.margin * self.deadline_ms;
         let pick = (0..preds.len())
             .map(|c| (c, preds[c].top1 * within(budget, &preds[c].latency())))
-            .fold((0, f64::MIN), |b, (c, v)| if v > b.1 + 1e-12 { (c, v) } else { b })
+            .fold(
+                (0, f64::MIN),
+                |b, (c, v)| if v > b.1 + 1e-12 { (c, v) } else { b },
+            )
             .0;
-        self.predicted_ms = preds[pick].latency_ms;
+        self.predicted_ms = preds[pick].latency().p50_ms;
         // The drift references restart after every round, switch or not.
         self.conf_ref = None;
         self.conf_sum = 0.0;
         self.conf_n = 0;
-        self.lat_ema = None;
+        self.recent_ms.clear();
         self.serving = Some(pick);
     }
 }
@@ -177,10 +180,10 @@ impl Selector for Opa {
                 }
             }
             Phase::Serve => {
-                let lat = self
-                    .lat_ema
-                    .map_or(o.compute_ms, |e| e + EMA * (o.compute_ms - e));
-                self.lat_ema = Some(lat);
+                self.recent_ms.push_back(o.compute_ms);
+                if self.recent_ms.len() > LAT_WINDOW {
+                    self.recent_ms.pop_front();
+                }
                 let conf = o.confidence as f64;
                 match self.conf_ref {
                     None => {
@@ -197,8 +200,12 @@ impl Selector for Opa {
                 if self.probing_left > 0 || o.frame < self.round_start + self.p.min_gap as u64 {
                     return;
                 }
-                let lat_off =
-                    (lat / self.predicted_ms.max(1e-9) - 1.0).abs() > self.p.latency_drift;
+                let lat_off = self.recent_ms.len() == LAT_WINDOW && {
+                    let mut v: Vec<f64> = self.recent_ms.iter().copied().collect();
+                    v.sort_by(f64::total_cmp);
+                    (v[LAT_WINDOW / 2] / self.predicted_ms.max(1e-9) - 1.0).abs()
+                        > self.p.latency_drift
+                };
                 let conf_off = self
                     .conf_ref
                     .is_some_and(|r| (self.conf_ema - r).abs() > self.p.confidence_drift);
