@@ -47,6 +47,12 @@ pub struct TrainArgs {
     /// Peak learning rate (AdamW, warm-up then cosine decay).
     #[arg(long)]
     lr: Option<f64>,
+    /// Fine-tune: start from this checkpoint's weights (fresh schedule and optimizer).
+    #[arg(long)]
+    init_from: Option<PathBuf>,
+    /// Linear warm-up steps of the learning rate.
+    #[arg(long)]
+    warmup_steps: Option<usize>,
     /// Share of training images given one random corruption (family drawn from the 12,
     /// severity from 1..=4); 0 trains on clean images only.
     #[arg(long)]
@@ -99,6 +105,10 @@ pub fn train(a: TrainArgs) -> Result<()> {
     if let Some(p) = a.corrupt_prob {
         tcfg.corrupt_prob = p;
     }
+    if let Some(w) = a.warmup_steps {
+        tcfg.warmup_steps = w;
+    }
+    tcfg.init_from = a.init_from.clone();
     if a.resume {
         let cfg_path = a.out.join("config.json");
         let text = std::fs::read_to_string(&cfg_path)

@@ -31,7 +31,7 @@ fn quickstart_resolves_to_the_documented_defaults() {
     let s = scenario::load(&scenarios_dir().join("quickstart.toml")).unwrap();
     assert_eq!(
         (s.backend, s.threads, s.slowdown, s.deadline_ms),
-        (Backend::Flex, 0, 1.0, 20.0)
+        (Backend::Flex, 0, 1.0, 1.0)
     );
     assert_eq!((s.seed_stream, s.seed_load, s.seed_selector), (1, 2, 3));
     let StreamSource::Synthetic(spec) = &s.stream else {

@@ -54,6 +54,10 @@ pub struct TrainConfig {
     pub max_images: Option<usize>,
     /// Seed for initialisation, shuffling, augmentation and sub-network sampling.
     pub seed: u64,
+    /// Start from this checkpoint's weights and shared BN statistics instead of random
+    /// initialisation (fine-tuning with a fresh schedule and optimizer).
+    #[serde(default)]
+    pub init_from: Option<PathBuf>,
 }
 
 fn default_corrupt_max_severity() -> u8 {
@@ -76,6 +80,7 @@ impl Default for TrainConfig {
             corrupt_max_severity: 4,
             max_images: None,
             seed: 1,
+            init_from: None,
         }
     }
 }
@@ -303,6 +308,17 @@ pub fn train(
         start_epoch = epoch + 1;
         step_global = ck.header.step;
     } else {
+        if let Some(init) = &tcfg.init_from {
+            let ck = checkpoint::load(init, &ad)?;
+            if ck.header.config != *supernet {
+                return Err(TrainError::Invalid(format!(
+                    "--init-from: {} holds another super-network configuration",
+                    init.display()
+                )));
+            }
+            weights = ck.weights;
+            shared = ck.header.shared_bn;
+        }
         let run = RunConfig {
             supernet: supernet.clone(),
             train: tcfg.clone(),
