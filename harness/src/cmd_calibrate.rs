@@ -78,7 +78,10 @@ pub struct PredictorsEvalArgs {
 
 /// Content conditions of the grid: clean, every family at every severity, and two class
 /// subsets (clean images of upper-body garments only, of everything else only).
-fn content_grid(quick: bool) -> Vec<(String, Option<(CorruptionKind, u8)>, Option<Vec<u16>>)> {
+/// A content condition: name, corruption and severity, class subset.
+type ContentCondition = (String, Option<(CorruptionKind, u8)>, Option<Vec<u16>>);
+
+fn content_grid(quick: bool) -> Vec<ContentCondition> {
     let mut g = vec![("clean".to_string(), None, None)];
     let families: Vec<CorruptionKind> = if quick {
         vec![

@@ -476,7 +476,7 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
                 &mut |r: &SampleRow| {
                     if r.phase == Phase::Serve {
                         misses += usize::from(!r.deadline_met);
-                        if r.frame % 16 == 0 {
+                        if r.frame.is_multiple_of(16) {
                             bar.set_position(r.frame);
                             bar.set_message(format!("serving #{} | {misses} missed", r.candidate));
                         }

@@ -258,12 +258,15 @@ pub fn markdown(
     )
 }
 
+/// A figure to write: file stem, data, size in pixels.
+pub type FigureSpec = (&'static str, Figure, (u32, u32));
+
 /// The figures' data.
 pub fn figure_data(
     runs: &[Run],
     deadline_ms: f64,
     profile: Option<&Profile>,
-) -> Result<Vec<(&'static str, Figure, (u32, u32))>, String> {
+) -> Result<Vec<FigureSpec>, String> {
     let mut figs = Vec::new();
     // 1. Headline.
     let mut names: Vec<String> = Vec::new();

@@ -13,7 +13,7 @@ fn synthetic_run() -> Run {
             let start = samples.len();
             for f in 0..40u64 {
                 let lat = 0.4 + 0.05 * ((f * 7 + k as u64 * 3) % 20) as f64;
-                let correct = (f + k as u64) % 5 != 0;
+                let correct = !(f + k as u64).is_multiple_of(5);
                 samples.push(Sample {
                     selector: sel.to_string(),
                     deadline_ms: deadline,
