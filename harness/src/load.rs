@@ -23,6 +23,19 @@ struct Shared {
     busy_ns: AtomicU64,
 }
 
+impl Shared {
+    /// (busy ns so far, now).
+    fn mark(&self) -> (u64, Instant) {
+        (self.busy_ns.load(Ordering::Relaxed), Instant::now())
+    }
+
+    /// Busy time since `mark` over wall time × `workers`.
+    fn achieved_since(&self, mark: (u64, Instant), workers: usize) -> f64 {
+        let busy = self.busy_ns.load(Ordering::Relaxed).saturating_sub(mark.0) as f64;
+        busy / (mark.1.elapsed().as_nanos() as f64 * workers.max(1) as f64).max(1.0)
+    }
+}
+
 /// A running CPU load injector; dropping it stops and joins every worker.
 pub struct CpuInjector {
     shared: Arc<Shared>,
@@ -72,17 +85,12 @@ impl CpuInjector {
 
     /// A mark for [`CpuInjector::achieved_since`]: (busy ns so far, now).
     pub fn achieved_since_reset(&self) -> (u64, Instant) {
-        (self.shared.busy_ns.load(Ordering::Relaxed), Instant::now())
+        self.shared.mark()
     }
 
     /// Load achieved since `mark`: busy time over wall time × workers.
     pub fn achieved_since(&self, mark: (u64, Instant)) -> f64 {
-        let busy = self
-            .shared
-            .busy_ns
-            .load(Ordering::Relaxed)
-            .saturating_sub(mark.0) as f64;
-        busy / (mark.1.elapsed().as_nanos() as f64 * self.workers.len().max(1) as f64).max(1.0)
+        self.shared.achieved_since(mark, self.workers.len())
     }
 
     /// Number of worker threads.
@@ -164,17 +172,12 @@ impl GpuInjector {
 
     /// A mark for [`GpuInjector::achieved_since`].
     pub fn mark(&self) -> (u64, Instant) {
-        (self.shared.busy_ns.load(Ordering::Relaxed), Instant::now())
+        self.shared.mark()
     }
 
     /// Duty cycle achieved since `mark`.
     pub fn achieved_since(&self, mark: (u64, Instant)) -> f64 {
-        let busy = self
-            .shared
-            .busy_ns
-            .load(Ordering::Relaxed)
-            .saturating_sub(mark.0) as f64;
-        busy / (mark.1.elapsed().as_nanos() as f64).max(1.0)
+        self.shared.achieved_since(mark, 1)
     }
 }
 

@@ -5,7 +5,7 @@
 //! Linear algebra and the least-squares fits are nalgebra's (Cholesky of the ridge normal
 //! equations); nothing here is a hand-written solver.
 
-use crate::profile::{Cond, LatencyStats, Profile, Signals};
+use crate::profile::{Cond, LatencyStats, Profile, ProfileCandidate, Signals};
 use nalgebra::{DMatrix, DVector};
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -393,11 +393,7 @@ impl SharedMlp {
         let arch: Vec<Vec<f64>> = p
             .candidates
             .iter()
-            .map(|c| {
-                let mut e = c.encoding.clone();
-                e.push((c.macs.max(1) as f64).ln());
-                e
-            })
+            .map(ProfileCandidate::features)
             .collect();
         let mut rows = Vec::new();
         let mut ys = Vec::new();

@@ -19,6 +19,15 @@ pub struct ProfileCandidate {
     pub encoding: Vec<f64>,
 }
 
+impl ProfileCandidate {
+    /// Architecture features for architecture-level predictors: the encoding and log MACs.
+    pub fn features(&self) -> Vec<f64> {
+        let mut e = self.encoding.clone();
+        e.push((self.macs.max(1) as f64).ln());
+        e
+    }
+}
+
 /// What one candidate did on the images of one content condition.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ContentStats {

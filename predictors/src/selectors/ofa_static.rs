@@ -3,7 +3,7 @@
 //! calibration top-1; latency from a lookup table measured on the idle device. Never adapts.
 
 use super::best_feasible;
-use crate::profile::Profile;
+use crate::profile::{Profile, ProfileCandidate};
 use crate::{Context, Decision, Selector};
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
@@ -39,11 +39,7 @@ impl OfaStatic {
         let feats: Vec<Vec<f64>> = profile
             .candidates
             .iter()
-            .map(|c| {
-                let mut e = c.encoding.clone();
-                e.push((c.macs.max(1) as f64).ln());
-                e
-            })
+            .map(ProfileCandidate::features)
             .collect();
         let d = feats[0].len();
         let x = DMatrix::from_fn(n, d + 1, |i, j| if j == d { 1.0 } else { feats[i][j] });
