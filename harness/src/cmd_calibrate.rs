@@ -237,8 +237,8 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     }
     b.finish_and_clear();
 
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let injector = CpuInjector::start(workers, a.seed);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let injector = CpuInjector::start(cores, a.seed);
     let img = cal.image_bytes(0).to_vec();
     let mut lat: Vec<Vec<LatencyStats>> = vec![Vec::new(); n];
     let b = bar((loads.len() * n) as u64, "latency");

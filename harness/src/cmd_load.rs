@@ -26,9 +26,9 @@ pub struct CheckArgs {
     /// Backend.
     #[arg(long, value_enum, default_value = "flex")]
     backend: Backend,
-    /// Load worker threads (default: one per core).
+    /// Cores to load (default: all); the injector runs two threads per core.
     #[arg(long)]
-    workers: Option<usize>,
+    cores: Option<usize>,
     /// Seconds measured per load level.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
@@ -57,8 +57,8 @@ pub fn run(c: LoadCmd) -> Result<()> {
         .slice_for(&ck.weights.plan(&cfg, &arch))
         .ok_or_else(|| bad("checkpoint lacks batch-norm statistics"))?;
     let plan = ck.weights.plan(&cfg, &arch).extract(&stats).map_err(bad)?;
-    let workers = a
-        .workers
+    let cores = a
+        .cores
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let img = vec![128u8; cfg.in_channels * cfg.input_size * cfg.input_size];
     if a.gpu && a.backend != Backend::TchCuda {
@@ -67,7 +67,7 @@ pub fn run(c: LoadCmd) -> Result<()> {
             a.backend.name()
         );
     }
-    let cpu = (!a.gpu).then(|| CpuInjector::start(workers, 1));
+    let cpu = (!a.gpu).then(|| CpuInjector::start(cores, 1));
     let gpu = a
         .gpu
         .then(|| GpuInjector::start(device.clone(), GPU_MATRIX));
@@ -79,7 +79,10 @@ pub fn run(c: LoadCmd) -> Result<()> {
         if a.gpu {
             format!("a {GPU_MATRIX}x{GPU_MATRIX} matrix-multiply GPU co-runner")
         } else {
-            format!("{workers} CPU load workers")
+            format!(
+                "CPU load on {cores} cores ({} threads)",
+                cores * opa_harness::load::WORKERS_PER_CORE
+            )
         },
         a.seconds
     );

@@ -57,6 +57,10 @@ pub struct TrainArgs {
     /// severity from 1..=4); 0 trains on clean images only.
     #[arg(long)]
     corrupt_prob: Option<f32>,
+    /// Move the corruption share linearly from --corrupt-prob at the first step to this
+    /// value at the last (robustness early, clean accuracy late).
+    #[arg(long)]
+    corrupt_prob_final: Option<f32>,
     /// Seed for initialisation, data order, augmentation and sub-network sampling.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -104,6 +108,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
     }
     if let Some(p) = a.corrupt_prob {
         tcfg.corrupt_prob = p;
+    }
+    if a.corrupt_prob_final.is_some() {
+        tcfg.corrupt_prob_final = a.corrupt_prob_final;
     }
     if let Some(w) = a.warmup_steps {
         tcfg.warmup_steps = w;
@@ -303,7 +310,22 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         .candidates
         .clone()
         .or_else(|| Some(opa_supernet::shipped_candidates()).filter(|p| p.exists()));
-    let cands = cand_path.as_deref().map(load_candidates).transpose()?;
+    let mut cands = cand_path.as_deref().map(load_candidates).transpose()?;
+    // Candidates carry batch-norm statistics of one checkpoint: never apply them to another.
+    if let (Some(c), Some(p)) = (&cands, &cand_path) {
+        let sum = opa_datasets::shipped::sha256_file(&ck_path).map_err(bad)?;
+        if c.checkpoint_sha256 != sum {
+            if a.candidates.is_some() {
+                return Err(bad(format!(
+                    "{} was made for another checkpoint than {} (sha256 differs); \
+                     run opa candidates for this checkpoint",
+                    p.display(),
+                    ck_path.display()
+                )));
+            }
+            cands = None;
+        }
+    }
     let targets: Vec<(String, SubnetArch)> = match a.arch.as_str() {
         "candidates" => {
             let c = cands.as_ref().ok_or_else(|| {
@@ -517,9 +539,18 @@ pub struct CandidatesArgs {
     /// Backend.
     #[arg(long, value_enum, default_value = "flex")]
     backend: Backend,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn candidates(a: CandidatesArgs) -> Result<()> {
+    if a.out.exists() && !a.force {
+        return Err(bad(format!(
+            "{} exists; pass --force to replace it or choose another --out",
+            a.out.display()
+        )));
+    }
     let device = a.backend.device().map_err(bad)?;
     let (ck_path, ck) = load_checkpoint(a.checkpoint.as_deref(), &device)?;
     let cfg = ck.header.config.clone();

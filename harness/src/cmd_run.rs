@@ -116,6 +116,7 @@ fn build_selector(
                 latency_drift: spec.get("latency-drift"),
                 confidence_drift: spec.get("confidence-drift"),
                 min_gap: u("min-gap"),
+                slowdown_window: u("slowdown-window"),
             };
             Box::new(Opa::new(&spec.name, params, p, model))
         }
@@ -383,7 +384,7 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
     let needs_gpu_load = live
         && backend == opa_harness::backend::Backend::TchCuda
         && sc.workload.points.iter().any(|p| p.gpu_load > 0.0);
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let emulated = sc.slowdown != 1.0;
     println!(
         "{}: {} frames, {} candidates, {} selector(s) x {} deadline(s), {}{}",
@@ -423,7 +424,7 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
                 continue;
             }
             let mut selector = build_selector(spec, si, &inputs)?;
-            let injector = needs_cpu_load.then(|| CpuInjector::start(workers, sc.seed_load));
+            let injector = needs_cpu_load.then(|| CpuInjector::start(cores, sc.seed_load));
             let gpu = match &device {
                 Some(dev) if needs_gpu_load => Some(GpuInjector::start(dev.clone(), GPU_MATRIX)),
                 _ => None,

@@ -1,6 +1,9 @@
 //! The replay engine: frames arrive on a fixed schedule; every run's measured compute time is
 //! placed on a virtual timeline (start = max(arrival, previous finish)); probes occupy the
 //! same timeline as served runs, so their cost shows up as queueing and missed deadlines.
+//! A frame served by a candidate that already ran on it as a probe reuses that run: its
+//! answer is served when the probe finished, at no further cost (a deployed system would not
+//! run the same network on the same frame twice).
 //!
 //! The engine knows nothing about the network: it drives a [`Target`] (which runs a candidate
 //! on a frame and reports what it measured) and a [`Selector`].
@@ -127,6 +130,8 @@ pub fn replay(
             });
         }
         let mut probes = 0;
+        // Runs on this frame so far: candidate, what it produced, start and finish.
+        let mut ran: Vec<(usize, Inference, f64, f64)> = Vec::new();
         loop {
             let ctx = Context {
                 frame: i as u64,
@@ -156,12 +161,22 @@ pub fn replay(
                     )));
                 }
             }
-            let start_s = f.arrival_s.max(free_at_s);
-            let inf = target
-                .run(candidate, i, start_s)
-                .map_err(EngineError::Target)?;
-            let finish_s = start_s + inf.compute_ms / 1000.0;
-            free_at_s = finish_s;
+            let reused = (phase == Phase::Serve)
+                .then(|| ran.iter().find(|r| r.0 == candidate).copied())
+                .flatten();
+            let (inf, start_s, finish_s) = match reused {
+                Some((_, inf, start_s, finish_s)) => (inf, start_s, finish_s),
+                None => {
+                    let start_s = f.arrival_s.max(free_at_s);
+                    let inf = target
+                        .run(candidate, i, start_s)
+                        .map_err(EngineError::Target)?;
+                    let finish_s = start_s + inf.compute_ms / 1000.0;
+                    free_at_s = finish_s;
+                    ran.push((candidate, inf, start_s, finish_s));
+                    (inf, start_s, finish_s)
+                }
+            };
             let latency_ms = (finish_s - f.arrival_s) * 1000.0;
             let row = SampleRow {
                 frame: i as u64,

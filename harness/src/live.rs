@@ -125,8 +125,8 @@ impl Target for LiveTarget<'_> {
             self.mark();
             inj.set_load(load);
             self.current_load = load;
-            // Let one duty-cycle period pass so the run sees the new load.
-            std::thread::sleep(PERIOD);
+            // Let the longest duty-cycle period pass so the run sees the new load.
+            std::thread::sleep(PERIOD.mul_f64(1.5));
         }
         let plan = self
             .plans

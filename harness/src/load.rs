@@ -1,10 +1,22 @@
 //! Load injection: CPU co-runner threads doing real arithmetic with a duty cycle.
 //!
-//! Each worker spins on floating-point work for `load × period` and sleeps for the rest of
-//! each short period (5 ms), so `load` is the share of each core it keeps busy; `workers`
-//! threads cover that many cores. The target is set by the replay clock from the trace.
-//! Workers stop when the injector is dropped (end of run, error, Ctrl-C unwinding): the drop
-//! guard joins them, so no thread outlives the run.
+//! `load` is the share of the loaded cores kept busy. The injector runs
+//! [`WORKERS_PER_CORE`] threads per core, each spinning on floating-point work for
+//! `load / WORKERS_PER_CORE` of its time and sleeping the rest, in short periods whose lengths
+//! are drawn at random around [`PERIOD`] (uniform in ½–1½ × `PERIOD`).
+//!
+//! Why this shape (measured with `opa load check` on a 2-core machine): with one worker per
+//! core and fixed 5 ms periods the timed runs fitted into the idle gaps and mean latency
+//! *fell* from load 0.5 to 0.75; the scheduler gives a short inference whole slices, so only
+//! the tail moved. Random periods remove the beat, and several half-duty workers per core
+//! interleave with the inference at a finer grain, so the mean and the 95th percentile rise
+//! with load at every step.
+//!
+//! A worker keeps account of the busy time it owes since the load was last set and spins
+//! for exactly that much each period, so sleep overshoot does not lower the achieved load.
+//! The target is set by the replay clock from the trace. Workers stop when the injector is
+//! dropped (end of run, error, Ctrl-C unwinding): the drop guard joins them, so no thread
+//! outlives the run.
 
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
@@ -12,12 +24,15 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Length of one duty-cycle period.
-pub const PERIOD: Duration = Duration::from_millis(5);
+/// Mean length of one duty-cycle period (each is drawn from ½–1½ × this).
+pub const PERIOD: Duration = Duration::from_millis(1);
+
+/// Worker threads per loaded core.
+pub const WORKERS_PER_CORE: usize = 2;
 
 struct Shared {
     stop: AtomicBool,
-    /// Target load in millionths (0..=1_000_000).
+    /// Target duty cycle of each thread in millionths (0..=1_000_000).
     load_ppm: AtomicU32,
     /// Busy nanoseconds done, all workers together.
     busy_ns: AtomicU64,
@@ -29,57 +44,63 @@ impl Shared {
         (self.busy_ns.load(Ordering::Relaxed), Instant::now())
     }
 
-    /// Busy time since `mark` over wall time × `workers`.
-    fn achieved_since(&self, mark: (u64, Instant), workers: usize) -> f64 {
+    /// Busy time since `mark` over wall time × `cores`.
+    fn achieved_since(&self, mark: (u64, Instant), cores: usize) -> f64 {
         let busy = self.busy_ns.load(Ordering::Relaxed).saturating_sub(mark.0) as f64;
-        busy / (mark.1.elapsed().as_nanos() as f64 * workers.max(1) as f64).max(1.0)
+        busy / (mark.1.elapsed().as_nanos() as f64 * cores.max(1) as f64).max(1.0)
     }
 }
 
 /// A running CPU load injector; dropping it stops and joins every worker.
 pub struct CpuInjector {
     shared: Arc<Shared>,
+    cores: usize,
     workers: Vec<JoinHandle<()>>,
     started: Instant,
 }
 
 impl CpuInjector {
-    /// Starts `workers` threads at load 0. `seed` staggers their periods so they do not beat
-    /// in step with the measured inference.
-    pub fn start(workers: usize, seed: u64) -> Self {
+    /// Starts loading `cores` cores ([`WORKERS_PER_CORE`] threads each) at load 0. `seed`
+    /// draws the threads' period lengths (each its own stream), so they do not beat in step
+    /// with the measured inference.
+    pub fn start(cores: usize, seed: u64) -> Self {
+        let cores = cores.max(1);
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             load_ppm: AtomicU32::new(0),
             busy_ns: AtomicU64::new(0),
         });
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let workers = (0..workers)
+        let workers = (0..cores * WORKERS_PER_CORE)
             .map(|w| {
                 let s = shared.clone();
-                let offset = Duration::from_micros(rng.random_range(0..PERIOD.as_micros() as u64));
+                let wrng = rand_chacha::ChaCha8Rng::seed_from_u64(rng.random());
                 std::thread::Builder::new()
                     .name(format!("opa-load-{w}"))
-                    .spawn(move || worker(&s, offset))
+                    .spawn(move || worker(&s, wrng))
                     .expect("spawning a load thread")
             })
             .collect();
         CpuInjector {
             shared,
+            cores,
             workers,
             started: Instant::now(),
         }
     }
 
-    /// Sets the target load (share of each worker's core kept busy, clamped to 0..=1).
+    /// Sets the target load (share of the loaded cores kept busy, clamped to 0..=1).
     pub fn set_load(&self, load: f64) {
+        // Each thread's duty cycle: the cores' share spread over their threads.
+        let duty = load.clamp(0.0, 1.0) / WORKERS_PER_CORE as f64;
         self.shared
             .load_ppm
-            .store((load.clamp(0.0, 1.0) * 1e6) as u32, Ordering::Relaxed);
+            .store((duty * 1e6) as u32, Ordering::Relaxed);
     }
 
-    /// Busy time done so far over wall time × workers (what the injector really achieved).
+    /// Busy time done so far over wall time × cores (what the injector really achieved).
     pub fn achieved(&self) -> f64 {
-        let wall = self.started.elapsed().as_nanos() as f64 * self.workers.len().max(1) as f64;
+        let wall = self.started.elapsed().as_nanos() as f64 * self.cores as f64;
         self.shared.busy_ns.load(Ordering::Relaxed) as f64 / wall.max(1.0)
     }
 
@@ -88,9 +109,14 @@ impl CpuInjector {
         self.shared.mark()
     }
 
-    /// Load achieved since `mark`: busy time over wall time × workers.
+    /// Load achieved since `mark`: busy time over wall time × cores.
     pub fn achieved_since(&self, mark: (u64, Instant)) -> f64 {
-        self.shared.achieved_since(mark, self.workers.len())
+        self.shared.achieved_since(mark, self.cores)
+    }
+
+    /// Number of loaded cores.
+    pub fn cores(&self) -> usize {
+        self.cores
     }
 
     /// Number of worker threads.
@@ -99,22 +125,32 @@ impl CpuInjector {
     }
 }
 
-fn worker(s: &Shared, offset: Duration) {
-    std::thread::sleep(offset);
+fn worker(s: &Shared, mut rng: rand_chacha::ChaCha8Rng) {
     let mut x = 1.0001f64;
+    // Busy time owed is counted from the moment the load last changed.
+    let (mut load_ppm, mut since, mut busy_since) = (u32::MAX, Instant::now(), Duration::ZERO);
     while !s.stop.load(Ordering::Relaxed) {
-        let load = s.load_ppm.load(Ordering::Relaxed) as f64 / 1e6;
+        let ppm = s.load_ppm.load(Ordering::Relaxed);
+        if ppm != load_ppm {
+            (load_ppm, since, busy_since) = (ppm, Instant::now(), Duration::ZERO);
+        }
+        let load = ppm as f64 / 1e6;
+        let period = PERIOD.mul_f64(rng.random_range(0.5..1.5));
         let period_start = Instant::now();
-        let busy = PERIOD.mul_f64(load);
+        // What keeps busy / elapsed at `load` by the end of this period, within 0..=period.
+        let owed = (since.elapsed() + period).mul_f64(load);
+        let busy = owed.saturating_sub(busy_since).min(period);
         while period_start.elapsed() < busy {
-            for _ in 0..256 {
+            for _ in 0..64 {
                 x = (x * 1.000_000_1 + 1e-9).sqrt() + 0.5;
             }
             std::hint::black_box(x);
         }
+        let spun = period_start.elapsed();
+        busy_since += spun;
         s.busy_ns
-            .fetch_add(period_start.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        if let Some(rest) = PERIOD.checked_sub(period_start.elapsed()) {
+            .fetch_add(spun.as_nanos() as u64, Ordering::Relaxed);
+        if let Some(rest) = period.checked_sub(period_start.elapsed()) {
             std::thread::sleep(rest);
         }
     }

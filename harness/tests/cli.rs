@@ -88,17 +88,24 @@ fn quick_train_then_eval_and_candidates_on_its_checkpoint() {
     assert!(text(&again).contains("--resume"));
 
     let cands = dir.path().join("cands.json");
-    let o = opa(&[
-        "candidates",
-        "--quick",
-        "--checkpoint",
-        ck.to_str().unwrap(),
-        "--out",
-        cands.to_str().unwrap(),
-    ]);
+    let search = || {
+        opa(&[
+            "candidates",
+            "--quick",
+            "--checkpoint",
+            ck.to_str().unwrap(),
+            "--out",
+            cands.to_str().unwrap(),
+        ])
+    };
+    let o = search();
     assert!(o.status.success(), "{}", text(&o));
     let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&cands).unwrap()).unwrap();
     assert_eq!(file["candidates"].as_array().unwrap().len(), 4);
+    // Writing over an existing candidates file needs --force.
+    let again = search();
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    assert!(text(&again).contains("--force"));
 
     let o = opa(&[
         "eval",

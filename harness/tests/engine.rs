@@ -112,6 +112,75 @@ fn timeline_matches_hand_computed_latencies_queueing_and_misses() {
 }
 
 #[test]
+fn serving_the_candidate_that_just_probed_the_frame_reuses_its_run() {
+    // Frame 0: probe c1 (20 ms), then serve c1: the probe's run serves, nothing runs again.
+    // Frame 1 (arrives 50 ms): serve c1, a run of its own.
+    struct ProbeThenServe(bool);
+    impl Selector for ProbeThenServe {
+        fn name(&self) -> &str {
+            "probe-then-serve"
+        }
+        fn decide(&mut self, _: &Context) -> Decision {
+            if std::mem::replace(&mut self.0, true) {
+                Decision::Serve(1)
+            } else {
+                Decision::Probe(1)
+            }
+        }
+    }
+    struct Counting(usize);
+    impl Target for Counting {
+        fn run(&mut self, c: usize, f: usize, s: f64) -> Result<Inference, String> {
+            self.0 += 1;
+            Fake.run(c, f, s)
+        }
+    }
+    let frames: Vec<FrameSlot> = (0..2)
+        .map(|i| FrameSlot {
+            arrival_s: 0.05 * i as f64,
+            label: 1,
+            condition: "clean".into(),
+        })
+        .collect();
+    let mut target = Counting(0);
+    let mut sel = ProbeThenServe(false);
+    let rows = replay(
+        &frames,
+        &cands(2),
+        25.0,
+        &mut target,
+        &mut sel,
+        &AtomicBool::new(false),
+        &mut |_| {},
+    )
+    .unwrap()
+    .rows;
+    assert_eq!(
+        target.0, 2,
+        "two runs: the probe (which served frame 0) and frame 1's"
+    );
+    let got: Vec<(Phase, f64, f64, bool)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.phase,
+                (r.start_s * 1e3).round(),
+                (r.latency_ms * 1e3).round() / 1e3,
+                r.deadline_met,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (Phase::Probe, 0.0, 20.0, false),
+            (Phase::Serve, 0.0, 20.0, true),
+            (Phase::Serve, 50.0, 20.0, true),
+        ]
+    );
+}
+
+#[test]
 fn a_raised_stop_flag_ends_the_replay_incomplete() {
     let frames: Vec<FrameSlot> = (0..3)
         .map(|i| FrameSlot {
@@ -199,7 +268,7 @@ fn injector_threads_stop_on_drop_and_on_panic() {
         let inj = CpuInjector::start(2, 1);
         inj.set_load(0.5);
         std::thread::sleep(std::time::Duration::from_millis(100));
-        assert_eq!(load_threads(), 2);
+        assert_eq!(load_threads(), 2 * opa_harness::load::WORKERS_PER_CORE);
         let a = inj.achieved();
         assert!(a > 0.2 && a < 0.8, "achieved {a}");
     }
@@ -210,6 +279,19 @@ fn injector_threads_stop_on_drop_and_on_panic() {
     });
     assert!(r.is_err());
     assert_eq!(load_threads(), 0, "a load thread outlived the run");
+}
+
+#[test]
+fn injector_tracks_each_target_it_is_set_to() {
+    let inj = CpuInjector::start(1, 7);
+    for target in [0.25, 0.75, 0.0, 1.0] {
+        inj.set_load(target);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mark = inj.achieved_since_reset();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let a = inj.achieved_since(mark);
+        assert!((a - target).abs() < 0.12, "target {target}, achieved {a}");
+    }
 }
 
 #[test]

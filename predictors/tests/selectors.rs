@@ -33,6 +33,18 @@ fn drive(
     deadline_ms: f64,
     cond: impl Fn(u64) -> Cond,
 ) -> Drive {
+    drive_noisy(s, p, frames, deadline_ms, cond, &mut || 1.0)
+}
+
+/// As [`drive`], each run's latency multiplied by `noise()`.
+fn drive_noisy(
+    s: &mut dyn Selector,
+    p: &Profile,
+    frames: u64,
+    deadline_ms: f64,
+    cond: impl Fn(u64) -> Cond,
+    noise: &mut dyn FnMut() -> f64,
+) -> Drive {
     let cands = cands(p);
     let (mut served, mut probes) = (Vec::new(), 0);
     for f in 0..frames {
@@ -51,7 +63,7 @@ fn drive(
             };
             let k = cond(f);
             let a = &p.content[c][k.content];
-            let l = p.latency[c][k.load].mean_ms;
+            let l = p.latency[c][k.load].mean_ms * noise();
             spent_ms += l;
             s.observe(&Outcome {
                 frame: f,
@@ -109,6 +121,62 @@ fn opa_follows_a_load_step_to_the_right_candidate() {
     let switched = (100..200).find(|&f| d.served[f as usize] == 0).unwrap();
     assert!(switched < 115, "switched at frame {switched}");
     assert!(d.probes <= 3 * 20, "{} probes", d.probes);
+}
+
+/// Contention noise with mean 1: most runs at 0.6 × the mean, one in six at 3 × (a run
+/// that waited for a co-runner's slice). Seeded, so both drives see the same sequence.
+fn spiky(seed: u64) -> impl FnMut() -> f64 {
+    let mut x = seed;
+    move || {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        if (x >> 33) % 6 == 0 { 3.0 } else { 0.6 }
+    }
+}
+
+#[test]
+fn opa_pooling_recent_runs_steadies_its_choice_under_spiky_latency() {
+    // Idle, 2 ms deadline: candidate 2 is right (see the load-step test). The probe's three
+    // runs alone swing between 0.6× (pick bigger) and 1.4× (pick smaller); pooled with the
+    // served runs the slowdown estimate is steadier, so OPA serves candidate 2 more often.
+    let p = profile();
+    let model = || fit(Variant::Linear, &p, &p.conditions()).unwrap();
+    let share = |window: u32| {
+        let params = OpaParams {
+            reprobe_every: 20,
+            slowdown_window: window,
+            ..OpaParams::default()
+        };
+        let mut s = Opa::new("opa", params, &p, model());
+        let d = drive_noisy(&mut s, &p, 2000, 2.0, |_| IDLE, &mut spiky(3));
+        d.served.iter().filter(|&&c| c == 2).count() as f64 / 2000.0
+    };
+    let (alone, pooled) = (share(0), share(12));
+    assert!(
+        pooled > alone + 0.1,
+        "right candidate served: probe alone {alone:.2}, pooled {pooled:.2}"
+    );
+}
+
+#[test]
+fn opa_serves_the_probes_answer_when_the_probe_left_too_little_time() {
+    // Idle, 1 ms deadline: OPA serves candidate 1 (0.5 ms mean; candidate 2's 0.8 ms is
+    // likely to overrun 0.9 ms). On a probe frame the probe has used 0.2 ms: candidate 1 in
+    // the 0.8 ms left would be in time with p = 0.95, 0.84 × 0.95 < 0.82, so the probe's own
+    // answer is served. With a 2 ms deadline the time left is ample and candidate 2 serves.
+    let p = profile();
+    let model = || fit(Variant::Linear, &p, &p.conditions()).unwrap();
+    let mut s = Opa::new("opa", OpaParams::default(), &p, model());
+    let d = drive(&mut s, &p, 60, 1.0, |_| IDLE);
+    assert_eq!(
+        &d.served[50..54],
+        &[0, 0, 0, 1],
+        "probe frames 50-52, then 53"
+    );
+    let mut s = Opa::new("opa", OpaParams::default(), &p, model());
+    let d = drive(&mut s, &p, 60, 2.0, |_| IDLE);
+    assert_eq!(&d.served[50..54], &[2, 2, 2, 2]);
 }
 
 #[test]

@@ -24,6 +24,12 @@ pub fn colour(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
+/// A legend entry: an 18-pixel stroke in `style`.
+fn legend_line(style: impl Into<ShapeStyle>) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    let style: ShapeStyle = style.into();
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style)
+}
+
 static FONT: std::sync::Once = std::sync::Once::new();
 
 fn register_font() {
@@ -198,7 +204,7 @@ pub fn headline<DB: DrawingBackend>(
             .draw_series(LineSeries::new(s.points.clone(), c.stroke_width(2)))
             .map_err(e)?
             .label(&s.name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+            .legend(legend_line(c.stroke_width(2)));
         chart
             .draw_series(s.points.iter().map(|&p| Circle::new(p, 4, c.filled())))
             .map_err(e)?;
@@ -349,9 +355,7 @@ pub fn timeline<DB: DrawingBackend>(
             .draw_series(LineSeries::new(load.to_vec(), colour(0).stroke_width(2)))
             .map_err(e)?
             .label("CPU load")
-            .legend(|(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], colour(0).stroke_width(2))
-            });
+            .legend(legend_line(colour(0).stroke_width(2)));
         chart
             .draw_series(LineSeries::new(
                 severity.to_vec(),
@@ -359,9 +363,7 @@ pub fn timeline<DB: DrawingBackend>(
             ))
             .map_err(e)?
             .label("severity / 5")
-            .legend(|(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], colour(3).stroke_width(2))
-            });
+            .legend(legend_line(colour(3).stroke_width(2)));
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
@@ -410,7 +412,7 @@ pub fn timeline<DB: DrawingBackend>(
             ))
             .map_err(e)?
             .label("deadline")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour(7)));
+            .legend(legend_line(colour(7)));
         chart
             .draw_secondary_series(LineSeries::new(
                 p.serving.clone(),
@@ -418,9 +420,7 @@ pub fn timeline<DB: DrawingBackend>(
             ))
             .map_err(e)?
             .label("serving (MAC rank)")
-            .legend(|(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], colour(0).stroke_width(2))
-            });
+            .legend(legend_line(colour(0).stroke_width(2)));
         chart
             .draw_secondary_series(LineSeries::new(
                 p.rolling_top1.clone(),
@@ -428,9 +428,7 @@ pub fn timeline<DB: DrawingBackend>(
             ))
             .map_err(e)?
             .label("rolling top-1")
-            .legend(|(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], colour(2).stroke_width(2))
-            });
+            .legend(legend_line(colour(2).stroke_width(2)));
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)
@@ -476,7 +474,7 @@ pub fn latency_cdf<DB: DrawingBackend>(
             ))
             .map_err(e)?
             .label(&s.name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+            .legend(legend_line(c.stroke_width(2)));
     }
     chart
         .draw_series(DashedLineSeries::new(
@@ -487,7 +485,7 @@ pub fn latency_cdf<DB: DrawingBackend>(
         ))
         .map_err(e)?
         .label("deadline")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK.stroke_width(2)));
+        .legend(legend_line(BLACK.stroke_width(2)));
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)

@@ -47,6 +47,11 @@ pub struct TrainConfig {
     /// photometric corruptions (brightness, contrast, fog) leave every sub-network near chance.
     #[serde(default)]
     pub corrupt_prob: f32,
+    /// When set, the corruption share moves linearly from `corrupt_prob` at the first step to
+    /// this value at the last: robustness is learned early at a high learning rate, and the
+    /// last, low-rate steps see mostly clean images (clean accuracy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrupt_prob_final: Option<f32>,
     /// Highest severity drawn for corruption augmentation.
     #[serde(default = "default_corrupt_max_severity")]
     pub corrupt_max_severity: u8,
@@ -77,6 +82,7 @@ impl Default for TrainConfig {
             distill_weight: 0.5,
             augment: true,
             corrupt_prob: 0.5,
+            corrupt_prob_final: None,
             corrupt_max_severity: 4,
             max_images: None,
             seed: 1,
@@ -86,6 +92,22 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// Corruption share at step `step` (1-based) of `total`: `corrupt_prob`, or the linear
+    /// schedule to `corrupt_prob_final`.
+    pub fn corrupt_prob_at(&self, step: usize, total: usize) -> f32 {
+        match self.corrupt_prob_final {
+            None => self.corrupt_prob,
+            Some(end) => {
+                let t = if total > 1 {
+                    (step.saturating_sub(1) as f32 / (total - 1) as f32).min(1.0)
+                } else {
+                    1.0
+                };
+                self.corrupt_prob + (end - self.corrupt_prob) * t
+            }
+        }
+    }
+
     /// A few hundred images and two epochs: seconds, for tests and smoke runs.
     pub fn quick() -> Self {
         TrainConfig {
@@ -205,10 +227,16 @@ fn augment(img: &mut [u8], channels: usize, size: usize, rng: &mut ChaCha8Rng) {
     }
 }
 
-/// With probability `corrupt_prob`, one random corruption of a planar image, in place.
-fn corrupt(img: &mut Vec<u8>, net: &SupernetConfig, tcfg: &TrainConfig, rng: &mut ChaCha8Rng) {
+/// With probability `prob`, one random corruption of a planar image, in place.
+fn corrupt(
+    img: &mut Vec<u8>,
+    net: &SupernetConfig,
+    tcfg: &TrainConfig,
+    prob: f32,
+    rng: &mut ChaCha8Rng,
+) {
     use opa_datasets::corrupt::CorruptionKind;
-    if rng.random::<f32>() >= tcfg.corrupt_prob {
+    if rng.random::<f32>() >= prob {
         return;
     }
     let kind = CorruptionKind::ALL[rng.random_range(0..CorruptionKind::ALL.len())];
@@ -261,6 +289,9 @@ pub fn train(
         ));
     }
     if !(0.0..=1.0).contains(&tcfg.corrupt_prob)
+        || tcfg
+            .corrupt_prob_final
+            .is_some_and(|p| !(0.0..=1.0).contains(&p))
         || !(1..=opa_datasets::corrupt::MAX_SEVERITY).contains(&tcfg.corrupt_max_severity)
     {
         return Err(TrainError::Invalid(format!(
@@ -366,9 +397,10 @@ pub fn train(
                     augment(b, supernet.in_channels, supernet.input_size, &mut rng);
                 }
             }
-            if tcfg.corrupt_prob > 0.0 {
+            let prob = tcfg.corrupt_prob_at(step_global, total_steps);
+            if prob > 0.0 {
                 for b in &mut bufs {
-                    corrupt(b, supernet, tcfg, &mut rng);
+                    corrupt(b, supernet, tcfg, prob, &mut rng);
                 }
             }
             let refs: Vec<&[u8]> = bufs.iter().map(|b| &b[..img_len]).collect();

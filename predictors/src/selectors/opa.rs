@@ -5,8 +5,17 @@
 //! log-normal latency from the predicted median and 95th percentile, so contention tails
 //! count). Re-probes every `reprobe_every` frames, and early when the serving
 //! candidate's latency or confidence drifts past a threshold.
+//!
+//! On a frame the probe ran on, OPA serves the probe's own answer (already paid for, known to
+//! be in time) when running the serving candidate in the time left is predicted to get fewer
+//! frames right; otherwise it serves the serving candidate after the probe.
+//!
+//! The probe's latency signal is the device's current slowdown: its few timed runs are
+//! pooled with the most recent served runs (each run's compute time over its own
+//! candidate's idle mean), so one unlucky probe run under contention does not decide alone.
 
 use super::best_feasible;
+use crate::predict::Prediction;
 use crate::predict::Predictor;
 use crate::profile::within;
 use crate::profile::{Profile, Signals};
@@ -31,6 +40,9 @@ pub struct OpaParams {
     pub confidence_drift: f64,
     /// Fewest frames between two probing rounds.
     pub min_gap: u32,
+    /// Most recent runs (probe and served) whose slowdown over idle is pooled into the
+    /// probe's latency signal; 0 = the probe's own runs only.
+    pub slowdown_window: u32,
 }
 
 impl Default for OpaParams {
@@ -42,6 +54,7 @@ impl Default for OpaParams {
             latency_drift: 0.5,
             confidence_drift: 0.1,
             min_gap: 10,
+            slowdown_window: 12,
         }
     }
 }
@@ -63,6 +76,14 @@ pub struct Opa {
     /// Per candidate: clean top-1 and idle median latency, for the choice before the first
     /// probing round ends.
     idle: Vec<(f64, f64)>,
+    /// Per candidate: idle mean latency (the reference of the slowdown).
+    idle_mean: Vec<f64>,
+    /// Slowdown over idle of the most recent runs.
+    slowdowns: std::collections::VecDeque<f64>,
+    /// The latest predictions for every candidate (idle figures before the first round).
+    preds: Vec<Prediction>,
+    /// Arrival to the end of this frame's probe run, ms.
+    probe_done_ms: f64,
     serving: Option<usize>,
     probing_left: u32,
     probed_frame: Option<u64>,
@@ -89,6 +110,22 @@ impl Opa {
             idle: (0..profile.candidates.len())
                 .map(|c| (profile.content[c][clean].top1, profile.latency[c][0].p50_ms))
                 .collect(),
+            idle_mean: (0..profile.candidates.len())
+                .map(|c| profile.latency[c][0].mean_ms.max(1e-9))
+                .collect(),
+            slowdowns: std::collections::VecDeque::new(),
+            preds: (0..profile.candidates.len())
+                .map(|c| {
+                    let l = profile.latency[c][0];
+                    Prediction {
+                        top1: profile.content[c][clean].top1,
+                        latency_ms: l.mean_ms,
+                        p50_ms: l.p50_ms,
+                        p95_ms: l.p95_ms,
+                    }
+                })
+                .collect(),
+            probe_done_ms: 0.0,
             p,
             predictor,
             serving: None,
@@ -116,11 +153,17 @@ impl Opa {
 
     fn choose(&mut self) {
         let n = self.acc_n.max(1) as f64;
+        let latency_ms = if self.p.slowdown_window == 0 || self.slowdowns.is_empty() {
+            self.acc.latency_ms / n
+        } else {
+            let mean = self.slowdowns.iter().sum::<f64>() / self.slowdowns.len() as f64;
+            self.idle_mean[self.probe] * mean
+        };
         let s = Signals {
             confidence: self.acc.confidence / n,
             entropy: self.acc.entropy / n,
             margin: self.acc.margin / n,
-            latency_ms: self.acc.latency_ms / n,
+            latency_ms,
         };
         let preds = self.predictor.predict(&s, None);
         let budget = self.p.margin * self.deadline_ms;
@@ -132,6 +175,7 @@ impl Opa {
             )
             .0;
         self.predicted_ms = preds[pick].latency().p50_ms;
+        self.preds = preds;
         // The drift references restart after every round, switch or not.
         self.conf_ref = None;
         self.conf_sum = 0.0;
@@ -163,12 +207,41 @@ impl Selector for Opa {
             self.probed_frame = Some(ctx.frame);
             return Decision::Probe(self.probe);
         }
-        Decision::Serve(self.serving.expect("set above"))
+        let serving = self.serving.expect("set above");
+        if self.probed_frame == Some(ctx.frame) && serving != self.probe {
+            // Expected frames right: the probe's answer (in time or not, already known) or
+            // the serving candidate's in the time the probe left.
+            let (probe, cand) = (&self.preds[self.probe], &self.preds[serving]);
+            let probe_value = if self.probe_done_ms <= ctx.deadline_ms {
+                probe.top1
+            } else {
+                0.0
+            };
+            let left_ms = ctx.deadline_ms - self.probe_done_ms;
+            if probe_value >= cand.top1 * within(left_ms, &cand.latency()) {
+                return Decision::Serve(self.probe);
+            }
+        }
+        Decision::Serve(serving)
     }
 
     fn observe(&mut self, o: &Outcome) {
+        if o.phase == Phase::Serve
+            && self.probed_frame == Some(o.frame)
+            && o.candidate == self.probe
+        {
+            // The probe's own run served the frame: already seen as a probe.
+            return;
+        }
+        if let Some(&idle) = self.idle_mean.get(o.candidate) {
+            self.slowdowns.push_back(o.compute_ms / idle);
+            if self.slowdowns.len() > self.p.slowdown_window.max(1) as usize {
+                self.slowdowns.pop_front();
+            }
+        }
         match o.phase {
             Phase::Probe => {
+                self.probe_done_ms = o.latency_ms;
                 self.acc.confidence += o.confidence as f64;
                 self.acc.entropy += o.entropy as f64;
                 self.acc.margin += o.margin as f64;
