@@ -29,13 +29,13 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
                         }
                     };
                     println!(
-                        "{}: OK ({}: {frames}, deadline {} ms, {} load points, {} selectors, backend {:?}{})",
+                        "{}: OK ({}: {frames}, deadline {} ms, {} load points, {} selectors, backend {}{})",
                         f.display(),
                         s.name,
                         s.deadline_ms,
                         s.workload.points.len(),
                         s.selectors.len(),
-                        s.backend,
+                        s.backend.name(),
                         if s.slowdown != 1.0 {
                             format!(", EMULATED slow-down x{}", s.slowdown)
                         } else {

@@ -517,3 +517,23 @@ fn update_shared(shared: &mut BnStats, rec: &[(usize, Tensor<1>, Tensor<1>)], mo
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::TrainConfig;
+
+    #[test]
+    fn corruption_share_moves_linearly_from_first_to_last_step() {
+        let mut t = TrainConfig {
+            corrupt_prob: 0.5,
+            ..TrainConfig::default()
+        };
+        assert_eq!(t.corrupt_prob_at(1, 101), 0.5);
+        assert_eq!(t.corrupt_prob_at(101, 101), 0.5);
+        t.corrupt_prob_final = Some(0.1);
+        assert!((t.corrupt_prob_at(1, 101) - 0.5).abs() < 1e-6);
+        assert!((t.corrupt_prob_at(51, 101) - 0.3).abs() < 1e-6);
+        assert!((t.corrupt_prob_at(101, 101) - 0.1).abs() < 1e-6);
+        assert!((t.corrupt_prob_at(1, 1) - 0.1).abs() < 1e-6);
+    }
+}
