@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use opa_harness::backend::Backend;
 use opa_harness::load::{CpuInjector, GPU_MATRIX, GpuInjector};
-use opa_supernet::eval::latency;
+use opa_supernet::eval::latency_between_frames;
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -39,6 +39,10 @@ pub struct CheckArgs {
     /// CPU load; meant for `--backend tch-cuda`.
     #[arg(long)]
     gpu: bool,
+    /// Idle time before each timed run, ms (frames arriving, as in a live replay; 0 = runs
+    /// back to back).
+    #[arg(long, default_value_t = opa_harness::load::RUN_GAP.as_secs_f64() * 1e3)]
+    gap_ms: f64,
 }
 
 pub fn run(c: LoadCmd) -> Result<()> {
@@ -49,6 +53,9 @@ pub fn run(c: LoadCmd) -> Result<()> {
     let arch = crate::cmd_model::named_arch(&a.arch, &cfg)?;
     if a.seconds.is_nan() || a.seconds <= 0.0 || a.batch == 0 {
         return Err(bad("--seconds and --batch must be positive"));
+    }
+    if !(0.0..=1000.0).contains(&a.gap_ms) {
+        return Err(bad("--gap-ms must be within 0..=1000"));
     }
     // Statistics do not change the cost of a forward pass: the shared ones serve here.
     let stats = ck
@@ -99,7 +106,17 @@ pub fn run(c: LoadCmd) -> Result<()> {
             cpu.as_ref().map(|i| i.achieved_since_reset()),
             gpu.as_ref().map(|g| g.mark()),
         );
-        let l = latency(&plan, &cfg, &img, a.batch, &device, 5, 20, a.seconds);
+        let l = latency_between_frames(
+            &plan,
+            &cfg,
+            &img,
+            a.batch,
+            &device,
+            5,
+            20,
+            a.seconds,
+            std::time::Duration::from_secs_f64(a.gap_ms / 1e3),
+        );
         let achieved = match (&cpu, cm, &gpu, gm) {
             (Some(i), Some(m), _, _) => i.achieved_since(m),
             (_, _, Some(g), Some(m)) => g.achieved_since(m),

@@ -117,6 +117,7 @@ fn build_selector(
                 confidence_drift: spec.get("confidence-drift"),
                 min_gap: u("min-gap"),
                 slowdown_window: u("slowdown-window"),
+                min_gain: spec.get("min-gain"),
             };
             Box::new(Opa::new(&spec.name, params, p, model))
         }

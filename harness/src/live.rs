@@ -2,7 +2,7 @@
 //! under the injected load that the trace asks for at each run's virtual start time.
 
 use crate::engine::{Inference, Target};
-use crate::load::{CpuInjector, GpuInjector, PERIOD};
+use crate::load::{CpuInjector, GpuInjector, RUN_GAP};
 use crate::scenario::Workload;
 use burn::tensor::Device;
 use burn::tensor::activation::softmax;
@@ -125,9 +125,9 @@ impl Target for LiveTarget<'_> {
             self.mark();
             inj.set_load(load);
             self.current_load = load;
-            // Let the longest duty-cycle period pass so the run sees the new load.
-            std::thread::sleep(PERIOD.mul_f64(1.5));
         }
+        // Idle before every run, as between frames (and as calibration measures latency).
+        std::thread::sleep(RUN_GAP);
         let plan = self
             .plans
             .get(candidate)

@@ -27,6 +27,12 @@ use std::time::{Duration, Instant};
 /// Mean length of one duty-cycle period (each is drawn from ½–1½ × this).
 pub const PERIOD: Duration = Duration::from_millis(1);
 
+/// Idle time before each timed run in live replays, calibration and `opa load check`: the
+/// longest duty-cycle period, so a run sees a new load, and the inference thread wakes up
+/// for every run as it does between frames in a deployment. Measuring latency the same way
+/// everywhere keeps the profile's tails equal to the live ones.
+pub const RUN_GAP: Duration = Duration::from_micros(1500);
+
 /// Worker threads per loaded core.
 pub const WORKERS_PER_CORE: usize = 2;
 

@@ -138,6 +138,7 @@ struct RawSelector {
     confidence_drift: Option<S<toml::Value>>,
     min_gap: Option<S<toml::Value>>,
     slowdown_window: Option<S<toml::Value>>,
+    min_gain: Option<S<toml::Value>>,
     window: Option<S<toml::Value>>,
     slack: Option<S<toml::Value>>,
     revalidate_every: Option<S<toml::Value>>,
@@ -146,7 +147,7 @@ struct RawSelector {
 
 impl RawSelector {
     /// The numeric parameters as written, by key.
-    fn numeric(&self) -> [(&'static str, &Option<S<toml::Value>>); 12] {
+    fn numeric(&self) -> [(&'static str, &Option<S<toml::Value>>); 13] {
         [
             ("switch-every", &self.switch_every),
             ("probe-frames", &self.probe_frames),
@@ -156,6 +157,7 @@ impl RawSelector {
             ("confidence-drift", &self.confidence_drift),
             ("min-gap", &self.min_gap),
             ("slowdown-window", &self.slowdown_window),
+            ("min-gain", &self.min_gain),
             ("window", &self.window),
             ("slack", &self.slack),
             ("revalidate-every", &self.revalidate_every),
@@ -293,6 +295,7 @@ pub fn selector_defaults(kind: &str) -> Vec<(&'static str, f64)> {
                 ("confidence-drift", d.confidence_drift),
                 ("min-gap", d.min_gap as f64),
                 ("slowdown-window", d.slowdown_window as f64),
+                ("min-gain", d.min_gain),
             ]
         }
         "exhaustive" => {
@@ -334,6 +337,7 @@ fn param_range(key: &str) -> (f64, f64, bool) {
         "confidence-drift" => (0.001, 1.0, false),
         "probe-frames" | "trial-frames" => (1.0, 1000.0, true),
         "slowdown-window" => (0.0, 1000.0, true),
+        "min-gain" => (0.0, 1.0, false),
         _ => (1.0, 1_000_000.0, true),
     }
 }

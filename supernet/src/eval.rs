@@ -142,6 +142,34 @@ pub fn latency(
     min_runs: usize,
     min_time_s: f64,
 ) -> Latency {
+    latency_between_frames(
+        plan,
+        cfg,
+        image,
+        batch,
+        device,
+        warmup,
+        min_runs,
+        min_time_s,
+        std::time::Duration::ZERO,
+    )
+}
+
+/// As [`latency`], the thread idling for `gap` before each timed run, as it does between
+/// frames in a deployment (and in a live replay). Under contention this matters: a thread
+/// that wakes up finds the cores taken more often than one that never sleeps.
+#[allow(clippy::too_many_arguments)] // latency's inputs and the gap
+pub fn latency_between_frames(
+    plan: &Plan,
+    cfg: &SupernetConfig,
+    image: &[u8],
+    batch: usize,
+    device: &Device,
+    warmup: usize,
+    min_runs: usize,
+    min_time_s: f64,
+    gap: std::time::Duration,
+) -> Latency {
     let refs: Vec<&[u8]> = (0..batch).map(|_| image).collect();
     let empty = BnStats::default();
     let run = || {
@@ -154,6 +182,9 @@ pub fn latency(
     let mut times = Vec::new();
     let start = std::time::Instant::now();
     while times.len() < min_runs || start.elapsed().as_secs_f64() < min_time_s {
+        if !gap.is_zero() {
+            std::thread::sleep(gap);
+        }
         let t = std::time::Instant::now();
         run();
         times.push(t.elapsed().as_secs_f64() * 1000.0);

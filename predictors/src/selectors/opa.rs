@@ -43,6 +43,10 @@ pub struct OpaParams {
     /// Most recent runs (probe and served) whose slowdown over idle is pooled into the
     /// probe's latency signal; 0 = the probe's own runs only.
     pub slowdown_window: u32,
+    /// Switch away from the serving candidate only when another is predicted to get at
+    /// least this share more frames right within the deadline (0.02 = 2 points): predictions
+    /// err by a point or two, and chasing the noisy maximum serves worse candidates.
+    pub min_gain: f64,
 }
 
 impl Default for OpaParams {
@@ -55,6 +59,7 @@ impl Default for OpaParams {
             confidence_drift: 0.1,
             min_gap: 10,
             slowdown_window: 12,
+            min_gain: 0.02,
         }
     }
 }
@@ -167,13 +172,15 @@ impl Opa {
         };
         let preds = self.predictor.predict(&s, None);
         let budget = self.p.margin * self.deadline_ms;
-        let pick = (0..preds.len())
-            .map(|c| (c, preds[c].top1 * within(budget, &preds[c].latency())))
-            .fold(
-                (0, f64::MIN),
-                |b, (c, v)| if v > b.1 + 1e-12 { (c, v) } else { b },
-            )
-            .0;
+        let value = |c: usize| preds[c].top1 * within(budget, &preds[c].latency());
+        let (best, best_value) = (0..preds.len()).map(|c| (c, value(c))).fold(
+            (0, f64::MIN),
+            |b, (c, v)| if v > b.1 + 1e-12 { (c, v) } else { b },
+        );
+        let pick = match self.serving {
+            Some(cur) if best_value < value(cur) + self.p.min_gain => cur,
+            _ => best,
+        };
         self.predicted_ms = preds[pick].latency().p50_ms;
         self.preds = preds;
         // The drift references restart after every round, switch or not.
