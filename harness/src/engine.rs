@@ -122,6 +122,8 @@ pub fn replay(
     let mut rows = Vec::with_capacity(frames.len());
     let mut free_at_s = 0.0f64;
     let mut serving = None;
+    // Runs on the current frame so far: candidate, what it produced, start and finish.
+    let mut ran: Vec<(usize, Inference, f64, f64)> = Vec::new();
     for (i, f) in frames.iter().enumerate() {
         if stop.load(Ordering::Relaxed) {
             return Ok(Replay {
@@ -130,8 +132,7 @@ pub fn replay(
             });
         }
         let mut probes = 0;
-        // Runs on this frame so far: candidate, what it produced, start and finish.
-        let mut ran: Vec<(usize, Inference, f64, f64)> = Vec::new();
+        ran.clear();
         loop {
             let ctx = Context {
                 frame: i as u64,

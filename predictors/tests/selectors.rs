@@ -131,7 +131,11 @@ fn spiky(seed: u64) -> impl FnMut() -> f64 {
         x = x
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        if (x >> 33) % 6 == 0 { 3.0 } else { 0.6 }
+        if (x >> 33).is_multiple_of(6) {
+            3.0
+        } else {
+            0.6
+        }
     }
 }
 

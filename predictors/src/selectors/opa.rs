@@ -173,10 +173,13 @@ impl Opa {
         let preds = self.predictor.predict(&s, None);
         let budget = self.p.margin * self.deadline_ms;
         let value = |c: usize| preds[c].top1 * within(budget, &preds[c].latency());
-        let (best, best_value) = (0..preds.len()).map(|c| (c, value(c))).fold(
-            (0, f64::MIN),
-            |b, (c, v)| if v > b.1 + 1e-12 { (c, v) } else { b },
-        );
+        let (best, best_value) =
+            (0..preds.len())
+                .map(|c| (c, value(c)))
+                .fold(
+                    (0, f64::MIN),
+                    |b, (c, v)| if v > b.1 + 1e-12 { (c, v) } else { b },
+                );
         let pick = match self.serving {
             Some(cur) if best_value < value(cur) + self.p.min_gain => cur,
             _ => best,
