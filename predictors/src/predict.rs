@@ -368,9 +368,19 @@ struct SharedMlp {
     /// HIDDEN × d input weights and HIDDEN biases, fixed at random (seed 0).
     w_in: DMatrix<f64>,
     b_in: DVector<f64>,
-    /// Output layer: HIDDEN × 2 (top-1, log latency) and intercepts.
+    /// Output layer: HIDDEN × 4 (top-1, log mean / median / p95 latency) and intercepts.
     out: (DMatrix<f64>, DVector<f64>),
+    /// For prediction: per candidate, the hidden pre-activation of its architecture part
+    /// (with the bias); the input weights of the signal part; the output weights transposed.
+    /// The architecture part does not change at run time, so a round costs HIDDEN × 4 per
+    /// candidate instead of HIDDEN × (encoding + 4).
+    base: Vec<DVector<f64>>,
+    w_sig: DMatrix<f64>,
+    out_t: DMatrix<f64>,
 }
+
+/// Signal features at the end of the shared model's input.
+const SIGNAL_FEATURES: usize = 4;
 
 impl SharedMlp {
     fn input(arch: &[f64], s: &Signals) -> Vec<f64> {
@@ -423,6 +433,9 @@ impl SharedMlp {
             w_in,
             b_in,
             out: (DMatrix::zeros(HIDDEN, 4), DVector::zeros(4)),
+            base: Vec::new(),
+            w_sig: DMatrix::zeros(HIDDEN, SIGNAL_FEATURES),
+            out_t: DMatrix::zeros(4, HIDDEN),
         };
         let h = DMatrix::from_fn(rows.len(), HIDDEN, |_, _| 0.0);
         let mut h = h;
@@ -431,6 +444,18 @@ impl SharedMlp {
         }
         let y = DMatrix::from_fn(ys.len(), 4, |i, j| ys[i][j]);
         m.out = ridge(&h, &y, 1e-4)?;
+        m.out_t = m.out.0.transpose();
+        let split = d - SIGNAL_FEATURES;
+        m.w_sig = m.w_in.columns(split, SIGNAL_FEATURES).into_owned();
+        let w_arch = m.w_in.columns(0, split).into_owned();
+        m.base = m
+            .arch
+            .iter()
+            .map(|a| {
+                let z = m.scaler.apply(&Self::input(a, &Signals::default()));
+                &w_arch * DVector::from_column_slice(&z[..split]) + &m.b_in
+            })
+            .collect();
         Ok(m)
     }
 }
@@ -440,11 +465,18 @@ impl Predictor for SharedMlp {
         Variant::SharedMlp
     }
     fn predict(&self, s: &Signals, _: Option<f64>) -> Vec<Prediction> {
-        self.arch
+        // The signal part of the standardised input is the same for every candidate.
+        let Some(a0) = self.arch.first() else {
+            return Vec::new();
+        };
+        let z = self.scaler.apply(&Self::input(a0, s));
+        let z_sig = DVector::from_column_slice(&z[z.len() - SIGNAL_FEATURES..]);
+        let sig = &self.w_sig * z_sig;
+        self.base
             .iter()
-            .map(|a| {
-                let h = self.hidden(&Self::input(a, s));
-                let o = self.out.0.transpose() * h + &self.out.1;
+            .map(|base| {
+                let h = (base + &sig).map(f64::tanh);
+                let o = &self.out_t * h + &self.out.1;
                 Prediction {
                     top1: o[0].clamp(0.0, 1.0),
                     latency_ms: o[1].exp(),
@@ -688,6 +720,22 @@ pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
 mod tests {
     use super::*;
     use crate::profile::synthetic;
+
+    #[test]
+    fn shared_mlp_precomputed_architecture_part_equals_the_full_forward_pass() {
+        let p = synthetic(6, 5, &[0.0, 0.5, 1.0]);
+        let m = SharedMlp::fit(&p, &p.conditions()).unwrap();
+        for cond in p.conditions() {
+            let s = p.signals(cond);
+            let fast = m.predict(&s, None);
+            for (c, a) in m.arch.iter().enumerate() {
+                let o = m.out.0.transpose() * m.hidden(&SharedMlp::input(a, &s)) + &m.out.1;
+                assert!((fast[c].top1 - o[0].clamp(0.0, 1.0)).abs() < 1e-9);
+                assert!((fast[c].latency_ms.ln() - o[1]).abs() < 1e-9);
+                assert!((fast[c].p95_ms.ln() - o[3]).abs() < 1e-9);
+            }
+        }
+    }
 
     #[test]
     fn spearman_of_known_orders() {
