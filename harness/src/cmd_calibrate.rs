@@ -14,7 +14,7 @@ use opa_harness::live::signals;
 use opa_harness::load::CpuInjector;
 use opa_predictors::predict::{Variant, VariantScore, evaluate};
 use opa_predictors::profile::{ContentStats, LatencyStats, Profile};
-use opa_supernet::eval::{latency_between_frames, predict};
+use opa_supernet::eval::{latency, predict};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use std::path::PathBuf;
@@ -249,7 +249,7 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
         let mark = injector.achieved_since_reset();
         for (c, plan) in dep.plans.iter().enumerate() {
             b.set_message(format!("load {l}, candidate {}/{n}", c + 1));
-            let t = latency_between_frames(
+            let t = latency(
                 plan,
                 &dep.cfg,
                 &img,

@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use opa_harness::backend::Backend;
 use opa_harness::load::{CpuInjector, GPU_MATRIX, GpuInjector};
-use opa_supernet::eval::latency_between_frames;
+use opa_supernet::eval::latency;
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -106,7 +106,7 @@ pub fn run(c: LoadCmd) -> Result<()> {
             cpu.as_ref().map(|i| i.achieved_since_reset()),
             gpu.as_ref().map(|g| g.mark()),
         );
-        let l = latency_between_frames(
+        let l = latency(
             &plan,
             &cfg,
             &img,

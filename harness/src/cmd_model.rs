@@ -8,6 +8,7 @@ use opa_datasets::CorruptionKind;
 use opa_datasets::ImageSet;
 use opa_datasets::shipped;
 use opa_harness::backend::Backend;
+use opa_harness::deployment;
 use opa_supernet::arch::SubnetArch;
 use opa_supernet::arch::SupernetConfig;
 use opa_supernet::candidates::{CandidatesFile, SearchConfig, search};
@@ -15,6 +16,7 @@ use opa_supernet::checkpoint;
 use opa_supernet::eval::{latency, predict, recalibrate};
 use opa_supernet::train::{TrainConfig, train as run_training};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Which data set trains the super-network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -277,13 +279,6 @@ pub fn bn_subset(data_dir: Option<&std::path::Path>, n: usize) -> Result<ImageSe
     Ok(train.subset(&idx))
 }
 
-fn load_candidates(path: &std::path::Path) -> Result<CandidatesFile> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
-    serde_json::from_str(&text)
-        .map_err(|e| bad(format!("{}: not a candidates file: {e}", path.display())))
-}
-
 #[derive(serde::Serialize)]
 struct EvalRow {
     arch: String,
@@ -310,21 +305,20 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         .candidates
         .clone()
         .or_else(|| Some(opa_supernet::shipped_candidates()).filter(|p| p.exists()));
-    let mut cands = cand_path.as_deref().map(load_candidates).transpose()?;
-    // Candidates carry batch-norm statistics of one checkpoint: never apply them to another.
-    if let (Some(c), Some(p)) = (&cands, &cand_path) {
-        let sum = opa_datasets::shipped::sha256_file(&ck_path).map_err(bad)?;
-        if c.checkpoint_sha256 != sum {
-            if a.candidates.is_some() {
-                return Err(bad(format!(
-                    "{} was made for another checkpoint than {} (sha256 differs); \
-                     run opa candidates for this checkpoint",
-                    p.display(),
-                    ck_path.display()
-                )));
-            }
-            cands = None;
+    let mut cands = cand_path
+        .as_deref()
+        .map(deployment::parse_candidates)
+        .transpose()
+        .map_err(bad)?;
+    // Never apply one checkpoint's candidate statistics to another: an explicit file that
+    // does not match is an error, the default one is passed over.
+    if let (Some(c), Some(p)) = (&cands, &cand_path)
+        && let Err(e) = deployment::check_made_for(c, p, &ck_path)
+    {
+        if a.candidates.is_some() {
+            return Err(bad(e));
         }
+        cands = None;
     }
     let targets: Vec<(String, SubnetArch)> = match a.arch.as_str() {
         "candidates" => {
@@ -422,8 +416,28 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         } else {
             let img = set.image_bytes(0);
             (
-                Some(latency(&plan, &cfg, img, 1, &device, 10, 50, 1.0)),
-                Some(latency(&plan, &cfg, img, 32, &device, 3, 10, 1.0)),
+                Some(latency(
+                    &plan,
+                    &cfg,
+                    img,
+                    1,
+                    &device,
+                    10,
+                    50,
+                    1.0,
+                    Duration::ZERO,
+                )),
+                Some(latency(
+                    &plan,
+                    &cfg,
+                    img,
+                    32,
+                    &device,
+                    3,
+                    10,
+                    1.0,
+                    Duration::ZERO,
+                )),
             )
         };
         let mean =

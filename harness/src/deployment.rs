@@ -23,16 +23,21 @@ pub struct Deployment {
     pub arch: Vec<ProfileCandidate>,
 }
 
-/// Reads and checks the candidates file against the checkpoint (configuration and SHA-256)
-/// without loading any weights: enough for replay from a profile.
-pub fn read_candidates(
-    checkpoint: &Path,
-    candidates: &Path,
-) -> Result<(CandidatesFile, Deployment), String> {
+/// Reads a candidates file; the message names the file and the problem.
+pub fn parse_candidates(candidates: &Path) -> Result<CandidatesFile, String> {
     let text = std::fs::read_to_string(candidates)
         .map_err(|e| format!("{}: {e}", candidates.display()))?;
-    let cands: CandidatesFile = serde_json::from_str(&text)
-        .map_err(|e| format!("{}: not a candidates file: {e}", candidates.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not a candidates file: {e}", candidates.display()))
+}
+
+/// Checks that `cands` (read from `candidates`) was cut from `checkpoint` (its SHA-256):
+/// candidates carry batch-norm statistics of one checkpoint and mean nothing for another.
+pub fn check_made_for(
+    cands: &CandidatesFile,
+    candidates: &Path,
+    checkpoint: &Path,
+) -> Result<(), String> {
     let sum = shipped::sha256_file(checkpoint).map_err(|e| e.to_string())?;
     if cands.checkpoint_sha256 != sum {
         return Err(format!(
@@ -41,6 +46,17 @@ pub fn read_candidates(
             checkpoint.display()
         ));
     }
+    Ok(())
+}
+
+/// Reads and checks the candidates file against the checkpoint (configuration and SHA-256)
+/// without loading any weights: enough for replay from a profile.
+pub fn read_candidates(
+    checkpoint: &Path,
+    candidates: &Path,
+) -> Result<(CandidatesFile, Deployment), String> {
+    let cands = parse_candidates(candidates)?;
+    check_made_for(&cands, candidates, checkpoint)?;
     let cfg = cands.config.clone();
     let mut d = Deployment {
         cfg: cfg.clone(),

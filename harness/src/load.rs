@@ -31,7 +31,7 @@ pub const PERIOD: Duration = Duration::from_millis(1);
 /// longest duty-cycle period, so a run sees a new load, and the inference thread wakes up
 /// for every run as it does between frames in a deployment. Measuring latency the same way
 /// everywhere keeps the profile's tails equal to the live ones.
-pub const RUN_GAP: Duration = Duration::from_micros(1500);
+pub const RUN_GAP: Duration = Duration::from_nanos(PERIOD.as_nanos() as u64 * 3 / 2);
 
 /// Worker threads per loaded core.
 pub const WORKERS_PER_CORE: usize = 2;
@@ -118,11 +118,6 @@ impl CpuInjector {
     /// Load achieved since `mark`: busy time over wall time × cores.
     pub fn achieved_since(&self, mark: (u64, Instant)) -> f64 {
         self.shared.achieved_since(mark, self.cores)
-    }
-
-    /// Number of loaded cores.
-    pub fn cores(&self) -> usize {
-        self.cores
     }
 
     /// Number of worker threads.

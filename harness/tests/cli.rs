@@ -127,6 +127,21 @@ fn quick_train_then_eval_and_candidates_on_its_checkpoint() {
             && t.contains("mean over 12 families"),
         "{t}"
     );
+    // These candidates' batch-norm statistics belong to the quick checkpoint, not the
+    // shipped one: asked for explicitly, they are refused.
+    expect_bad_input(
+        &[
+            "eval",
+            "--arch",
+            "smallest",
+            "--candidates",
+            cands.to_str().unwrap(),
+            "--severity",
+            "0",
+            "--no-latency",
+        ],
+        "another checkpoint",
+    );
 }
 
 fn expect_bad_input(args: &[&str], needle: &str) {

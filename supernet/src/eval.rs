@@ -131,35 +131,13 @@ pub struct Latency {
 
 /// Times `plan` (statistics bound in) on batches of `batch` copies of `image`: `warmup`
 /// untimed runs, then runs until `min_runs` are done and `min_time_s` has passed.
+///
+/// The thread idles for `gap` before each timed run, as it does between frames in a
+/// deployment (and in a live replay); `Duration::ZERO` times runs back to back. Under
+/// contention this matters: a thread that wakes up finds the cores taken more often than one
+/// that never sleeps.
 #[allow(clippy::too_many_arguments)] // each is a measurement knob; a struct would only rename them
 pub fn latency(
-    plan: &Plan,
-    cfg: &SupernetConfig,
-    image: &[u8],
-    batch: usize,
-    device: &Device,
-    warmup: usize,
-    min_runs: usize,
-    min_time_s: f64,
-) -> Latency {
-    latency_between_frames(
-        plan,
-        cfg,
-        image,
-        batch,
-        device,
-        warmup,
-        min_runs,
-        min_time_s,
-        std::time::Duration::ZERO,
-    )
-}
-
-/// As [`latency`], the thread idling for `gap` before each timed run, as it does between
-/// frames in a deployment (and in a live replay). Under contention this matters: a thread
-/// that wakes up finds the cores taken more often than one that never sleeps.
-#[allow(clippy::too_many_arguments)] // latency's inputs and the gap
-pub fn latency_between_frames(
     plan: &Plan,
     cfg: &SupernetConfig,
     image: &[u8],

@@ -78,14 +78,12 @@ pub struct Opa {
     p: OpaParams,
     predictor: Box<dyn Predictor>,
     probe: usize,
-    /// Per candidate: clean top-1 and idle median latency, for the choice before the first
-    /// probing round ends.
-    idle: Vec<(f64, f64)>,
     /// Per candidate: idle mean latency (the reference of the slowdown).
     idle_mean: Vec<f64>,
     /// Slowdown over idle of the most recent runs.
     slowdowns: std::collections::VecDeque<f64>,
-    /// The latest predictions for every candidate (idle figures before the first round).
+    /// The latest predictions for every candidate; before the first round, the clean top-1
+    /// and idle latency, which make the first choice.
     preds: Vec<Prediction>,
     /// Arrival to the end of this frame's probe run, ms.
     probe_done_ms: f64,
@@ -112,9 +110,6 @@ impl Opa {
         Opa {
             name: name.into(),
             probe: profile.probe,
-            idle: (0..profile.candidates.len())
-                .map(|c| (profile.content[c][clean].top1, profile.latency[c][0].p50_ms))
-                .collect(),
             idle_mean: (0..profile.candidates.len())
                 .map(|c| profile.latency[c][0].mean_ms.max(1e-9))
                 .collect(),
@@ -204,8 +199,8 @@ impl Selector for Opa {
         self.deadline_ms = ctx.deadline_ms;
         if self.serving.is_none() {
             let budget = self.p.margin * ctx.deadline_ms;
-            let pick = best_feasible(self.idle.iter().copied(), budget);
-            self.predicted_ms = self.idle[pick].1;
+            let pick = best_feasible(self.preds.iter().map(|p| (p.top1, p.p50_ms)), budget);
+            self.predicted_ms = self.preds[pick].p50_ms;
             self.serving = Some(pick);
             self.start_round(ctx.frame);
         } else if self.probing_left == 0
