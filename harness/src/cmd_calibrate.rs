@@ -58,6 +58,12 @@ pub struct CalibrateArgs {
     /// timings. Finishes in seconds; not for real use.
     #[arg(long)]
     quick: bool,
+    /// Re-measure latency only: keep the content tables (accuracy and probe signals) of this
+    /// profile, made for the same candidates, and time every candidate again at --loads.
+    /// For when the device or its state changed since calibration (minutes instead of the
+    /// content grid's half hour).
+    #[arg(long, value_name = "PROFILE")]
+    latency_only: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -169,14 +175,109 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
 
     // Calibration half only: never the evaluation half that streams are cut from.
     let cal = shipped::load_shipped_split(Split::Calibration).map_err(bad)?;
+    let n = dep.plans.len();
+    let (contents, content) = match &a.latency_only {
+        Some(path) => {
+            let old = opa_reports::profile::read_profile(path).map_err(bad)?;
+            let ids: Vec<&str> = old.candidates.iter().map(|c| c.id.as_str()).collect();
+            let want: Vec<&str> = dep.infos.iter().map(|c| c.id.as_str()).collect();
+            if ids != want || old.probe != probe {
+                return Err(bad(format!(
+                    "--latency-only {}: made for other candidates or another probe than {}",
+                    path.display(),
+                    cands.display()
+                )));
+            }
+            println!(
+                "re-timing {n} candidates at {} load levels on {}; content tables kept from {}",
+                loads.len(),
+                a.backend.name(),
+                path.display()
+            );
+            (old.contents, old.content)
+        }
+        None => measure_content(&a, &dep, &cal, images, probe, loads.len(), &device)?,
+    };
+
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let injector = CpuInjector::start(cores, a.seed);
+    let img = cal.image_bytes(0).to_vec();
+    let mut lat: Vec<Vec<LatencyStats>> = vec![Vec::new(); n];
+    let b = bar((loads.len() * n) as u64, "latency");
+    let mut achieved = Vec::new();
+    for &l in &loads {
+        injector.set_load(l);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let mark = injector.achieved_since_reset();
+        for (c, plan) in dep.plans.iter().enumerate() {
+            b.set_message(format!("load {l}, candidate {}/{n}", c + 1));
+            let t = latency(
+                plan,
+                &dep.cfg,
+                &img,
+                1,
+                &device,
+                3,
+                20,
+                seconds,
+                opa_harness::load::RUN_GAP,
+            );
+            lat[c].push(LatencyStats {
+                mean_ms: t.mean_ms,
+                p50_ms: t.median_ms,
+                p95_ms: t.p95_ms,
+            });
+            b.inc(1);
+        }
+        achieved.push(injector.achieved_since(mark));
+    }
+    drop(injector);
+    b.finish_and_clear();
+    let profile = Profile {
+        candidates: dep.arch.clone(),
+        probe,
+        contents,
+        loads: loads.clone(),
+        content,
+        latency: lat,
+    };
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| bad(format!("{}: {e}", dir.display())))?;
+    }
+    opa_reports::profile::write_profile(&a.out, &profile)?;
+    println!("load levels requested / achieved by the injector:");
+    for (l, got) in loads.iter().zip(&achieved) {
+        println!(
+            "  {l:.2} / {got:.2}   probe mean {:.3} ms, largest mean {:.3} ms",
+            profile.latency[probe][loads.iter().position(|x| x == l).unwrap_or(0)].mean_ms,
+            profile.latency[opa_predictors::selectors::most_macs(&dep.infos)]
+                [loads.iter().position(|x| x == l).unwrap_or(0)]
+            .mean_ms
+        );
+    }
+    println!("profile: {}", a.out.display());
+    Ok(())
+}
+
+/// Every candidate on the calibration images of every content condition of the grid:
+/// top-1 (overall and per class) and the mean label-free signals.
+fn measure_content(
+    a: &CalibrateArgs,
+    dep: &deployment::Deployment,
+    cal: &ImageSet,
+    images: usize,
+    probe: usize,
+    load_levels: usize,
+    device: &burn::tensor::Device,
+) -> Result<(Vec<String>, Vec<Vec<ContentStats>>)> {
+    let n = dep.plans.len();
     let classes = dep.cfg.classes;
     let grid = content_grid(a.quick);
-    let n = dep.plans.len();
     println!(
         "calibrating {n} candidates (probe {}) on the calibration half: {} content conditions x {images} images, {} load levels on {}",
         dep.infos[probe].id,
         grid.len(),
-        loads.len(),
+        load_levels,
         a.backend.name()
     );
     let mut content: Vec<Vec<ContentStats>> = vec![Vec::new(); n];
@@ -237,64 +338,7 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     }
     b.finish_and_clear();
 
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let injector = CpuInjector::start(cores, a.seed);
-    let img = cal.image_bytes(0).to_vec();
-    let mut lat: Vec<Vec<LatencyStats>> = vec![Vec::new(); n];
-    let b = bar((loads.len() * n) as u64, "latency");
-    let mut achieved = Vec::new();
-    for &l in &loads {
-        injector.set_load(l);
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        let mark = injector.achieved_since_reset();
-        for (c, plan) in dep.plans.iter().enumerate() {
-            b.set_message(format!("load {l}, candidate {}/{n}", c + 1));
-            let t = latency(
-                plan,
-                &dep.cfg,
-                &img,
-                1,
-                &device,
-                3,
-                20,
-                seconds,
-                opa_harness::load::RUN_GAP,
-            );
-            lat[c].push(LatencyStats {
-                mean_ms: t.mean_ms,
-                p50_ms: t.median_ms,
-                p95_ms: t.p95_ms,
-            });
-            b.inc(1);
-        }
-        achieved.push(injector.achieved_since(mark));
-    }
-    drop(injector);
-    b.finish_and_clear();
-    let profile = Profile {
-        candidates: dep.arch.clone(),
-        probe,
-        contents: grid.into_iter().map(|g| g.0).collect(),
-        loads: loads.clone(),
-        content,
-        latency: lat,
-    };
-    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| bad(format!("{}: {e}", dir.display())))?;
-    }
-    opa_reports::profile::write_profile(&a.out, &profile)?;
-    println!("load levels requested / achieved by the injector:");
-    for (l, got) in loads.iter().zip(&achieved) {
-        println!(
-            "  {l:.2} / {got:.2}   probe mean {:.3} ms, largest mean {:.3} ms",
-            profile.latency[probe][loads.iter().position(|x| x == l).unwrap_or(0)].mean_ms,
-            profile.latency[opa_predictors::selectors::most_macs(&dep.infos)]
-                [loads.iter().position(|x| x == l).unwrap_or(0)]
-            .mean_ms
-        );
-    }
-    println!("profile: {}", a.out.display());
-    Ok(())
+    Ok((grid.into_iter().map(|g| g.0).collect(), content))
 }
 
 pub fn predictors(c: PredictorsCmd) -> Result<()> {

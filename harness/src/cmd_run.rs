@@ -116,8 +116,9 @@ fn build_selector(
                 latency_drift: spec.get("latency-drift"),
                 confidence_drift: spec.get("confidence-drift"),
                 min_gap: u("min-gap"),
-                slowdown_window: u("slowdown-window"),
+                load_window: u("load-window"),
                 min_gain: spec.get("min-gain"),
+                replan_every: u("replan-every"),
             };
             Box::new(Opa::new(&spec.name, params, p, model))
         }

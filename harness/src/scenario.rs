@@ -137,8 +137,9 @@ struct RawSelector {
     latency_drift: Option<S<toml::Value>>,
     confidence_drift: Option<S<toml::Value>>,
     min_gap: Option<S<toml::Value>>,
-    slowdown_window: Option<S<toml::Value>>,
+    load_window: Option<S<toml::Value>>,
     min_gain: Option<S<toml::Value>>,
+    replan_every: Option<S<toml::Value>>,
     window: Option<S<toml::Value>>,
     slack: Option<S<toml::Value>>,
     revalidate_every: Option<S<toml::Value>>,
@@ -147,7 +148,7 @@ struct RawSelector {
 
 impl RawSelector {
     /// The numeric parameters as written, by key.
-    fn numeric(&self) -> [(&'static str, &Option<S<toml::Value>>); 13] {
+    fn numeric(&self) -> [(&'static str, &Option<S<toml::Value>>); 14] {
         [
             ("switch-every", &self.switch_every),
             ("probe-frames", &self.probe_frames),
@@ -156,8 +157,9 @@ impl RawSelector {
             ("latency-drift", &self.latency_drift),
             ("confidence-drift", &self.confidence_drift),
             ("min-gap", &self.min_gap),
-            ("slowdown-window", &self.slowdown_window),
+            ("load-window", &self.load_window),
             ("min-gain", &self.min_gain),
+            ("replan-every", &self.replan_every),
             ("window", &self.window),
             ("slack", &self.slack),
             ("revalidate-every", &self.revalidate_every),
@@ -294,8 +296,9 @@ pub fn selector_defaults(kind: &str) -> Vec<(&'static str, f64)> {
                 ("latency-drift", d.latency_drift),
                 ("confidence-drift", d.confidence_drift),
                 ("min-gap", d.min_gap as f64),
-                ("slowdown-window", d.slowdown_window as f64),
+                ("load-window", d.load_window as f64),
                 ("min-gain", d.min_gain),
+                ("replan-every", d.replan_every as f64),
             ]
         }
         "exhaustive" => {
@@ -336,8 +339,9 @@ fn param_range(key: &str) -> (f64, f64, bool) {
         "latency-drift" => (0.01, 10.0, false),
         "confidence-drift" => (0.001, 1.0, false),
         "probe-frames" | "trial-frames" => (1.0, 1000.0, true),
-        "slowdown-window" => (0.0, 1000.0, true),
+        "load-window" => (0.0, 1000.0, true),
         "min-gain" => (0.0, 1.0, false),
+        "replan-every" => (0.0, 1_000_000.0, true),
         _ => (1.0, 1_000_000.0, true),
     }
 }

@@ -326,6 +326,47 @@ fn calibrate_then_replay_from_profile_is_deterministic() {
     assert!(o.status.success(), "{t}");
     let o = opa(&["calibrate", "--quick", "--out", profile.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "never overwrites silently");
+    // Latency re-timed, content tables kept as they were.
+    let retimed = dir.path().join("retimed.parquet");
+    let o = opa(&[
+        "calibrate",
+        "--quick",
+        "--latency-only",
+        profile.to_str().unwrap(),
+        "--out",
+        retimed.to_str().unwrap(),
+    ]);
+    let t = text(&o);
+    assert!(
+        o.status.success() && t.contains("content tables kept"),
+        "{t}"
+    );
+    let (old, new) = (
+        opa_reports::profile::read_profile(&profile).unwrap(),
+        opa_reports::profile::read_profile(&retimed).unwrap(),
+    );
+    assert_eq!(
+        (&old.contents, &old.candidates, old.probe),
+        (&new.contents, &new.candidates, new.probe)
+    );
+    assert_eq!(old.content.len(), new.content.len());
+    for (a, b) in old.content.iter().zip(&new.content) {
+        for (x, y) in a.iter().zip(b) {
+            assert_eq!((x.top1, x.confidence), (y.top1, y.confidence));
+        }
+    }
+    assert_eq!(new.latency[0].len(), old.loads.len());
+    expect_bad_input(
+        &[
+            "calibrate",
+            "--quick",
+            "--latency-only",
+            "/nonexistent/profile.parquet",
+            "--out",
+            dir.path().join("x.parquet").to_str().unwrap(),
+        ],
+        "/nonexistent/profile.parquet",
+    );
     let o = opa(&["predictors", "eval", "--profile", profile.to_str().unwrap()]);
     let t = text(&o);
     assert!(o.status.success(), "{t}");

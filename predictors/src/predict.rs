@@ -102,8 +102,10 @@ pub trait Predictor: Send {
     fn predict(&self, s: &Signals, probe_top1: Option<f64>) -> Vec<Prediction>;
 }
 
-/// Ridge penalty on standardised features.
-const LAMBDA: f64 = 1e-3;
+/// Ridge penalty on standardised features (× rows): leave-condition-out accuracy MAE of
+/// `linear` on the shipped profile 1.88 points (1.96 at 1e-3, where fits swing more
+/// between sparse calibration conditions), still recovering exact synthetic relations.
+const LAMBDA: f64 = 1e-2;
 
 /// Fits `variant` on the conditions `train` of `profile`.
 pub fn fit(

@@ -149,7 +149,7 @@ fn opa_pooling_recent_runs_steadies_its_choice_under_spiky_latency() {
     let share = |window: u32| {
         let params = OpaParams {
             reprobe_every: 20,
-            slowdown_window: window,
+            load_window: window,
             ..OpaParams::default()
         };
         let mut s = Opa::new("opa", params, &p, model());
@@ -169,17 +169,18 @@ fn opa_serves_the_probes_answer_when_the_probe_left_too_little_time() {
     // likely to overrun 0.9 ms). On a probe frame the probe has used 0.2 ms: candidate 1 in
     // the 0.8 ms left would be in time with p = 0.95, 0.84 × 0.95 < 0.82, so the probe's own
     // answer is served. With a 2 ms deadline the time left is ample and candidate 2 serves.
+    // Runs take the median (0.9 × mean), so OPA's load estimate is the idle level.
     let p = profile();
     let model = || fit(Variant::Linear, &p, &p.conditions()).unwrap();
     let mut s = Opa::new("opa", OpaParams::default(), &p, model());
-    let d = drive(&mut s, &p, 60, 1.0, |_| IDLE);
+    let d = drive_noisy(&mut s, &p, 60, 1.0, |_| IDLE, &mut || 0.9);
     assert_eq!(
         &d.served[50..54],
         &[0, 0, 0, 1],
         "probe frames 50-52, then 53"
     );
     let mut s = Opa::new("opa", OpaParams::default(), &p, model());
-    let d = drive(&mut s, &p, 60, 2.0, |_| IDLE);
+    let d = drive_noisy(&mut s, &p, 60, 2.0, |_| IDLE, &mut || 0.9);
     assert_eq!(&d.served[50..54], &[2, 2, 2, 2]);
 }
 
@@ -202,6 +203,37 @@ fn opa_follows_content_to_a_different_candidate() {
     assert_eq!(d.served[100], 5);
     // One round at the start, one on the confidence drift after frame 60.
     assert_eq!(d.probes, 6, "{} probes", d.probes);
+}
+
+#[test]
+fn opa_follows_load_from_served_runs_without_probing() {
+    // Full load for 100 frames, then idle; 2 ms deadline: candidate 0 under full load,
+    // candidate 2 idle (see the load-step test). With drift re-probing and periodic rounds
+    // off, only the first round probes: the step down is seen in the served runs alone.
+    let p = profile();
+    let model = || fit(Variant::Linear, &p, &p.conditions()).unwrap();
+    let step_down = |f: u64| Cond {
+        content: 0,
+        load: if f < 100 { 2 } else { 0 },
+    };
+    let params = |replan_every| OpaParams {
+        reprobe_every: 100_000,
+        latency_drift: 10.0,
+        replan_every,
+        ..OpaParams::default()
+    };
+    let mut s = Opa::new("opa", params(5), &p, model());
+    let d = drive_noisy(&mut s, &p, 200, 2.0, step_down, &mut || 0.9);
+    assert_eq!(d.served[90], 0, "under full load");
+    let back = (100..200)
+        .find(|&f| d.served[f] == 2)
+        .expect("back to candidate 2");
+    assert!(back < 120, "back at frame {back}");
+    assert_eq!(d.probes, 3, "one round");
+    // Planning only after rounds, it stays where the first round put it.
+    let mut s = Opa::new("opa", params(0), &p, model());
+    let d = drive_noisy(&mut s, &p, 200, 2.0, step_down, &mut || 0.9);
+    assert_eq!(d.served[199], 0);
 }
 
 #[test]

@@ -10,15 +10,19 @@
 //! be in time) when running the serving candidate in the time left is predicted to get fewer
 //! frames right; otherwise it serves the serving candidate after the probe.
 //!
-//! The probe's latency signal is the device's current slowdown: its few timed runs are
-//! pooled with the most recent served runs (each run's compute time over its own
-//! candidate's idle mean), so one unlucky probe run under contention does not decide alone.
+//! Content is seen only by the probe, but latency is seen on every run: OPA estimates the
+//! device's current state (load level) from the `load_window` most recent runs of any
+//! candidate against the calibration profile's latency tables, takes every candidate's
+//! latency distribution at that state, and re-plans every `replan_every` served frames
+//! with the latest round's content signals, without probing. With `load_window = 0` it
+//! reads latency as in the paper: the predictor's latency model on the probe's own timed
+//! runs, once per round.
 
 use super::best_feasible;
 use crate::predict::Prediction;
 use crate::predict::Predictor;
 use crate::profile::within;
-use crate::profile::{Profile, Signals};
+use crate::profile::{LatencyStats, Profile, Signals};
 use crate::{Context, Decision, Outcome, Phase, Selector};
 use serde::{Deserialize, Serialize};
 
@@ -40,13 +44,17 @@ pub struct OpaParams {
     pub confidence_drift: f64,
     /// Fewest frames between two probing rounds.
     pub min_gap: u32,
-    /// Most recent runs (probe and served) whose slowdown over idle is pooled into the
-    /// probe's latency signal; 0 = the probe's own runs only.
-    pub slowdown_window: u32,
+    /// Most recent runs (probe and served) the device's load is estimated from; 0 = read
+    /// latency from the probe's own runs with the predictor's latency model instead.
+    pub load_window: u32,
     /// Switch away from the serving candidate only when another is predicted to get at
     /// least this share more frames right within the deadline (0.02 = 2 points): predictions
     /// err by a point or two, and chasing the noisy maximum serves worse candidates.
     pub min_gain: f64,
+    /// Re-plan every this many served frames with the latest round's content signals and
+    /// the current load estimate, without probing (latency is seen on every run, content only
+    /// by the probe); 0 = plan only after probing rounds.
+    pub replan_every: u32,
 }
 
 impl Default for OpaParams {
@@ -58,8 +66,9 @@ impl Default for OpaParams {
             latency_drift: 0.5,
             confidence_drift: 0.1,
             min_gap: 10,
-            slowdown_window: 12,
+            load_window: 12,
             min_gain: 0.02,
+            replan_every: 5,
         }
     }
 }
@@ -78,10 +87,14 @@ pub struct Opa {
     p: OpaParams,
     predictor: Box<dyn Predictor>,
     probe: usize,
-    /// Per candidate: idle mean latency (the reference of the slowdown).
-    idle_mean: Vec<f64>,
-    /// Slowdown over idle of the most recent runs.
-    slowdowns: std::collections::VecDeque<f64>,
+    /// The device's current load, estimated from the most recent runs.
+    load: LoadTracker,
+    /// The probe's content signals of the latest round (latency excluded).
+    content: Option<Signals>,
+    /// The predictor's output at the latest round.
+    round_preds: Vec<Prediction>,
+    /// Served frames since the last plan.
+    since_plan: u32,
     /// The latest predictions for every candidate; before the first round, the clean top-1
     /// and idle latency, which make the first choice.
     preds: Vec<Prediction>,
@@ -110,10 +123,10 @@ impl Opa {
         Opa {
             name: name.into(),
             probe: profile.probe,
-            idle_mean: (0..profile.candidates.len())
-                .map(|c| profile.latency[c][0].mean_ms.max(1e-9))
-                .collect(),
-            slowdowns: std::collections::VecDeque::new(),
+            load: LoadTracker::new(profile),
+            content: None,
+            round_preds: Vec::new(),
+            since_plan: 0,
             preds: (0..profile.candidates.len())
                 .map(|c| {
                     let l = profile.latency[c][0];
@@ -151,21 +164,41 @@ impl Opa {
         self.round_start = frame;
     }
 
-    fn choose(&mut self) {
+    /// A probing round ended: its content signals are the new basis of the plans.
+    fn round_done(&mut self) {
         let n = self.acc_n.max(1) as f64;
-        let latency_ms = if self.p.slowdown_window == 0 || self.slowdowns.is_empty() {
-            self.acc.latency_ms / n
-        } else {
-            let mean = self.slowdowns.iter().sum::<f64>() / self.slowdowns.len() as f64;
-            self.idle_mean[self.probe] * mean
-        };
-        let s = Signals {
+        self.content = Some(Signals {
             confidence: self.acc.confidence / n,
             entropy: self.acc.entropy / n,
             margin: self.acc.margin / n,
-            latency_ms,
-        };
-        let preds = self.predictor.predict(&s, None);
+            latency_ms: self.acc.latency_ms / n,
+        });
+        self.plan(true);
+    }
+
+    /// Predicts every candidate from the latest round's content signals and the device's
+    /// current load, and picks what to serve. `round`: right after a probing round (the
+    /// drift references restart even without a switch).
+    fn plan(&mut self, round: bool) {
+        let Some(mut s) = self.content else { return };
+        let state = (self.p.load_window > 0)
+            .then(|| self.load.estimate())
+            .flatten();
+        if round || self.round_preds.is_empty() {
+            // Content changes only at rounds: the predictor runs once per round, and re-plans
+            // in between take its accuracies with the latest latencies.
+            if let Some(g) = state {
+                s.latency_ms = self.load.latency(self.probe, g).mean_ms;
+            }
+            self.round_preds = self.predictor.predict(&s, None);
+        }
+        let mut preds = self.round_preds.clone();
+        if let Some(g) = state {
+            for (c, p) in preds.iter_mut().enumerate() {
+                let l = self.load.latency(c, g);
+                (p.latency_ms, p.p50_ms, p.p95_ms) = (l.mean_ms, l.p50_ms, l.p95_ms);
+            }
+        }
         let budget = self.p.margin * self.deadline_ms;
         let value = |c: usize| preds[c].top1 * within(budget, &preds[c].latency());
         let (best, best_value) =
@@ -181,11 +214,13 @@ impl Opa {
         };
         self.predicted_ms = preds[pick].latency().p50_ms;
         self.preds = preds;
-        // The drift references restart after every round, switch or not.
-        self.conf_ref = None;
-        self.conf_sum = 0.0;
-        self.conf_n = 0;
-        self.recent_ms.clear();
+        self.since_plan = 0;
+        if round || self.serving != Some(pick) {
+            self.conf_ref = None;
+            self.conf_sum = 0.0;
+            self.conf_n = 0;
+            self.recent_ms.clear();
+        }
         self.serving = Some(pick);
     }
 }
@@ -238,12 +273,8 @@ impl Selector for Opa {
             // The probe's own run served the frame: already seen as a probe.
             return;
         }
-        if let Some(&idle) = self.idle_mean.get(o.candidate) {
-            self.slowdowns.push_back(o.compute_ms / idle);
-            if self.slowdowns.len() > self.p.slowdown_window.max(1) as usize {
-                self.slowdowns.pop_front();
-            }
-        }
+        self.load
+            .push(o.candidate, o.compute_ms, self.p.load_window as usize);
         match o.phase {
             Phase::Probe => {
                 self.probe_done_ms = o.latency_ms;
@@ -254,7 +285,7 @@ impl Selector for Opa {
                 self.acc_n += 1;
                 self.probing_left = self.probing_left.saturating_sub(1);
                 if self.probing_left == 0 {
-                    self.choose();
+                    self.round_done();
                 }
             }
             Phase::Serve => {
@@ -275,22 +306,244 @@ impl Selector for Opa {
                     }
                     Some(_) => self.conf_ema += EMA * (conf - self.conf_ema),
                 }
-                if self.probing_left > 0 || o.frame < self.round_start + self.p.min_gap as u64 {
+                if self.probing_left > 0 {
                     return;
                 }
-                let lat_off = self.recent_ms.len() == LAT_WINDOW && {
-                    let mut v: Vec<f64> = self.recent_ms.iter().copied().collect();
-                    v.sort_by(f64::total_cmp);
-                    (v[LAT_WINDOW / 2] / self.predicted_ms.max(1e-9) - 1.0).abs()
-                        > self.p.latency_drift
-                };
-                let conf_off = self
-                    .conf_ref
-                    .is_some_and(|r| (self.conf_ema - r).abs() > self.p.confidence_drift);
-                if lat_off || conf_off {
-                    self.start_round(o.frame + 1);
+                if o.frame >= self.round_start + self.p.min_gap as u64 {
+                    let lat_off = self.recent_ms.len() == LAT_WINDOW && {
+                        let mut v: Vec<f64> = self.recent_ms.iter().copied().collect();
+                        v.sort_by(f64::total_cmp);
+                        (v[LAT_WINDOW / 2] / self.predicted_ms.max(1e-9) - 1.0).abs()
+                            > self.p.latency_drift
+                    };
+                    let conf_off = self
+                        .conf_ref
+                        .is_some_and(|r| (self.conf_ema - r).abs() > self.p.confidence_drift);
+                    if lat_off || conf_off {
+                        self.start_round(o.frame + 1);
+                        return;
+                    }
+                }
+                if self.p.replan_every > 0 && self.p.load_window > 0 {
+                    self.since_plan += 1;
+                    if self.since_plan >= self.p.replan_every {
+                        self.plan(false);
+                    }
                 }
             }
         }
+    }
+}
+
+/// Grid points of the load estimate within the calibrated load range.
+const LOAD_STEPS: usize = 41;
+/// Beyond the calibrated range, the grid continues as the top load's latencies scaled up
+/// to 16 times, in steps of this factor.
+const SCALE_STEP: f64 = 1.1;
+/// Largest squared z-score one run adds to the load estimate's misfit: a rare stall under
+/// any load must not outvote a window of ordinary runs.
+const Z2_CAP: f64 = 16.0;
+
+/// The device's current state, estimated by maximum likelihood from the most recent runs of
+/// any candidates. Each grid point is a state with every candidate's latency distribution:
+/// the profile's load levels, with median and 95th percentile interpolated in log between
+/// them, and above them the top load's scaled up (a slower device, or heavier contention).
+/// Never below the idle level: small candidates' runs finishing faster than calibrated say
+/// little about the large ones (fixed per-run costs weigh more in small ones). Latency is
+/// taken log-normal, and the estimate is the state under which the window's compute times
+/// are most likely. Unlike a slowdown ratio, this knows that contention adds stalls of
+/// similar length to every candidate, so a stall of a small candidate does not make the
+/// large ones look slower than they are.
+struct LoadTracker {
+    /// (candidate, ln compute ms) of the most recent runs.
+    runs: std::collections::VecDeque<(usize, f64)>,
+    /// Per candidate and grid point: median log latency, 1 / sigma, ln sigma.
+    fit: Vec<Vec<(f64, f64, f64)>>,
+    /// Per candidate and grid point: the latency distribution.
+    stats: Vec<Vec<LatencyStats>>,
+    /// Per grid point: the window's misfit (negative log-likelihood up to a constant).
+    misfit: Vec<f64>,
+    /// Runs pushed since the misfit was last summed from scratch.
+    pushed: u32,
+}
+
+impl LoadTracker {
+    fn new(p: &Profile) -> Self {
+        let (lo, hi) = (p.loads[0], *p.loads.last().expect("validated profile"));
+        // (load, scale) of every grid point.
+        let mut grid: Vec<(f64, f64)> = Vec::new();
+        let steps = if hi > lo { LOAD_STEPS } else { 1 };
+        for g in 0..steps {
+            grid.push((lo + (hi - lo) * g as f64 / (steps - 1).max(1) as f64, 1.0));
+        }
+        let mut k = SCALE_STEP;
+        while k <= 16.0 {
+            grid.push((hi, k));
+            k *= SCALE_STEP;
+        }
+        // Log-linear interpolation of f between load levels.
+        let at = |c: usize, x: f64, f: fn(&LatencyStats) -> f64| -> f64 {
+            let l = &p.latency[c];
+            if l.len() == 1 {
+                return f(&l[0]).max(1e-9).ln();
+            }
+            let i = p.loads.partition_point(|&v| v <= x).clamp(1, l.len() - 1);
+            let (x0, x1) = (p.loads[i - 1], p.loads[i]);
+            let (y0, y1) = (f(&l[i - 1]).max(1e-9).ln(), f(&l[i]).max(1e-9).ln());
+            let t = if x1 > x0 {
+                ((x - x0) / (x1 - x0)).clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+            y0 + t * (y1 - y0)
+        };
+        let stats: Vec<Vec<LatencyStats>> = (0..p.candidates.len())
+            .map(|c| {
+                grid.iter()
+                    .map(|&(x, k)| {
+                        let p50 = at(c, x, |l| l.p50_ms).exp() * k;
+                        LatencyStats {
+                            mean_ms: at(c, x, |l| l.mean_ms).exp() * k,
+                            p50_ms: p50,
+                            p95_ms: (at(c, x, |l| l.p95_ms).exp() * k).max(p50),
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let fit = stats
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .map(|l| {
+                        let sigma = ((l.p95_ms / l.p50_ms).ln() / 1.644_853_6).max(0.02);
+                        (l.p50_ms.ln(), 1.0 / sigma, sigma.ln())
+                    })
+                    .collect()
+            })
+            .collect();
+        LoadTracker {
+            runs: std::collections::VecDeque::new(),
+            fit,
+            stats,
+            misfit: vec![0.0; grid.len()],
+            pushed: 0,
+        }
+    }
+
+    /// Adds (`sign` = 1) or removes (-1) one run's misfit at every grid point.
+    fn account(&mut self, (c, t): (usize, f64), sign: f64) {
+        for (m, &(mu, inv, ln_sigma)) in self.misfit.iter_mut().zip(&self.fit[c]) {
+            let z = (t - mu) * inv;
+            *m += sign * (ln_sigma + 0.5 * (z * z).min(Z2_CAP));
+        }
+    }
+
+    /// Records a run; keeps the most recent `window` (at least one).
+    fn push(&mut self, candidate: usize, compute_ms: f64, window: usize) {
+        if candidate >= self.fit.len() || !(compute_ms > 0.0 && compute_ms.is_finite()) {
+            return;
+        }
+        let run = (candidate, compute_ms.ln());
+        self.runs.push_back(run);
+        self.account(run, 1.0);
+        while self.runs.len() > window.max(1) {
+            let old = self.runs.pop_front().expect("non-empty");
+            self.account(old, -1.0);
+        }
+        self.pushed += 1;
+        if self.pushed >= 4096 {
+            // Re-sum now and then so that rounding does not accumulate over long streams.
+            self.pushed = 0;
+            self.misfit.iter_mut().for_each(|m| *m = 0.0);
+            let runs: Vec<(usize, f64)> = self.runs.iter().copied().collect();
+            runs.into_iter().for_each(|r| self.account(r, 1.0));
+        }
+    }
+
+    /// The grid point that best explains the window, or None before any run.
+    fn estimate(&self) -> Option<usize> {
+        if self.runs.is_empty() {
+            return None;
+        }
+        let best = (0..self.misfit.len()).fold(0, |b, g| {
+            if self.misfit[g] < self.misfit[b] {
+                g
+            } else {
+                b
+            }
+        });
+        Some(best)
+    }
+
+    /// Candidate `c`'s latency at grid point `g`.
+    fn latency(&self, c: usize, g: usize) -> LatencyStats {
+        self.stats[c][g]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::synthetic;
+
+    // Synthetic latency: mean (0.2 + 0.3 c)(1 + 2 load), median 0.9 × mean, p95 1.6 × mean.
+    fn median(p: &Profile, c: usize, load: usize) -> f64 {
+        p.latency[c][load].p50_ms
+    }
+
+    #[test]
+    fn load_is_estimated_from_runs_of_any_candidate() {
+        let p = synthetic(6, 2, &[0.0, 0.5, 1.0]);
+        let mut t = LoadTracker::new(&p);
+        assert_eq!(t.estimate(), None);
+        // Small and large candidates at their medians under load 0.5.
+        for i in 0..12 {
+            let c = if i % 3 == 0 { 5 } else { 0 };
+            t.push(c, median(&p, c, 1), 12);
+        }
+        let g = t.estimate().unwrap();
+        let got = t.latency(3, g).p50_ms;
+        assert!((got / median(&p, 3, 1) - 1.0).abs() < 0.05, "{got}");
+        // The window forgets: idle runs replace them.
+        for _ in 0..12 {
+            t.push(0, median(&p, 0, 0), 12);
+        }
+        let got = t.latency(3, t.estimate().unwrap()).p50_ms;
+        assert!((got / median(&p, 3, 0) - 1.0).abs() < 0.05, "{got}");
+    }
+
+    #[test]
+    fn one_stall_does_not_make_the_device_look_loaded() {
+        let p = synthetic(6, 2, &[0.0, 0.5, 1.0]);
+        let mut t = LoadTracker::new(&p);
+        for i in 0..12 {
+            let stall = if i == 6 { 20.0 } else { 1.0 };
+            t.push(0, median(&p, 0, 0) * stall, 12);
+        }
+        let got = t.latency(5, t.estimate().unwrap()).p50_ms;
+        assert!(got < 1.15 * median(&p, 5, 0), "{got}");
+    }
+
+    #[test]
+    fn beyond_the_calibrated_load_latencies_scale_up() {
+        let p = synthetic(6, 2, &[0.0, 0.5, 1.0]);
+        let mut t = LoadTracker::new(&p);
+        for _ in 0..12 {
+            t.push(1, 3.0 * median(&p, 1, 2), 12);
+        }
+        let got = t.latency(4, t.estimate().unwrap()).p50_ms;
+        assert!((got / (3.0 * median(&p, 4, 2)) - 1.0).abs() < 0.1, "{got}");
+        // Faster than idle stays idle: small runs do not speak for large ones.
+        let mut t = LoadTracker::new(&p);
+        for _ in 0..12 {
+            t.push(0, 0.5 * median(&p, 0, 0), 12);
+        }
+        let got = t.latency(5, t.estimate().unwrap()).p50_ms;
+        assert!((got / median(&p, 5, 0) - 1.0).abs() < 1e-9, "{got}");
+        // Runs that are not timings are ignored.
+        t.push(0, f64::NAN, 12);
+        t.push(99, 1.0, 12);
+        assert_eq!(t.runs.len(), 12);
     }
 }
