@@ -303,7 +303,7 @@ fn measure_content(
         let refs: Vec<&[u8]> = imgs.iter().map(|v| v.as_slice()).collect();
         for (c, plan) in dep.plans.iter().enumerate() {
             b.set_message(format!("{name}, candidate {}/{n}", c + 1));
-            let pr = predict(plan, None, &dep.cfg, &refs, 250, &device);
+            let pr = predict(plan, None, &dep.cfg, &refs, 250, device);
             let (mut conf, mut ent, mut mar) = (0.0, 0.0, 0.0);
             let mut hits = vec![0usize; classes];
             let mut count = vec![0usize; classes];
