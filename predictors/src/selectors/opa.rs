@@ -89,7 +89,8 @@ pub struct Opa {
     probe: usize,
     /// The device's current load, estimated from the most recent runs.
     load: LoadTracker,
-    /// The probe's content signals of the latest round (latency excluded).
+    /// The probe's mean signals over the latest round (its latency is the probe's own mean,
+    /// which the plans read only with `load_window = 0`).
     content: Option<Signals>,
     /// The predictor's output at the latest round.
     round_preds: Vec<Prediction>,
