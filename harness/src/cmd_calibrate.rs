@@ -246,13 +246,11 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     }
     opa_reports::profile::write_profile(&a.out, &profile)?;
     println!("load levels requested / achieved by the injector:");
-    for (l, got) in loads.iter().zip(&achieved) {
+    let largest = opa_predictors::selectors::most_macs(&dep.infos);
+    for (i, (l, got)) in loads.iter().zip(&achieved).enumerate() {
         println!(
             "  {l:.2} / {got:.2}   probe mean {:.3} ms, largest mean {:.3} ms",
-            profile.latency[probe][loads.iter().position(|x| x == l).unwrap_or(0)].mean_ms,
-            profile.latency[opa_predictors::selectors::most_macs(&dep.infos)]
-                [loads.iter().position(|x| x == l).unwrap_or(0)]
-            .mean_ms
+            profile.latency[probe][i].mean_ms, profile.latency[largest][i].mean_ms
         );
     }
     println!("profile: {}", a.out.display());

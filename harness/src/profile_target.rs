@@ -144,7 +144,7 @@ impl Target for ProfileTarget<'_> {
         };
         // Box–Muller normal, then the log-normal with the profile's p50 and p95.
         let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-        let sigma = (l.p95_ms / l.p50_ms).max(1.0).ln() / 1.644_853_6;
+        let sigma = l.log_sigma();
         let compute_ms = l.p50_ms * (sigma * z).exp() * self.slowdown;
         let a = &self.profile.content[candidate][f.content];
         let correct = u3 < self.profile.class_top1(candidate, f.content, f.label);
@@ -179,6 +179,16 @@ mod tests {
         }
     }
 
+    /// `n` frames of the synthetic profile's content 2, labels cycling through ten classes.
+    fn frames(n: usize) -> Vec<FrameFacts> {
+        (0..n)
+            .map(|i| FrameFacts {
+                label: (i % 10) as u16,
+                content: 2,
+            })
+            .collect()
+    }
+
     #[test]
     fn conditions_map_to_the_nearest_measured_one() {
         let p = synthetic(2, 3, &[0.0]);
@@ -191,12 +201,7 @@ mod tests {
     #[test]
     fn draws_follow_the_profile_and_are_deterministic() {
         let p = synthetic(3, 2, &[0.0, 1.0]);
-        let facts: Vec<FrameFacts> = (0..20_000)
-            .map(|i| FrameFacts {
-                label: (i % 10) as u16,
-                content: 2,
-            })
-            .collect();
+        let facts = frames(20_000);
         let w = idle();
         let mut t = ProfileTarget::new(&p, &facts, &w, 7, 1.0);
         let runs: Vec<Inference> = (0..facts.len())
@@ -223,12 +228,7 @@ mod tests {
     #[test]
     fn answers_are_correlated_across_candidates_as_measured() {
         let p = synthetic(3, 2, &[0.0]);
-        let facts: Vec<FrameFacts> = (0..40_000)
-            .map(|i| FrameFacts {
-                label: (i % 10) as u16,
-                content: 2,
-            })
-            .collect();
+        let facts = frames(40_000);
         let w = idle();
         let mut t = ProfileTarget::new(&p, &facts, &w, 3, 1.0);
         let wrong = |t: &mut ProfileTarget, c: usize| -> Vec<bool> {

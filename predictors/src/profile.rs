@@ -56,6 +56,17 @@ pub struct LatencyStats {
     pub p95_ms: f64,
 }
 
+impl LatencyStats {
+    /// The spread (sigma of the log) of the log-normal through the median and the 95th
+    /// percentile; 0 when the 95th percentile is not above the median.
+    pub fn log_sigma(&self) -> f64 {
+        (self.p95_ms / self.p50_ms).max(1.0).ln() / Z95
+    }
+}
+
+/// The standard normal's 95th percentile.
+const Z95: f64 = 1.644_853_6;
+
 /// Every candidate under every content condition and every load level.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
@@ -215,7 +226,7 @@ pub fn within(budget_ms: f64, l: &LatencyStats) -> f64 {
     if budget_ms <= 0.0 {
         return 0.0;
     }
-    let sigma = ((l.p95_ms / l.p50_ms).max(1.0 + 1e-9)).ln() / 1.644_853_6;
+    let sigma = l.log_sigma().max((1.0f64 + 1e-9).ln() / Z95);
     let z = (budget_ms / l.p50_ms).ln() / sigma;
     0.5 * (1.0 + erf(z / std::f64::consts::SQRT_2))
 }

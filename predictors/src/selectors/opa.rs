@@ -417,7 +417,7 @@ impl LoadTracker {
             .map(|row| {
                 row.iter()
                     .map(|l| {
-                        let sigma = ((l.p95_ms / l.p50_ms).ln() / 1.644_853_6).max(0.02);
+                        let sigma = l.log_sigma().max(0.02);
                         (l.p50_ms.ln(), 1.0 / sigma, sigma.ln())
                     })
                     .collect()
