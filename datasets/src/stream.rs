@@ -353,6 +353,11 @@ impl SyntheticStream {
         self.plan.last().map_or(0.0, |p| p.timestamp_s)
     }
 
+    /// Which image of the set frame `index` shows: the frames of one scene share it.
+    pub fn object(&self, index: usize) -> u64 {
+        self.plan[index].image as u64
+    }
+
     /// The label and condition of frame `index` without rendering it (cheap).
     pub fn meta(&self, index: usize) -> (u16, Condition, f64) {
         let p = &self.plan[index];

@@ -75,6 +75,7 @@ fn bench(c: &mut Criterion) {
     let facts: Vec<FrameFacts> = (0..FRAMES)
         .map(|i| FrameFacts {
             label: (i % 10) as u16,
+            object: (i / 10) as u64,
             content: (i / 5_000) % 6,
         })
         .collect();
@@ -97,7 +98,7 @@ fn bench(c: &mut Criterion) {
             b.iter_batched(
                 model,
                 |m| {
-                    let mut sel = Opa::new("opa", OpaParams::default(), &profile, m);
+                    let mut sel = Opa::new("opa", OpaParams::default(), &profile, m).unwrap();
                     let mut t = ProfileTarget::new(&profile, &facts, &workload, 1, 1.0);
                     replay(&frames, &cands, 20.0, &mut t, &mut sel, &stop, &mut |_| {})
                         .expect("replay")

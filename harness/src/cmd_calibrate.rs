@@ -13,7 +13,7 @@ use opa_harness::deployment;
 use opa_harness::live::signals;
 use opa_harness::load::CpuInjector;
 use opa_predictors::predict::{Variant, VariantScore, evaluate};
-use opa_predictors::profile::{ContentStats, LatencyStats, Profile};
+use opa_predictors::profile::{ContentStats, LatencyStats, PROBE_BINS, Profile, probe_bin};
 use opa_supernet::eval::{latency, predict};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -60,10 +60,35 @@ pub struct CalibrateArgs {
     quick: bool,
     /// Re-measure latency only: keep the content tables (accuracy and probe signals) of this
     /// profile, made for the same candidates, and time every candidate again at --loads.
-    /// For when the device or its state changed since calibration (minutes instead of the
-    /// content grid's half hour).
-    #[arg(long, value_name = "PROFILE")]
+    /// For when the device or its state changed since calibration.
+    #[arg(long, value_name = "PROFILE", conflicts_with = "content_only")]
     latency_only: Option<PathBuf>,
+    /// Re-measure content only: keep the latency tables (and load levels) of this profile,
+    /// made for the same candidates, and measure accuracy and probe signals again. For when
+    /// the content grid or what it records changed, but the device did not.
+    #[arg(long, value_name = "PROFILE")]
+    content_only: Option<PathBuf>,
+}
+
+/// The profile at `path`, checked to be made for these candidates and this probe.
+fn same_deployment(
+    path: &std::path::Path,
+    flag: &str,
+    dep: &deployment::Deployment,
+    probe: usize,
+    cands: &std::path::Path,
+) -> Result<Profile> {
+    let old = opa_reports::profile::read_profile(path).map_err(bad)?;
+    let ids: Vec<&str> = old.candidates.iter().map(|c| c.id.as_str()).collect();
+    let want: Vec<&str> = dep.infos.iter().map(|c| c.id.as_str()).collect();
+    if ids != want || old.probe != probe {
+        return Err(bad(format!(
+            "{flag} {}: made for other candidates or another probe than {}",
+            path.display(),
+            cands.display()
+        )));
+    }
+    Ok(old)
 }
 
 #[derive(Subcommand)]
@@ -176,18 +201,22 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     // Calibration half only: never the evaluation half that streams are cut from.
     let cal = shipped::load_shipped_split(Split::Calibration).map_err(bad)?;
     let n = dep.plans.len();
+    let keep_latency = match &a.content_only {
+        Some(path) => Some(same_deployment(
+            path,
+            "--content-only",
+            &dep,
+            probe,
+            &cands,
+        )?),
+        None => None,
+    };
+    if let Some(old) = &keep_latency {
+        loads = old.loads.clone();
+    }
     let (contents, content) = match &a.latency_only {
         Some(path) => {
-            let old = opa_reports::profile::read_profile(path).map_err(bad)?;
-            let ids: Vec<&str> = old.candidates.iter().map(|c| c.id.as_str()).collect();
-            let want: Vec<&str> = dep.infos.iter().map(|c| c.id.as_str()).collect();
-            if ids != want || old.probe != probe {
-                return Err(bad(format!(
-                    "--latency-only {}: made for other candidates or another probe than {}",
-                    path.display(),
-                    cands.display()
-                )));
-            }
+            let old = same_deployment(path, "--latency-only", &dep, probe, &cands)?;
             println!(
                 "re-timing {n} candidates at {} load levels on {}; content tables kept from {}",
                 loads.len(),
@@ -199,6 +228,22 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
         None => measure_content(&a, &dep, &cal, images, probe, loads.len(), &device)?,
     };
 
+    if let Some(old) = keep_latency {
+        let profile = Profile {
+            candidates: dep.arch.clone(),
+            probe,
+            contents,
+            loads: old.loads,
+            content,
+            latency: old.latency,
+        };
+        if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| bad(format!("{}: {e}", dir.display())))?;
+        }
+        opa_reports::profile::write_profile(&a.out, &profile)?;
+        println!("latency tables kept; profile: {}", a.out.display());
+        return Ok(());
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let injector = CpuInjector::start(cores, a.seed);
     let img = cal.image_bytes(0).to_vec();
@@ -258,7 +303,8 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
 }
 
 /// Every candidate on the calibration images of every content condition of the grid:
-/// top-1 (overall and per class) and the mean label-free signals.
+/// top-1 (overall, per class, and per bin of the probe's confidence on the same image) and the
+/// mean label-free signals.
 fn measure_content(
     a: &CalibrateArgs,
     dep: &deployment::Deployment,
@@ -299,12 +345,20 @@ fn measure_content(
             })
             .collect();
         let refs: Vec<&[u8]> = imgs.iter().map(|v| v.as_slice()).collect();
-        for (c, plan) in dep.plans.iter().enumerate() {
-            b.set_message(format!("{name}, candidate {}/{n}", c + 1));
+        // The probe first: every candidate's per-frame table is binned by the probe's
+        // confidence on the same image.
+        let order = std::iter::once(probe).chain((0..n).filter(|&c| c != probe));
+        let mut bin_of: Vec<usize> = Vec::new();
+        let mut done: Vec<Option<ContentStats>> = vec![None; n];
+        for (step, c) in order.enumerate() {
+            let plan = &dep.plans[c];
+            b.set_message(format!("{name}, candidate {}/{n}", step + 1));
             let pr = predict(plan, None, &dep.cfg, &refs, 250, device);
             let (mut conf, mut ent, mut mar) = (0.0, 0.0, 0.0);
             let mut hits = vec![0usize; classes];
             let mut count = vec![0usize; classes];
+            let mut bin_hits = [0usize; PROBE_BINS];
+            let mut bin_count = vec![0usize; PROBE_BINS];
             for (i, row) in pr.probs.chunks(classes).enumerate() {
                 let (_, c1, e, m) = signals(row);
                 conf += c1 as f64;
@@ -312,10 +366,16 @@ fn measure_content(
                 mar += m as f64;
                 let l = set.labels[i] as usize;
                 count[l] += 1;
-                hits[l] += usize::from(pr.predicted[i] as usize == l);
+                let right = pr.predicted[i] as usize == l;
+                hits[l] += usize::from(right);
+                if c == probe {
+                    bin_of.push(probe_bin(c1 as f64));
+                }
+                bin_count[bin_of[i]] += 1;
+                bin_hits[bin_of[i]] += usize::from(right);
             }
             let k = set.len().max(1) as f64;
-            content[c].push(ContentStats {
+            done[c] = Some(ContentStats {
                 top1: pr.top1(&set.labels),
                 confidence: conf / k,
                 entropy: ent / k,
@@ -330,8 +390,21 @@ fn measure_content(
                     })
                     .collect(),
                 images: set.len(),
+                probe_bin_top1: (0..PROBE_BINS)
+                    .map(|j| {
+                        if bin_count[j] == 0 {
+                            f64::NAN
+                        } else {
+                            bin_hits[j] as f64 / bin_count[j] as f64
+                        }
+                    })
+                    .collect(),
+                probe_bin_images: bin_count,
             });
             b.inc(1);
+        }
+        for (c, stats) in done.into_iter().enumerate() {
+            content[c].push(stats.expect("every candidate measured"));
         }
     }
     b.finish_and_clear();

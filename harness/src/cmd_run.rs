@@ -119,8 +119,12 @@ fn build_selector(
                 load_window: u("load-window"),
                 min_gain: spec.get("min-gain"),
                 replan_every: u("replan-every"),
+                evidence_frames: u("evidence-frames"),
             };
-            Box::new(Opa::new(&spec.name, params, p, model))
+            Box::new(
+                Opa::new(&spec.name, params, p, model)
+                    .map_err(|e| bad(format!("selector {}: {e}", spec.name)))?,
+            )
         }
         "exhaustive" => Box::new(Exhaustive::new(
             ExhaustiveParams {
@@ -227,16 +231,20 @@ pub fn replay_cmd(a: ReplayArgs) -> Result<()> {
 struct Stream {
     slots: Vec<FrameSlot>,
     frames: Vec<Frame>,
+    /// Per frame, what it shows (the image of a synthetic stream; each real frame its own).
+    objects: Vec<u64>,
 }
 
 fn stream(sc: &Scenario, file: &Path, render: bool, channels: u8) -> Result<Stream> {
     let mut slots = Vec::new();
     let mut frames = Vec::new();
+    let objects;
     match &sc.stream {
         StreamSource::Synthetic(spec) => {
             let eval = Arc::new(shipped::load_shipped_split(Split::Evaluation).map_err(bad)?);
             let s = SyntheticStream::new(eval, spec, sc.seed_stream)
                 .map_err(|e| bad(format!("{}: {e}", file.display())))?;
+            objects = (0..s.len()).map(|i| s.object(i)).collect();
             if render {
                 frames = s.frames().collect::<Result<_, _>>().map_err(bad)?;
             } else {
@@ -253,6 +261,7 @@ fn stream(sc: &Scenario, file: &Path, render: bool, channels: u8) -> Result<Stre
         StreamSource::Frames { dir, fps } => {
             let s = FrameDir::open(dir, *fps, channels).map_err(bad)?;
             frames = s.frames().collect::<Result<_, _>>().map_err(bad)?;
+            objects = (0..frames.len() as u64).collect();
         }
     }
     if slots.is_empty() {
@@ -265,7 +274,11 @@ fn stream(sc: &Scenario, file: &Path, render: bool, channels: u8) -> Result<Stre
             })
             .collect();
     }
-    Ok(Stream { slots, frames })
+    Ok(Stream {
+        slots,
+        frames,
+        objects,
+    })
 }
 
 fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
@@ -340,8 +353,10 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
     }
     let facts: Vec<FrameFacts> = slots
         .iter()
-        .map(|s| FrameFacts {
+        .zip(&st.objects)
+        .map(|(s, &object)| FrameFacts {
             label: s.label,
+            object,
             content: profile
                 .as_ref()
                 .map_or(0, |p| content_index(p, &s.condition)),

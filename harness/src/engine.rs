@@ -204,6 +204,7 @@ pub fn replay(
                 confidence: inf.confidence,
                 entropy: inf.entropy,
                 margin: inf.margin,
+                predicted: inf.predicted,
             });
             on_row(&row);
             rows.push(row);

@@ -140,6 +140,7 @@ struct RawSelector {
     load_window: Option<S<toml::Value>>,
     min_gain: Option<S<toml::Value>>,
     replan_every: Option<S<toml::Value>>,
+    evidence_frames: Option<S<toml::Value>>,
     window: Option<S<toml::Value>>,
     slack: Option<S<toml::Value>>,
     revalidate_every: Option<S<toml::Value>>,
@@ -148,7 +149,7 @@ struct RawSelector {
 
 impl RawSelector {
     /// The numeric parameters as written, by key.
-    fn numeric(&self) -> [(&'static str, &Option<S<toml::Value>>); 14] {
+    fn numeric(&self) -> [(&'static str, &Option<S<toml::Value>>); 15] {
         [
             ("switch-every", &self.switch_every),
             ("probe-frames", &self.probe_frames),
@@ -160,6 +161,7 @@ impl RawSelector {
             ("load-window", &self.load_window),
             ("min-gain", &self.min_gain),
             ("replan-every", &self.replan_every),
+            ("evidence-frames", &self.evidence_frames),
             ("window", &self.window),
             ("slack", &self.slack),
             ("revalidate-every", &self.revalidate_every),
@@ -299,6 +301,7 @@ pub fn selector_defaults(kind: &str) -> Vec<(&'static str, f64)> {
                 ("load-window", d.load_window as f64),
                 ("min-gain", d.min_gain),
                 ("replan-every", d.replan_every as f64),
+                ("evidence-frames", d.evidence_frames as f64),
             ]
         }
         "exhaustive" => {
@@ -341,7 +344,7 @@ fn param_range(key: &str) -> (f64, f64, bool) {
         "probe-frames" | "trial-frames" => (1.0, 1000.0, true),
         "load-window" => (0.0, 1000.0, true),
         "min-gain" => (0.0, 1.0, false),
-        "replan-every" => (0.0, 1_000_000.0, true),
+        "replan-every" | "evidence-frames" => (0.0, 1_000_000.0, true),
         _ => (1.0, 1_000_000.0, true),
     }
 }

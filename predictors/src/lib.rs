@@ -86,6 +86,8 @@ pub struct Outcome {
     pub entropy: f32,
     /// Top-1 minus top-2 probability.
     pub margin: f32,
+    /// The class it answered (an answer, not a label: a deployed system sees it).
+    pub predicted: u16,
 }
 
 /// A sub-network selector. One required method; `observe` is optional.

@@ -43,6 +43,26 @@ pub struct ContentStats {
     pub class_top1: Vec<f64>,
     /// Images measured.
     pub images: usize,
+    /// Top-1 on the images on which the probe's confidence (max-softmax probability) fell in
+    /// each of [`PROBE_BINS`] equal-width bins of 0..=1 (NaN where a bin holds no image): how
+    /// this candidate fares on one frame given what the probe showed on it. Empty in profiles
+    /// written before these tables.
+    #[serde(default)]
+    pub probe_bin_top1: Vec<f64>,
+    /// Images per probe-confidence bin (the same for every candidate under a condition).
+    #[serde(default)]
+    pub probe_bin_images: Vec<usize>,
+}
+
+/// Bins of the probe's per-frame confidence in [`ContentStats::probe_bin_top1`].
+pub const PROBE_BINS: usize = 20;
+
+/// The bin of a probe confidence (clamped into 0..=1).
+pub fn probe_bin(confidence: f64) -> usize {
+    if !confidence.is_finite() {
+        return 0;
+    }
+    ((confidence.clamp(0.0, 1.0) * PROBE_BINS as f64) as usize).min(PROBE_BINS - 1)
 }
 
 /// One candidate's latency (batch 1) at one injected load.
@@ -136,6 +156,24 @@ impl Profile {
                 ));
             }
         }
+        let binned = |s: &ContentStats| {
+            s.probe_bin_top1.len() == PROBE_BINS && s.probe_bin_images.len() == PROBE_BINS
+        };
+        let any = self.content.iter().flatten().any(binned);
+        if any && !self.content.iter().flatten().all(binned) {
+            return Err(format!(
+                "per-frame tables (probe_bin_top1, probe_bin_images) must hold {PROBE_BINS} bins under every condition, or be absent everywhere"
+            ));
+        }
+        if self
+            .content
+            .iter()
+            .flatten()
+            .flat_map(|s| &s.probe_bin_top1)
+            .any(|v| !(v.is_nan() || (0.0..=1.0).contains(v)))
+        {
+            return Err("a per-frame top-1 (probe_bin_top1) outside 0..=1".into());
+        }
         if self.loads.windows(2).any(|w| w[0] >= w[1]) {
             return Err("load levels must be strictly ascending".into());
         }
@@ -200,6 +238,52 @@ impl Profile {
             .copied()
             .filter(|v| v.is_finite())
             .unwrap_or(s.top1)
+    }
+
+    /// Every candidate's top-1 on one frame given the probe's confidence on it, per
+    /// confidence bin: `table[bin][candidate]`, pooled over the content conditions (each
+    /// bin's images weighted alike). A bin no condition filled takes the nearest filled
+    /// bin's values. None when the profile holds no per-frame tables.
+    pub fn frame_table(&self) -> Option<Vec<Vec<f64>>> {
+        let n = self.candidates.len();
+        if self
+            .content
+            .iter()
+            .flatten()
+            .any(|s| s.probe_bin_top1.len() != PROBE_BINS)
+        {
+            return None;
+        }
+        let mut hits = vec![vec![0.0; n]; PROBE_BINS];
+        let mut count = vec![vec![0.0; n]; PROBE_BINS];
+        for (c, row) in self.content.iter().enumerate() {
+            for s in row {
+                for b in 0..PROBE_BINS {
+                    let (t, k) = (s.probe_bin_top1[b], s.probe_bin_images[b] as f64);
+                    if k > 0.0 && t.is_finite() {
+                        hits[b][c] += t * k;
+                        count[b][c] += k;
+                    }
+                }
+            }
+        }
+        let filled: Vec<usize> = (0..PROBE_BINS)
+            .filter(|&b| count[b].iter().all(|&k| k > 0.0))
+            .collect();
+        if filled.is_empty() {
+            return None;
+        }
+        Some(
+            (0..PROBE_BINS)
+                .map(|b| {
+                    let src = *filled
+                        .iter()
+                        .min_by_key(|&&f| f.abs_diff(b))
+                        .expect("non-empty");
+                    (0..n).map(|c| hits[src][c] / count[src][c]).collect()
+                })
+                .collect(),
+        )
     }
 
     /// The candidates on the idle, clean Pareto front (no other candidate is both faster at
@@ -267,6 +351,14 @@ pub fn synthetic(candidates: usize, severities: u8, loads: &[f64]) -> Profile {
                     let top1 = (0.80 + 0.12 * size) - sev * (0.45 - 0.3 * size);
                     // The probe (candidate 0) grows less confident as content worsens.
                     let confidence = 0.95 - 0.5 * sev;
+                    // Per frame: sure probe answers are right for everyone; where the probe
+                    // is unsure, cheaper candidates fall further.
+                    let probe_bin_top1 = (0..PROBE_BINS)
+                        .map(|b| {
+                            let sure = (b as f64 + 0.5) / PROBE_BINS as f64;
+                            (1.0 - (1.0 - sure) * (1.3 - 0.8 * size)).clamp(0.0, 1.0)
+                        })
+                        .collect();
                     ContentStats {
                         top1,
                         confidence,
@@ -274,6 +366,8 @@ pub fn synthetic(candidates: usize, severities: u8, loads: &[f64]) -> Profile {
                         margin: 0.9 - 0.6 * sev,
                         class_top1: vec![top1; 10],
                         images: 100,
+                        probe_bin_top1,
+                        probe_bin_images: vec![5; PROBE_BINS],
                     }
                 })
                 .collect()
@@ -318,6 +412,43 @@ mod tests {
         assert!((mid - expect).abs() < 1e-12, "{mid} vs {expect}");
         assert_eq!(p.latency_at(2, 2.0), p.latency[2][2]);
         assert_eq!(p.idle_ladder(), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn frame_table_pools_conditions_by_images() {
+        let mut p = synthetic(2, 1, &[0.0]);
+        assert_eq!(probe_bin(0.0), 0);
+        assert_eq!(probe_bin(0.999), PROBE_BINS - 1);
+        assert_eq!(probe_bin(1.0), PROBE_BINS - 1);
+        assert_eq!(probe_bin(0.52), PROBE_BINS / 2);
+        // Bin 3: candidate 1 right on 1 of 1 image under clean, 0 of 3 under noise.
+        p.content[1][0].probe_bin_top1[3] = 1.0;
+        p.content[1][0].probe_bin_images[3] = 1;
+        p.content[1][1].probe_bin_top1[3] = 0.0;
+        p.content[1][1].probe_bin_images[3] = 3;
+        let t = p.frame_table().unwrap();
+        assert!((t[3][1] - 0.25).abs() < 1e-12, "{}", t[3][1]);
+        // An empty bin takes its nearest filled neighbour's values.
+        for row in &mut p.content {
+            for s in row {
+                s.probe_bin_images[0] = 0;
+            }
+        }
+        let t = p.frame_table().unwrap();
+        assert_eq!(t[0], t[1]);
+        p.validate().unwrap();
+        // Old profiles without the tables: none, and still valid.
+        for row in &mut p.content {
+            for s in row {
+                s.probe_bin_top1.clear();
+                s.probe_bin_images.clear();
+            }
+        }
+        assert!(p.frame_table().is_none());
+        p.validate().unwrap();
+        p.content[0][0].probe_bin_top1 = vec![0.5; PROBE_BINS];
+        p.content[0][0].probe_bin_images = vec![1; PROBE_BINS];
+        assert!(p.validate().unwrap_err().contains("per-frame"));
     }
 
     #[test]

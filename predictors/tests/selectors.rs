@@ -74,6 +74,7 @@ fn drive_noisy(
                 confidence: a.confidence as f32,
                 entropy: a.entropy as f32,
                 margin: a.margin as f32,
+                predicted: 0,
             });
             if phase == Phase::Serve {
                 served.push(c);
@@ -83,6 +84,14 @@ fn drive_noisy(
         }
     }
     Drive { served, probes }
+}
+
+/// OPA's parameters in round mode (the paper's: probing rounds read by the predictor).
+fn rounds() -> OpaParams {
+    OpaParams {
+        evidence_frames: 0,
+        ..OpaParams::default()
+    }
 }
 
 const IDLE: Cond = Cond {
@@ -113,7 +122,7 @@ fn opa_follows_a_load_step_to_the_right_candidate() {
     // (0.82 × 1.0) beats 1 (0.84 × 0.79).
     let p = profile();
     let model = fit(Variant::Linear, &p, &p.conditions()).unwrap();
-    let mut s = Opa::new("opa", OpaParams::default(), &p, model);
+    let mut s = Opa::new("opa", rounds(), &p, model).unwrap();
     let d = drive(&mut s, &p, 200, 2.0, load_step);
     assert_eq!(d.served[50], 2, "idle choice");
     assert_eq!(d.served[199], 0, "under full load");
@@ -150,9 +159,9 @@ fn opa_pooling_recent_runs_steadies_its_choice_under_spiky_latency() {
         let params = OpaParams {
             reprobe_every: 20,
             load_window: window,
-            ..OpaParams::default()
+            ..rounds()
         };
-        let mut s = Opa::new("opa", params, &p, model());
+        let mut s = Opa::new("opa", params, &p, model()).unwrap();
         let d = drive_noisy(&mut s, &p, 2000, 2.0, |_| IDLE, &mut spiky(3));
         d.served.iter().filter(|&&c| c == 2).count() as f64 / 2000.0
     };
@@ -172,14 +181,14 @@ fn opa_serves_the_probes_answer_when_the_probe_left_too_little_time() {
     // Runs take the median (0.9 × mean), so OPA's load estimate is the idle level.
     let p = profile();
     let model = || fit(Variant::Linear, &p, &p.conditions()).unwrap();
-    let mut s = Opa::new("opa", OpaParams::default(), &p, model());
+    let mut s = Opa::new("opa", rounds(), &p, model()).unwrap();
     let d = drive_noisy(&mut s, &p, 60, 1.0, |_| IDLE, &mut || 0.9);
     assert_eq!(
         &d.served[50..54],
         &[0, 0, 0, 1],
         "probe frames 50-52, then 53"
     );
-    let mut s = Opa::new("opa", OpaParams::default(), &p, model());
+    let mut s = Opa::new("opa", rounds(), &p, model()).unwrap();
     let d = drive_noisy(&mut s, &p, 60, 2.0, |_| IDLE, &mut || 0.9);
     assert_eq!(&d.served[50..54], &[2, 2, 2, 2]);
 }
@@ -192,9 +201,9 @@ fn opa_follows_content_to_a_different_candidate() {
     let model = fit(Variant::Linear, &p, &p.conditions()).unwrap();
     let params = OpaParams {
         reprobe_every: 1000,
-        ..OpaParams::default()
+        ..rounds()
     };
-    let mut s = Opa::new("opa", params, &p, model);
+    let mut s = Opa::new("opa", params, &p, model).unwrap();
     let cond = |f: u64| Cond {
         content: if f < 60 { 0 } else { 5 },
         load: 0,
@@ -220,9 +229,9 @@ fn opa_follows_load_from_served_runs_without_probing() {
         reprobe_every: 100_000,
         latency_drift: 10.0,
         replan_every,
-        ..OpaParams::default()
+        ..rounds()
     };
-    let mut s = Opa::new("opa", params(5), &p, model());
+    let mut s = Opa::new("opa", params(5), &p, model()).unwrap();
     let d = drive_noisy(&mut s, &p, 200, 2.0, step_down, &mut || 0.9);
     assert_eq!(d.served[90], 0, "under full load");
     let back = (100..200)
@@ -231,7 +240,7 @@ fn opa_follows_load_from_served_runs_without_probing() {
     assert!(back < 120, "back at frame {back}");
     assert_eq!(d.probes, 3, "one round");
     // Planning only after rounds, it stays where the first round put it.
-    let mut s = Opa::new("opa", params(0), &p, model());
+    let mut s = Opa::new("opa", params(0), &p, model()).unwrap();
     let d = drive_noisy(&mut s, &p, 200, 2.0, step_down, &mut || 0.9);
     assert_eq!(d.served[199], 0);
 }
@@ -243,9 +252,9 @@ fn opa_probes_on_schedule_one_probe_per_frame() {
     let params = OpaParams {
         probe_frames: 2,
         reprobe_every: 20,
-        ..OpaParams::default()
+        ..rounds()
     };
-    let mut s = Opa::new("opa", params, &p, model);
+    let mut s = Opa::new("opa", params, &p, model).unwrap();
     let d = drive(&mut s, &p, 100, 100.0, |_| IDLE);
     assert_eq!(d.probes, 2 * 5, "rounds at frames 0, 20, 40, 60, 80");
 }
@@ -340,4 +349,126 @@ fn best_feasible_falls_back_to_the_fastest() {
     let est = [(0.9, 3.0), (0.8, 1.0), (0.95, 5.0)];
     assert_eq!(best_feasible(est.into_iter(), 3.0), 0);
     assert_eq!(best_feasible(est.into_iter(), 0.5), 1);
+}
+
+/// Drives `s` idle through scenes: frame f shows an object the probe is `conf(f)` sure of,
+/// and every candidate answers `class(f)`; runs take the profile's idle median latency (so
+/// OPA's load estimate is the idle level).
+fn drive_scenes(
+    s: &mut dyn Selector,
+    p: &Profile,
+    frames: u64,
+    deadline_ms: f64,
+    scene: impl Fn(u64) -> (f32, u16),
+) -> (Drive, Vec<u64>) {
+    let cands = cands(p);
+    let (mut served, mut probes, mut probed) = (Vec::new(), 0, Vec::new());
+    for f in 0..frames {
+        let mut spent_ms = 0.0;
+        loop {
+            let ctx = Context {
+                frame: f,
+                arrival_s: f as f64 * 0.1,
+                deadline_ms,
+                candidates: &cands,
+                serving: served.last().copied(),
+            };
+            let (c, phase) = match s.decide(&ctx) {
+                Decision::Serve(c) => (c, Phase::Serve),
+                Decision::Probe(c) => (c, Phase::Probe),
+            };
+            let l = p.latency[c][0].p50_ms;
+            spent_ms += l;
+            let (conf, class) = scene(f);
+            s.observe(&Outcome {
+                frame: f,
+                candidate: c,
+                phase,
+                compute_ms: l,
+                latency_ms: spent_ms,
+                confidence: conf,
+                entropy: 0.5,
+                margin: 0.5,
+                predicted: class,
+            });
+            if phase == Phase::Serve {
+                served.push(c);
+                break;
+            }
+            probes += 1;
+            probed.push(f);
+        }
+    }
+    (Drive { served, probes }, probed)
+}
+
+#[test]
+fn opa_per_frame_serves_what_the_probe_saw_on_each_scene() {
+    // Scenes of 10 frames, alternately easy (probe 97 % sure) and hard (30 %), each a new
+    // class. The synthetic per-frame table: top-1 = 1 - (1 - sure)(1.3 - 0.8 size). Idle,
+    // 2 ms deadline (budget 1.8 ms; means 0.2, 0.5, ..., 1.7 ms, p95 1.6 x mean): on easy
+    // scenes everyone is right and no candidate gains the 2 points `min-gain` asks over the
+    // probe (candidate 1: 0.974 against 0.971), so the probe serves; on hard scenes
+    // candidate 4 (0.5725 x 0.846) beats 5 (0.6625 x 0.68), 3 (0.4825 x 0.956) and the
+    // probe (0.2125).
+    let p = profile();
+    let model = fit(Variant::Linear, &p, &p.conditions()).unwrap();
+    let mut s = Opa::new("opa", OpaParams::default(), &p, model).unwrap();
+    let scene = |f: u64| {
+        let k = f / 10;
+        (if k.is_multiple_of(2) { 0.97 } else { 0.3 }, k as u16)
+    };
+    let (d, probed) = drive_scenes(&mut s, &p, 100, 2.0, scene);
+    for k in 0..10u64 {
+        let want = if k.is_multiple_of(2) { 0 } else { 4 };
+        // A scene's first frame is served on the previous reading; from the second on, the
+        // new reading decides.
+        for f in (10 * k + 1)..(10 * k + 10) {
+            assert_eq!(d.served[f as usize], want, "frame {f}");
+        }
+    }
+    // The probe serving reads every frame for free (a hard scene is seen on its first
+    // frame); a probe run is needed when candidate 4's answer changes (the second frame of
+    // each easy scene after a hard one) and on the very first frame.
+    assert_eq!(probed, vec![0, 21, 41, 61, 81]);
+    assert_eq!(d.probes, 5);
+}
+
+#[test]
+fn opa_per_frame_trusts_a_reading_for_evidence_frames_at_most() {
+    let p = profile();
+    let model = fit(Variant::Linear, &p, &p.conditions()).unwrap();
+    let mut s = Opa::new("opa", OpaParams::default(), &p, model).unwrap();
+    let (d, probed) = drive_scenes(&mut s, &p, 100, 2.0, |_| (0.5, 3));
+    assert_eq!(probed, vec![0, 20, 40, 60, 80]);
+    // 52.5 % sure: candidate 3 (0.636 x 0.956) serves.
+    assert!(d.served[1..].iter().all(|&c| c == 3), "{:?}", d.served);
+    // A new object every frame: a changed answer sends the probe at most every `min-gap`.
+    let model = fit(Variant::Linear, &p, &p.conditions()).unwrap();
+    let mut s = Opa::new("opa", OpaParams::default(), &p, model).unwrap();
+    let (_, probed) = drive_scenes(&mut s, &p, 100, 2.0, |f| (0.5, f as u16));
+    assert_eq!(probed, (0..10).map(|k| 10 * k).collect::<Vec<u64>>());
+    // Serving the probe itself reads every frame: no separate probe after the first.
+    let model = fit(Variant::Linear, &p, &p.conditions()).unwrap();
+    let mut s = Opa::new("opa", OpaParams::default(), &p, model).unwrap();
+    let (d, probed) = drive_scenes(&mut s, &p, 100, 0.3, |_| (0.5, 3));
+    assert!(d.served[1..].iter().all(|&c| c == 0), "{:?}", d.served);
+    assert_eq!(probed, vec![0]);
+}
+
+#[test]
+fn opa_per_frame_needs_the_profiles_per_frame_tables() {
+    let mut p = profile();
+    for row in &mut p.content {
+        for s in row {
+            s.probe_bin_top1.clear();
+            s.probe_bin_images.clear();
+        }
+    }
+    let model = || fit(Variant::Linear, &p, &p.conditions()).unwrap();
+    let e = Opa::new("opa", OpaParams::default(), &p, model())
+        .err()
+        .expect("refused");
+    assert!(e.contains("evidence-frames"), "{e}");
+    assert!(Opa::new("opa", rounds(), &p, model()).is_ok());
 }

@@ -27,6 +27,7 @@ pub fn write_profile(path: &Path, p: &Profile) -> Result<(), RunError> {
     let mut probe = Vec::new();
     let mut content = Vec::new();
     let mut load = Vec::new();
+    let (mut bin_top1, mut bin_imgs) = (Vec::new(), Vec::new());
     let (mut top1, mut conf, mut ent, mut mar, mut cls, mut imgs) = (
         Vec::new(),
         Vec::new(),
@@ -53,6 +54,14 @@ pub fn write_profile(path: &Path, p: &Profile) -> Result<(), RunError> {
                 mar.push(a.margin);
                 cls.push(Series::new("".into(), a.class_top1.clone()));
                 imgs.push(a.images as u64);
+                bin_top1.push(Series::new("".into(), a.probe_bin_top1.clone()));
+                bin_imgs.push(Series::new(
+                    "".into(),
+                    a.probe_bin_images
+                        .iter()
+                        .map(|&k| k as u64)
+                        .collect::<Vec<u64>>(),
+                ));
                 mean.push(t.mean_ms);
                 p50.push(t.p50_ms);
                 p95.push(t.p95_ms);
@@ -72,6 +81,8 @@ pub fn write_profile(path: &Path, p: &Profile) -> Result<(), RunError> {
         Series::new("margin".into(), mar).into(),
         Series::new("class_top1".into(), cls).into(),
         Series::new("images".into(), imgs).into(),
+        Series::new("probe_bin_top1".into(), bin_top1).into(),
+        Series::new("probe_bin_images".into(), bin_imgs).into(),
         Series::new("latency_mean_ms".into(), mean).into(),
         Series::new("latency_p50_ms".into(), p50).into(),
         Series::new("latency_p95_ms".into(), p95).into(),
@@ -118,11 +129,28 @@ pub fn read_profile(path: &Path) -> Result<Profile, RunError> {
     );
     let cls = s("class_top1")?.list().map_err(&e)?;
     let imgs = s("images")?.u64().map_err(&e)?;
+    // Per-frame tables: absent from profiles written before them.
+    let bin_top1 = match df.column("probe_bin_top1") {
+        Ok(c) => Some(c.list().map_err(&e)?),
+        Err(_) => None,
+    };
+    let bin_imgs = match df.column("probe_bin_images") {
+        Ok(c) => Some(c.list().map_err(&e)?),
+        Err(_) => None,
+    };
     let null = || bad("null value in the profile".into());
     let list = |l: &ListChunked, i: usize| -> Result<Vec<f64>, RunError> {
         let s = l.get_as_series(i).ok_or_else(null)?;
         let v = s.f64().map_err(&e)?;
         Ok((0..v.len()).map(|j| v.get(j).unwrap_or(f64::NAN)).collect())
+    };
+
+    let counts = |l: &ListChunked, i: usize| -> Result<Vec<usize>, RunError> {
+        let s = l.get_as_series(i).ok_or_else(null)?;
+        let v = s.u64().map_err(&e)?;
+        (0..v.len())
+            .map(|j| v.get(j).map(|k| k as usize).ok_or_else(null))
+            .collect()
     };
 
     let mut p = Profile {
@@ -183,6 +211,14 @@ pub fn read_profile(path: &Path) -> Result<Profile, RunError> {
             margin: mar[i],
             class_top1: list(cls, i)?,
             images: imgs.get(i).ok_or_else(null)? as usize,
+            probe_bin_top1: match bin_top1 {
+                Some(l) => list(l, i)?,
+                None => Vec::new(),
+            },
+            probe_bin_images: match bin_imgs {
+                Some(l) => counts(l, i)?,
+                None => Vec::new(),
+            },
         });
         latency_cells[c][j].get_or_insert(LatencyStats {
             mean_ms: mean[i],

@@ -1,28 +1,40 @@
-//! `opa`: One-Predict-All. Runs one shallow probe sub-network on `probe_frames` current
-//! frames, predicts every candidate's top-1 and latency from what the probe showed (no
-//! labels), and serves the candidate with the most frames predicted correct within
-//! `margin × deadline`: predicted top-1 × the predicted chance of finishing in time (a
-//! log-normal latency from the predicted median and 95th percentile, so contention tails
-//! count). Re-probes every `reprobe_every` frames, and early when the serving
-//! candidate's latency or confidence drifts past a threshold.
+//! `opa`: One-Predict-All. One shallow probe sub-network shows what the current frames are
+//! like; from that, without labels, OPA predicts every candidate's top-1 and latency and
+//! serves the candidate with the most frames predicted right within the deadline: predicted
+//! top-1 × the predicted chance of finishing in time (log-normal latency through the
+//! predicted median and 95th percentile, so contention tails count).
 //!
-//! On a frame the probe ran on, OPA serves the probe's own answer (already paid for, known to
-//! be in time) when running the serving candidate in the time left is predicted to get fewer
-//! frames right; otherwise it serves the serving candidate after the probe.
+//! **Per frame** (default, `evidence_frames > 0`): a video shows one object for several
+//! frames, and how sure the probe is of it says how much a larger candidate would add on
+//! exactly those frames (shipped profile: where the probe is over 80 % sure every candidate
+//! is right on 90–99 % of images, within 2 points of each other; where it is 40–60 % sure
+//! the largest gets 13–22 points more than the smallest). So the probe runs once per scene: on the first frame, again when a served answer
+//! changes class (a new object) and at the latest every `evidence_frames` frames; each
+//! frame is then served by the candidate with the highest top-1 in the probe's confidence
+//! bin (the profile's per-frame tables, pooled over its content conditions) times its
+//! chance of finishing in time. On the frame the probe ran on, its own answer is in hand and
+//! competes with the others in the time left. Runs of the probe itself read the scene for
+//! free.
 //!
-//! Content is seen only by the probe, but latency is seen on every run: OPA estimates the
-//! device's current state (load level) from the `load_window` most recent runs of any
-//! candidate against the calibration profile's latency tables, takes every candidate's
-//! latency distribution at that state, and re-plans every `replan_every` served frames
-//! with the latest round's content signals, without probing. With `load_window = 0` it
-//! reads latency as in the paper: the predictor's latency model on the probe's own timed
-//! runs, once per round.
+//! **Rounds** (`evidence_frames = 0`, the paper's scheme): the probe runs on `probe_frames`
+//! frames every `reprobe_every` frames (and early when the serving candidate's latency or
+//! confidence drifts past a threshold); the predictor reads the round's mean signals. On a
+//! probe frame OPA serves the probe's own answer when running the serving candidate in the
+//! time left is predicted to get fewer frames right.
+//!
+//! In both, content is seen only by the probe, but latency is seen on every run: OPA
+//! estimates the device's current state (load level) from the `load_window` most recent
+//! runs of any candidate against the calibration profile's latency tables and takes every
+//! candidate's latency distribution at that state (in rounds it re-plans every
+//! `replan_every` served frames with the latest round's content signals, without probing).
+//! With `load_window = 0` it reads latency as in the paper: the predictor's latency model on
+//! the probe's own timed runs.
 
 use super::best_feasible;
 use crate::predict::Prediction;
 use crate::predict::Predictor;
 use crate::profile::within;
-use crate::profile::{LatencyStats, Profile, Signals};
+use crate::profile::{LatencyStats, PROBE_BINS, Profile, Signals, probe_bin};
 use crate::{Context, Decision, Outcome, Phase, Selector};
 use serde::{Deserialize, Serialize};
 
@@ -42,19 +54,26 @@ pub struct OpaParams {
     /// Re-probe early when the serving candidate's mean confidence moves by more than this
     /// from its value after the switch.
     pub confidence_drift: f64,
-    /// Fewest frames between two probing rounds.
+    /// Fewest frames between two probing rounds (rounds), or between two probe runs sent by
+    /// a changed answer (per frame).
     pub min_gap: u32,
     /// Most recent runs (probe and served) the device's load is estimated from; 0 = read
     /// latency from the probe's own runs with the predictor's latency model instead.
     pub load_window: u32,
-    /// Switch away from the serving candidate only when another is predicted to get at
-    /// least this share more frames right within the deadline (0.02 = 2 points): predictions
-    /// err by a point or two, and chasing the noisy maximum serves worse candidates.
+    /// Serve another candidate than the probe (per frame), or switch away from the serving
+    /// candidate (rounds), only when it is predicted to get at least this share more frames
+    /// right within the deadline (0.02 = 2 points): predictions err by a point or two, and
+    /// chasing the noisy maximum serves worse candidates.
     pub min_gain: f64,
     /// Re-plan every this many served frames with the latest round's content signals and
     /// the current load estimate, without probing (latency is seen on every run, content only
     /// by the probe); 0 = plan only after probing rounds.
     pub replan_every: u32,
+    /// Per-frame mode: the most frames one probe reading of a scene is trusted for; the probe
+    /// runs again sooner when the served answers say the scene changed. 0 = probing rounds
+    /// as in the paper (`probe_frames` frames every `reprobe_every`, their mean signals read
+    /// by the predictor).
+    pub evidence_frames: u32,
 }
 
 impl Default for OpaParams {
@@ -69,6 +88,7 @@ impl Default for OpaParams {
             load_window: 12,
             min_gain: 0.02,
             replan_every: 5,
+            evidence_frames: 20,
         }
     }
 }
@@ -115,13 +135,50 @@ pub struct Opa {
     conf_sum: f64,
     conf_n: u32,
     conf_ema: f64,
+    /// Per-frame mode: every candidate's top-1 on a frame per bin of the probe's confidence
+    /// on it (`table[bin][candidate]`, the profile's per-frame tables); None in round mode.
+    frame_table: Option<Vec<Vec<f64>>>,
+    /// Per-frame mode: the latest probe reading of the scene.
+    reading: Option<Reading>,
+    /// Per-frame mode: a served answer changed since the reading (a new scene).
+    scene_changed: bool,
+    /// Per-frame mode: the class served on the previous frame.
+    last_answer: Option<u16>,
+    /// The probe's latest compute time, ms.
+    probe_ms: f64,
+    /// Per-frame mode: the frame of the latest probe run.
+    last_probe: Option<u64>,
+}
+
+/// What the probe showed on one frame.
+#[derive(Clone, Copy, Debug)]
+struct Reading {
+    /// Bin of its confidence.
+    bin: usize,
+    /// Frame it ran on.
+    frame: u64,
 }
 
 impl Opa {
     /// OPA over `profile`'s candidates with a fitted `predictor`; the probe is the profile's.
-    pub fn new(name: &str, p: OpaParams, profile: &Profile, predictor: Box<dyn Predictor>) -> Self {
+    /// Per-frame mode (`evidence_frames > 0`) needs the profile's per-frame tables; the
+    /// error says so when a profile predates them.
+    pub fn new(
+        name: &str,
+        p: OpaParams,
+        profile: &Profile,
+        predictor: Box<dyn Predictor>,
+    ) -> Result<Self, String> {
         let clean = profile.content_index("clean").unwrap_or(0);
-        Opa {
+        let frame_table = if p.evidence_frames > 0 {
+            Some(profile.frame_table().ok_or(
+                "per-frame OPA (evidence-frames > 0) needs a profile with per-frame tables \
+                 (probe_bin_top1): calibrate again with this version, or set evidence-frames = 0",
+            )?)
+        } else {
+            None
+        };
+        Ok(Opa {
             name: name.into(),
             probe: profile.probe,
             load: LoadTracker::new(profile),
@@ -155,6 +212,117 @@ impl Opa {
             conf_sum: 0.0,
             conf_n: 0,
             conf_ema: 0.0,
+            frame_table,
+            reading: None,
+            scene_changed: false,
+            last_answer: None,
+            probe_ms: 0.0,
+            last_probe: None,
+        })
+    }
+
+    /// Every candidate's latency distribution now: at the device's estimated load, or with
+    /// `load_window = 0` the predictor's reading of the probe's latest run.
+    fn latencies(&self) -> Vec<LatencyStats> {
+        if self.p.load_window > 0 {
+            if let Some(g) = self.load.estimate() {
+                return (0..self.preds.len())
+                    .map(|c| self.load.latency(c, g))
+                    .collect();
+            }
+        } else if self.probe_ms > 0.0 {
+            let s = Signals {
+                latency_ms: self.probe_ms,
+                ..self.content.unwrap_or_default()
+            };
+            return self
+                .predictor
+                .predict(&s, None)
+                .iter()
+                .map(|p| p.latency())
+                .collect();
+        }
+        self.preds.iter().map(|p| p.latency()).collect()
+    }
+
+    /// Per-frame mode: probe when the scene's reading is missing, stale or outdated by a
+    /// changed answer; then serve the candidate with the highest chance of a right answer
+    /// in time given the reading (the probe's own answer on the frame it ran on).
+    fn decide_per_frame(&mut self, ctx: &Context) -> Decision {
+        // A changed answer sends the probe at most once per `min_gap` frames (objects that
+        // change every frame, or answers that flicker, must not make OPA probe every frame).
+        let gap_over = self
+            .last_probe
+            .is_none_or(|f| ctx.frame >= f + self.p.min_gap as u64);
+        let stale = self.reading.is_none_or(|r| {
+            (self.scene_changed && gap_over) || ctx.frame >= r.frame + self.p.evidence_frames as u64
+        });
+        if stale && self.probed_frame != Some(ctx.frame) {
+            self.probed_frame = Some(ctx.frame);
+            self.last_probe = Some(ctx.frame);
+            return Decision::Probe(self.probe);
+        }
+        let table = self
+            .frame_table
+            .as_ref()
+            .expect("per-frame mode has its table");
+        let acc = &table[self.reading.map_or(PROBE_BINS - 1, |r| r.bin)];
+        let lat = self.latencies();
+        let probed_now = self.probed_frame == Some(ctx.frame);
+        let budget = if probed_now {
+            ctx.deadline_ms - self.probe_done_ms
+        } else {
+            self.p.margin * ctx.deadline_ms
+        };
+        let value = |c: usize| {
+            if probed_now && c == self.probe {
+                // Its answer on this frame is in hand.
+                if self.probe_done_ms <= ctx.deadline_ms {
+                    acc[c]
+                } else {
+                    0.0
+                }
+            } else {
+                acc[c] * within(budget, &lat[c])
+            }
+        };
+        let (best, best_value) =
+            (0..acc.len())
+                .map(|c| (c, value(c)))
+                .fold(
+                    (0, f64::MIN),
+                    |b, (c, v)| if v > b.1 + 1e-12 { (c, v) } else { b },
+                );
+        // A larger candidate only for a clear predicted gain over the probe: the gains at
+        // stake are often a point or two, less than what latency predictions miss by.
+        let pick = if best_value < value(self.probe) + self.p.min_gain {
+            self.probe
+        } else {
+            best
+        };
+        self.serving = Some(pick);
+        Decision::Serve(pick)
+    }
+
+    /// Per-frame mode: a probe run (or a served run of the probe) is the scene's new
+    /// reading; a served answer of another class than the previous frame's says the scene
+    /// changed (or that two candidates disagree on it: worth a new reading too).
+    fn observe_per_frame(&mut self, o: &Outcome) {
+        if o.candidate == self.probe {
+            if o.phase == Phase::Probe {
+                self.probe_done_ms = o.latency_ms;
+            }
+            self.probe_ms = o.compute_ms;
+            self.reading = Some(Reading {
+                bin: probe_bin(o.confidence as f64),
+                frame: o.frame,
+            });
+            self.scene_changed = false;
+        } else if o.phase == Phase::Serve && self.last_answer.is_some_and(|k| k != o.predicted) {
+            self.scene_changed = true;
+        }
+        if o.phase == Phase::Serve {
+            self.last_answer = Some(o.predicted);
         }
     }
 
@@ -233,6 +401,9 @@ impl Selector for Opa {
 
     fn decide(&mut self, ctx: &Context) -> Decision {
         self.deadline_ms = ctx.deadline_ms;
+        if self.frame_table.is_some() {
+            return self.decide_per_frame(ctx);
+        }
         if self.serving.is_none() {
             let budget = self.p.margin * ctx.deadline_ms;
             let pick = best_feasible(self.preds.iter().map(|p| (p.top1, p.p50_ms)), budget);
@@ -272,10 +443,17 @@ impl Selector for Opa {
             && o.candidate == self.probe
         {
             // The probe's own run served the frame: already seen as a probe.
+            if self.frame_table.is_some() {
+                self.last_answer = Some(o.predicted);
+            }
             return;
         }
         self.load
             .push(o.candidate, o.compute_ms, self.p.load_window as usize);
+        if self.frame_table.is_some() {
+            self.observe_per_frame(o);
+            return;
+        }
         match o.phase {
             Phase::Probe => {
                 self.probe_done_ms = o.latency_ms;
