@@ -356,6 +356,42 @@ fn calibrate_then_replay_from_profile_is_deterministic() {
         }
     }
     assert_eq!(new.latency[0].len(), old.loads.len());
+    // Content re-measured, latency tables kept; the per-frame tables are there.
+    let remeasured = dir.path().join("remeasured.parquet");
+    let o = opa(&[
+        "calibrate",
+        "--quick",
+        "--content-only",
+        retimed.to_str().unwrap(),
+        "--out",
+        remeasured.to_str().unwrap(),
+    ]);
+    let t = text(&o);
+    assert!(
+        o.status.success() && t.contains("latency tables kept"),
+        "{t}"
+    );
+    let again = opa_reports::profile::read_profile(&remeasured).unwrap();
+    assert_eq!((&again.loads, &again.latency), (&new.loads, &new.latency));
+    for (a, b) in again.content.iter().zip(&new.content) {
+        for (x, y) in a.iter().zip(b) {
+            // Same images, same seed: the same measurements.
+            assert_eq!((x.top1, x.confidence), (y.top1, y.confidence));
+            assert_eq!(x.probe_bin_images, y.probe_bin_images);
+        }
+    }
+    assert!(again.frame_table().is_some());
+    let o = opa(&[
+        "calibrate",
+        "--quick",
+        "--content-only",
+        retimed.to_str().unwrap(),
+        "--latency-only",
+        retimed.to_str().unwrap(),
+        "--out",
+        dir.path().join("y.parquet").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "the two are exclusive");
     expect_bad_input(
         &[
             "calibrate",
