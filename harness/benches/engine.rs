@@ -91,14 +91,25 @@ fn bench(c: &mut Criterion) {
     };
     let mut g = c.benchmark_group("replay-from-profile");
     g.throughput(Throughput::Elements(FRAMES as u64));
-    for variant in [Variant::Linear, Variant::SharedMlp] {
+    // Per-frame OPA (the default; its predictor only serves the first frame), then rounds
+    // OPA with each predictor (the predictor runs once per round).
+    let rounds = OpaParams {
+        evidence_frames: 0,
+        ..OpaParams::default()
+    };
+    let runs = [
+        ("opa-per-frame", Variant::Linear, OpaParams::default()),
+        ("opa-rounds-linear", Variant::Linear, rounds.clone()),
+        ("opa-rounds-shared-mlp", Variant::SharedMlp, rounds),
+    ];
+    for (name, variant, params) in runs {
         let model = || fit(variant, &profile, &profile.conditions()).expect("fit");
-        g.bench_function(format!("opa-{}-100k-frames", variant.name()), |b| {
+        g.bench_function(format!("{name}-100k-frames"), |b| {
             // The fit is set-up, not timed: what is measured is deciding and drawing.
             b.iter_batched(
                 model,
                 |m| {
-                    let mut sel = Opa::new("opa", OpaParams::default(), &profile, m).unwrap();
+                    let mut sel = Opa::new("opa", params.clone(), &profile, m).unwrap();
                     let mut t = ProfileTarget::new(&profile, &facts, &workload, 1, 1.0);
                     replay(&frames, &cands, 20.0, &mut t, &mut sel, &stop, &mut |_| {})
                         .expect("replay")

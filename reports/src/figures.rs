@@ -6,8 +6,9 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-/// Okabe–Ito colours, then grey.
-pub const PALETTE: [RGBColor; 9] = [
+/// Okabe–Ito colours, grey, then three of Tol's muted colours (wine, teal, olive), so that
+/// a sweep of up to 12 selectors gets 12 distinct colours.
+pub const PALETTE: [RGBColor; 12] = [
     RGBColor(0, 114, 178),
     RGBColor(230, 159, 0),
     RGBColor(0, 158, 115),
@@ -17,6 +18,9 @@ pub const PALETTE: [RGBColor; 9] = [
     RGBColor(240, 228, 66),
     RGBColor(0, 0, 0),
     RGBColor(128, 128, 128),
+    RGBColor(136, 34, 85),
+    RGBColor(68, 170, 153),
+    RGBColor(153, 153, 51),
 ];
 
 /// Colour of series `i`.
@@ -552,4 +556,20 @@ pub fn predicted_vs_measured<DB: DrawingBackend>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twelve_series_get_twelve_colours() {
+        let c: Vec<RGBColor> = (0..12).map(colour).collect();
+        for i in 0..12 {
+            for j in 0..i {
+                assert_ne!(c[i], c[j], "series {i} and {j}");
+            }
+        }
+        assert_eq!(colour(12), colour(0));
+    }
 }

@@ -148,6 +148,10 @@ pub struct Opa {
     probe_ms: f64,
     /// Per-frame mode: the frame of the latest probe run.
     last_probe: Option<u64>,
+    /// Per-frame mode: every candidate's chance of finishing in time, and the (load grid
+    /// point, budget) it was computed for.
+    chance: Vec<f64>,
+    chance_key: Option<(Option<usize>, f64)>,
 }
 
 /// What the probe showed on one frame.
@@ -218,6 +222,8 @@ impl Opa {
             last_answer: None,
             probe_ms: 0.0,
             last_probe: None,
+            chance: Vec::new(),
+            chance_key: None,
         })
     }
 
@@ -245,6 +251,21 @@ impl Opa {
         self.preds.iter().map(|p| p.latency()).collect()
     }
 
+    /// Every candidate's chance of finishing within `budget` ms now, into `chance`; kept
+    /// while the load estimate and the budget stay the same (most frames).
+    fn refresh_chances(&mut self, budget: f64) {
+        let key = if self.p.load_window > 0 {
+            self.load.estimate()
+        } else {
+            None
+        };
+        if key.is_some() && self.chance_key == Some((key, budget)) {
+            return;
+        }
+        self.chance = self.latencies().iter().map(|l| within(budget, l)).collect();
+        self.chance_key = Some((key, budget));
+    }
+
     /// Per-frame mode: probe when the scene's reading is missing, stale or outdated by a
     /// changed answer; then serve the candidate with the highest chance of a right answer
     /// in time given the reading (the probe's own answer on the frame it ran on).
@@ -262,18 +283,19 @@ impl Opa {
             self.last_probe = Some(ctx.frame);
             return Decision::Probe(self.probe);
         }
-        let table = self
-            .frame_table
-            .as_ref()
-            .expect("per-frame mode has its table");
-        let acc = &table[self.reading.map_or(PROBE_BINS - 1, |r| r.bin)];
-        let lat = self.latencies();
         let probed_now = self.probed_frame == Some(ctx.frame);
         let budget = if probed_now {
             ctx.deadline_ms - self.probe_done_ms
         } else {
             self.p.margin * ctx.deadline_ms
         };
+        self.refresh_chances(budget);
+        let chance = &self.chance;
+        let table = self
+            .frame_table
+            .as_ref()
+            .expect("per-frame mode has its table");
+        let acc = &table[self.reading.map_or(PROBE_BINS - 1, |r| r.bin)];
         let value = |c: usize| {
             if probed_now && c == self.probe {
                 // Its answer on this frame is in hand.
@@ -283,7 +305,7 @@ impl Opa {
                     0.0
                 }
             } else {
-                acc[c] * within(budget, &lat[c])
+                acc[c] * chance[c]
             }
         };
         let (best, best_value) =
