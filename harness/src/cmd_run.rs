@@ -365,6 +365,17 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
     let arrivals: Vec<f64> = slots.iter().map(|s| s.arrival_s).collect();
     let oracle_truth = truth(&facts, &arrivals, &sc.workload);
 
+    // Every selector is built once before anything is written: one that cannot run (say, on
+    // a profile without the tables it reads) is an error that leaves no run directory.
+    let check = SelectorInputs {
+        profile: profile.as_ref(),
+        truth: &oracle_truth,
+        seed: sc.seed_selector,
+    };
+    for (si, spec) in sc.selectors.iter().enumerate() {
+        build_selector(spec, si, &check)?;
+    }
+
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     for stale in ["summary.json", "samples.parquet", "events.jsonl"] {
         let _ = std::fs::remove_file(out.join(stale));

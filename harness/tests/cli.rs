@@ -677,3 +677,35 @@ fn compare_passes_identical_runs_and_fails_a_planted_regression() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
+
+#[test]
+fn per_frame_opa_on_a_profile_without_its_tables_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let shipped = root.join("supernet/checkpoints/fashion-mnist/profile.parquet");
+    let mut p = opa_reports::profile::read_profile(&shipped).unwrap();
+    for row in &mut p.content {
+        for s in row {
+            s.probe_bin_top1.clear();
+            s.probe_bin_images.clear();
+        }
+    }
+    let old = dir.path().join("old.parquet");
+    opa_reports::profile::write_profile(&old, &p).unwrap();
+    let out = dir.path().join("run");
+    let o = opa(&[
+        "replay",
+        "--profile",
+        old.to_str().unwrap(),
+        root.join("scenarios/quickstart.toml").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let t = text(&o);
+    assert!(
+        t.contains("selector opa") && t.contains("evidence-frames"),
+        "{t}"
+    );
+    assert!(!out.exists(), "no half-written run directory");
+}
