@@ -227,30 +227,61 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
         }
         None => measure_content(&a, &dep, &cal, images, probe, loads.len(), &device)?,
     };
-
-    if let Some(old) = keep_latency {
-        let profile = Profile {
-            candidates: dep.arch.clone(),
-            probe,
-            contents,
-            loads: old.loads,
-            content,
-            latency: old.latency,
-        };
-        if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| bad(format!("{}: {e}", dir.display())))?;
+    // Latency kept from --content-only's profile, or timed now under each injected load.
+    let (latency, achieved) = match keep_latency {
+        Some(old) => (old.latency, None),
+        None => {
+            let img = cal.image_bytes(0).to_vec();
+            let (lat, achieved) = time_latency(&a, &dep, &img, &loads, seconds, &device);
+            (lat, Some(achieved))
         }
-        opa_reports::profile::write_profile(&a.out, &profile)?;
-        println!("latency tables kept; profile: {}", a.out.display());
-        return Ok(());
+    };
+    let profile = Profile {
+        candidates: dep.arch.clone(),
+        probe,
+        contents,
+        loads: loads.clone(),
+        content,
+        latency,
+    };
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| bad(format!("{}: {e}", dir.display())))?;
     }
+    opa_reports::profile::write_profile(&a.out, &profile)?;
+    match achieved {
+        None => println!("latency tables kept; profile: {}", a.out.display()),
+        Some(achieved) => {
+            println!("load levels requested / achieved by the injector:");
+            let largest = opa_predictors::selectors::most_macs(&dep.infos);
+            for (i, (l, got)) in loads.iter().zip(&achieved).enumerate() {
+                println!(
+                    "  {l:.2} / {got:.2}   probe mean {:.3} ms, largest mean {:.3} ms",
+                    profile.latency[probe][i].mean_ms, profile.latency[largest][i].mean_ms
+                );
+            }
+            println!("profile: {}", a.out.display());
+        }
+    }
+    Ok(())
+}
+
+/// Every candidate's batch-1 latency on `img` at each of `loads` (a CPU co-runner injecting
+/// it): `latency[candidate][load]`, and the load the injector achieved at each level.
+fn time_latency(
+    a: &CalibrateArgs,
+    dep: &deployment::Deployment,
+    img: &[u8],
+    loads: &[f64],
+    seconds: f64,
+    device: &burn::tensor::Device,
+) -> (Vec<Vec<LatencyStats>>, Vec<f64>) {
+    let n = dep.plans.len();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let injector = CpuInjector::start(cores, a.seed);
-    let img = cal.image_bytes(0).to_vec();
     let mut lat: Vec<Vec<LatencyStats>> = vec![Vec::new(); n];
     let b = bar((loads.len() * n) as u64, "latency");
     let mut achieved = Vec::new();
-    for &l in &loads {
+    for &l in loads {
         injector.set_load(l);
         std::thread::sleep(std::time::Duration::from_millis(200));
         let mark = injector.achieved_since_reset();
@@ -259,9 +290,9 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
             let t = latency(
                 plan,
                 &dep.cfg,
-                &img,
+                img,
                 1,
-                &device,
+                device,
                 3,
                 20,
                 seconds,
@@ -278,28 +309,7 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     }
     drop(injector);
     b.finish_and_clear();
-    let profile = Profile {
-        candidates: dep.arch.clone(),
-        probe,
-        contents,
-        loads: loads.clone(),
-        content,
-        latency: lat,
-    };
-    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| bad(format!("{}: {e}", dir.display())))?;
-    }
-    opa_reports::profile::write_profile(&a.out, &profile)?;
-    println!("load levels requested / achieved by the injector:");
-    let largest = opa_predictors::selectors::most_macs(&dep.infos);
-    for (i, (l, got)) in loads.iter().zip(&achieved).enumerate() {
-        println!(
-            "  {l:.2} / {got:.2}   probe mean {:.3} ms, largest mean {:.3} ms",
-            profile.latency[probe][i].mean_ms, profile.latency[largest][i].mean_ms
-        );
-    }
-    println!("profile: {}", a.out.display());
-    Ok(())
+    (lat, achieved)
 }
 
 /// Every candidate on the calibration images of every content condition of the grid:
@@ -380,25 +390,9 @@ fn measure_content(
                 confidence: conf / k,
                 entropy: ent / k,
                 margin: mar / k,
-                class_top1: (0..classes)
-                    .map(|l| {
-                        if count[l] == 0 {
-                            f64::NAN
-                        } else {
-                            hits[l] as f64 / count[l] as f64
-                        }
-                    })
-                    .collect(),
+                class_top1: hit_rates(&hits, &count),
                 images: set.len(),
-                probe_bin_top1: (0..PROBE_BINS)
-                    .map(|j| {
-                        if bin_count[j] == 0 {
-                            f64::NAN
-                        } else {
-                            bin_hits[j] as f64 / bin_count[j] as f64
-                        }
-                    })
-                    .collect(),
+                probe_bin_top1: hit_rates(&bin_hits, &bin_count),
                 probe_bin_images: bin_count,
             });
             b.inc(1);
@@ -410,6 +404,20 @@ fn measure_content(
     b.finish_and_clear();
 
     Ok((grid.into_iter().map(|g| g.0).collect(), content))
+}
+
+/// Hits over images per group (class, confidence bin); NaN where a group holds no image.
+fn hit_rates(hits: &[usize], count: &[usize]) -> Vec<f64> {
+    hits.iter()
+        .zip(count)
+        .map(|(&h, &k)| {
+            if k == 0 {
+                f64::NAN
+            } else {
+                h as f64 / k as f64
+            }
+        })
+        .collect()
 }
 
 pub fn predictors(c: PredictorsCmd) -> Result<()> {

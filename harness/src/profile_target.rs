@@ -219,15 +219,6 @@ impl Target for ProfileTarget<'_> {
         let l = self.profile.latency_at(candidate, load);
         let h = mix(self.seed ^ mix(frame as u64 ^ mix(candidate as u64)));
         let (u1, u2) = (unit(h), unit(mix(h)));
-        // On a share of frames every candidate's answer comes from one common draw (errors
-        // nested: a candidate is wrong on such a frame whenever a more accurate one is); on
-        // the others each candidate draws its own.
-        let common = mix(self.seed ^ mix(frame as u64 ^ 0x5a5a_5a5a_5a5a_5a5a));
-        let u3 = if unit(common) < SHARED_ANSWER {
-            unit(mix(common))
-        } else {
-            unit(mix(h ^ 1))
-        };
         // Box–Muller normal, then the log-normal with the profile's p50 and p95.
         let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
         let sigma = l.log_sigma();
@@ -235,7 +226,18 @@ impl Target for ProfileTarget<'_> {
         let a = &self.profile.content[candidate][f.content];
         let class_top1 = self.profile.class_top1(candidate, f.content, f.label);
         let (correct, confidence) = match &self.bins {
-            None => (u3 < class_top1, a.confidence),
+            None => {
+                // On a share of frames every candidate's answer comes from one common draw
+                // (errors nested: a candidate is wrong on such a frame whenever a more
+                // accurate one is); on the others each candidate draws its own.
+                let common = mix(self.seed ^ mix(frame as u64 ^ 0x5a5a_5a5a_5a5a_5a5a));
+                let u = if unit(common) < SHARED_ANSWER {
+                    unit(mix(common))
+                } else {
+                    unit(mix(h ^ 1))
+                };
+                (u < class_top1, a.confidence)
+            }
             Some(bins) => {
                 // The object's difficulty under this condition and class: its
                 // probe-confidence bin.

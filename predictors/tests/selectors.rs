@@ -18,10 +18,72 @@ fn cands(p: &Profile) -> Vec<CandidateInfo> {
         .collect()
 }
 
-/// What a drive produced: served candidate per frame, probe runs, end-to-end latencies.
+/// What a drive produced: served candidate per frame, probe runs and the frames they ran on.
 struct Drive {
     served: Vec<usize>,
     probes: usize,
+    probed: Vec<u64>,
+}
+
+/// What one run of candidate `c` on frame `f` shows the selector.
+struct Run {
+    compute_ms: f64,
+    confidence: f64,
+    entropy: f64,
+    margin: f64,
+    predicted: u16,
+}
+
+/// Drives `s` through `frames` frames at 10 fps; `run(f, c)` says what a run shows.
+fn drive_with(
+    s: &mut dyn Selector,
+    p: &Profile,
+    frames: u64,
+    deadline_ms: f64,
+    mut run: impl FnMut(u64, usize) -> Run,
+) -> Drive {
+    let cands = cands(p);
+    let (mut served, mut probes, mut probed) = (Vec::new(), 0, Vec::new());
+    for f in 0..frames {
+        let mut spent_ms = 0.0;
+        loop {
+            let ctx = Context {
+                frame: f,
+                arrival_s: f as f64 * 0.1,
+                deadline_ms,
+                candidates: &cands,
+                serving: served.last().copied(),
+            };
+            let (c, phase) = match s.decide(&ctx) {
+                Decision::Serve(c) => (c, Phase::Serve),
+                Decision::Probe(c) => (c, Phase::Probe),
+            };
+            let r = run(f, c);
+            spent_ms += r.compute_ms;
+            s.observe(&Outcome {
+                frame: f,
+                candidate: c,
+                phase,
+                compute_ms: r.compute_ms,
+                latency_ms: spent_ms,
+                confidence: r.confidence as f32,
+                entropy: r.entropy as f32,
+                margin: r.margin as f32,
+                predicted: r.predicted,
+            });
+            if phase == Phase::Serve {
+                served.push(c);
+                break;
+            }
+            probes += 1;
+            probed.push(f);
+        }
+    }
+    Drive {
+        served,
+        probes,
+        probed,
+    }
 }
 
 /// Drives `s` through `frames` frames at 10 fps; frame f is under condition `cond(f)`;
@@ -45,45 +107,17 @@ fn drive_noisy(
     cond: impl Fn(u64) -> Cond,
     noise: &mut dyn FnMut() -> f64,
 ) -> Drive {
-    let cands = cands(p);
-    let (mut served, mut probes) = (Vec::new(), 0);
-    for f in 0..frames {
-        let mut spent_ms = 0.0;
-        loop {
-            let ctx = Context {
-                frame: f,
-                arrival_s: f as f64 * 0.1,
-                deadline_ms,
-                candidates: &cands,
-                serving: served.last().copied(),
-            };
-            let (c, phase) = match s.decide(&ctx) {
-                Decision::Serve(c) => (c, Phase::Serve),
-                Decision::Probe(c) => (c, Phase::Probe),
-            };
-            let k = cond(f);
-            let a = &p.content[c][k.content];
-            let l = p.latency[c][k.load].mean_ms * noise();
-            spent_ms += l;
-            s.observe(&Outcome {
-                frame: f,
-                candidate: c,
-                phase,
-                compute_ms: l,
-                latency_ms: spent_ms,
-                confidence: a.confidence as f32,
-                entropy: a.entropy as f32,
-                margin: a.margin as f32,
-                predicted: 0,
-            });
-            if phase == Phase::Serve {
-                served.push(c);
-                break;
-            }
-            probes += 1;
+    drive_with(s, p, frames, deadline_ms, |f, c| {
+        let k = cond(f);
+        let a = &p.content[c][k.content];
+        Run {
+            compute_ms: p.latency[c][k.load].mean_ms * noise(),
+            confidence: a.confidence,
+            entropy: a.entropy,
+            margin: a.margin,
+            predicted: 0,
         }
-    }
-    Drive { served, probes }
+    })
 }
 
 /// OPA's parameters in round mode (the paper's: probing rounds read by the predictor).
@@ -360,46 +394,17 @@ fn drive_scenes(
     frames: u64,
     deadline_ms: f64,
     scene: impl Fn(u64) -> (f32, u16),
-) -> (Drive, Vec<u64>) {
-    let cands = cands(p);
-    let (mut served, mut probes, mut probed) = (Vec::new(), 0, Vec::new());
-    for f in 0..frames {
-        let mut spent_ms = 0.0;
-        loop {
-            let ctx = Context {
-                frame: f,
-                arrival_s: f as f64 * 0.1,
-                deadline_ms,
-                candidates: &cands,
-                serving: served.last().copied(),
-            };
-            let (c, phase) = match s.decide(&ctx) {
-                Decision::Serve(c) => (c, Phase::Serve),
-                Decision::Probe(c) => (c, Phase::Probe),
-            };
-            let l = p.latency[c][0].p50_ms;
-            spent_ms += l;
-            let (conf, class) = scene(f);
-            s.observe(&Outcome {
-                frame: f,
-                candidate: c,
-                phase,
-                compute_ms: l,
-                latency_ms: spent_ms,
-                confidence: conf,
-                entropy: 0.5,
-                margin: 0.5,
-                predicted: class,
-            });
-            if phase == Phase::Serve {
-                served.push(c);
-                break;
-            }
-            probes += 1;
-            probed.push(f);
+) -> Drive {
+    drive_with(s, p, frames, deadline_ms, |f, c| {
+        let (conf, class) = scene(f);
+        Run {
+            compute_ms: p.latency[c][0].p50_ms,
+            confidence: conf as f64,
+            entropy: 0.5,
+            margin: 0.5,
+            predicted: class,
         }
-    }
-    (Drive { served, probes }, probed)
+    })
 }
 
 #[test]
@@ -418,7 +423,7 @@ fn opa_per_frame_serves_what_the_probe_saw_on_each_scene() {
         let k = f / 10;
         (if k.is_multiple_of(2) { 0.97 } else { 0.3 }, k as u16)
     };
-    let (d, probed) = drive_scenes(&mut s, &p, 100, 2.0, scene);
+    let d = drive_scenes(&mut s, &p, 100, 2.0, scene);
     for k in 0..10u64 {
         let want = if k.is_multiple_of(2) { 0 } else { 4 };
         // A scene's first frame is served on the previous reading; from the second on, the
@@ -430,7 +435,7 @@ fn opa_per_frame_serves_what_the_probe_saw_on_each_scene() {
     // The probe serving reads every frame for free (a hard scene is seen on its first
     // frame); a probe run is needed when candidate 4's answer changes (the second frame of
     // each easy scene after a hard one) and on the very first frame.
-    assert_eq!(probed, vec![0, 21, 41, 61, 81]);
+    assert_eq!(d.probed, vec![0, 21, 41, 61, 81]);
     assert_eq!(d.probes, 5);
 }
 
@@ -439,21 +444,21 @@ fn opa_per_frame_trusts_a_reading_for_evidence_frames_at_most() {
     let p = profile();
     let model = fit(Variant::Linear, &p, &p.conditions()).unwrap();
     let mut s = Opa::new("opa", OpaParams::default(), &p, model).unwrap();
-    let (d, probed) = drive_scenes(&mut s, &p, 100, 2.0, |_| (0.5, 3));
-    assert_eq!(probed, vec![0, 20, 40, 60, 80]);
+    let d = drive_scenes(&mut s, &p, 100, 2.0, |_| (0.5, 3));
+    assert_eq!(d.probed, vec![0, 20, 40, 60, 80]);
     // 52.5 % sure: candidate 3 (0.636 x 0.956) serves.
     assert!(d.served[1..].iter().all(|&c| c == 3), "{:?}", d.served);
     // A new object every frame: a changed answer sends the probe at most every `min-gap`.
     let model = fit(Variant::Linear, &p, &p.conditions()).unwrap();
     let mut s = Opa::new("opa", OpaParams::default(), &p, model).unwrap();
-    let (_, probed) = drive_scenes(&mut s, &p, 100, 2.0, |f| (0.5, f as u16));
-    assert_eq!(probed, (0..10).map(|k| 10 * k).collect::<Vec<u64>>());
+    let d = drive_scenes(&mut s, &p, 100, 2.0, |f| (0.5, f as u16));
+    assert_eq!(d.probed, (0..10).map(|k| 10 * k).collect::<Vec<u64>>());
     // Serving the probe itself reads every frame: no separate probe after the first.
     let model = fit(Variant::Linear, &p, &p.conditions()).unwrap();
     let mut s = Opa::new("opa", OpaParams::default(), &p, model).unwrap();
-    let (d, probed) = drive_scenes(&mut s, &p, 100, 0.3, |_| (0.5, 3));
+    let d = drive_scenes(&mut s, &p, 100, 0.3, |_| (0.5, 3));
     assert!(d.served[1..].iter().all(|&c| c == 0), "{:?}", d.served);
-    assert_eq!(probed, vec![0]);
+    assert_eq!(d.probed, vec![0]);
 }
 
 #[test]

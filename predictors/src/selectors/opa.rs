@@ -154,6 +154,14 @@ pub struct Opa {
     chance_key: Option<(Option<usize>, f64)>,
 }
 
+/// The candidate of the highest `value` among `n` (the first of near-ties), and its value.
+fn most_valued(n: usize, value: impl Fn(usize) -> f64) -> (usize, f64) {
+    (0..n).map(|c| (c, value(c))).fold(
+        (0, f64::MIN),
+        |b, (c, v)| if v > b.1 + 1e-12 { (c, v) } else { b },
+    )
+}
+
 /// What the probe showed on one frame.
 #[derive(Clone, Copy, Debug)]
 struct Reading {
@@ -227,16 +235,23 @@ impl Opa {
         })
     }
 
-    /// Every candidate's latency distribution now: at the device's estimated load, or with
-    /// `load_window = 0` the predictor's reading of the probe's latest run.
-    fn latencies(&self) -> Vec<LatencyStats> {
-        if self.p.load_window > 0 {
-            if let Some(g) = self.load.estimate() {
-                return (0..self.preds.len())
-                    .map(|c| self.load.latency(c, g))
-                    .collect();
-            }
-        } else if self.probe_ms > 0.0 {
+    /// The device's estimated state (load grid point), when OPA estimates it and has runs.
+    fn load_state(&self) -> Option<usize> {
+        (self.p.load_window > 0)
+            .then(|| self.load.estimate())
+            .flatten()
+    }
+
+    /// Every candidate's latency distribution now: at the device's estimated state `state`
+    /// (from [`Opa::load_state`]), or with `load_window = 0` the predictor's reading of the
+    /// probe's latest run.
+    fn latencies(&self, state: Option<usize>) -> Vec<LatencyStats> {
+        if let Some(g) = state {
+            return (0..self.preds.len())
+                .map(|c| self.load.latency(c, g))
+                .collect();
+        }
+        if self.p.load_window == 0 && self.probe_ms > 0.0 {
             let s = Signals {
                 latency_ms: self.probe_ms,
                 ..self.content.unwrap_or_default()
@@ -254,15 +269,15 @@ impl Opa {
     /// Every candidate's chance of finishing within `budget` ms now, into `chance`; kept
     /// while the load estimate and the budget stay the same (most frames).
     fn refresh_chances(&mut self, budget: f64) {
-        let key = if self.p.load_window > 0 {
-            self.load.estimate()
-        } else {
-            None
-        };
+        let key = self.load_state();
         if key.is_some() && self.chance_key == Some((key, budget)) {
             return;
         }
-        self.chance = self.latencies().iter().map(|l| within(budget, l)).collect();
+        self.chance = self
+            .latencies(key)
+            .iter()
+            .map(|l| within(budget, l))
+            .collect();
         self.chance_key = Some((key, budget));
     }
 
@@ -308,13 +323,7 @@ impl Opa {
                 acc[c] * chance[c]
             }
         };
-        let (best, best_value) =
-            (0..acc.len())
-                .map(|c| (c, value(c)))
-                .fold(
-                    (0, f64::MIN),
-                    |b, (c, v)| if v > b.1 + 1e-12 { (c, v) } else { b },
-                );
+        let (best, best_value) = most_valued(acc.len(), value);
         // A larger candidate only for a clear predicted gain over the probe: the gains at
         // stake are often a point or two, less than what latency predictions miss by.
         let pick = if best_value < value(self.probe) + self.p.min_gain {
@@ -372,9 +381,7 @@ impl Opa {
     /// drift references restart even without a switch).
     fn plan(&mut self, round: bool) {
         let Some(mut s) = self.content else { return };
-        let state = (self.p.load_window > 0)
-            .then(|| self.load.estimate())
-            .flatten();
+        let state = self.load_state();
         if round || self.round_preds.is_empty() {
             // Content changes only at rounds: the predictor runs once per round, and re-plans
             // in between take its accuracies with the latest latencies.
@@ -392,13 +399,7 @@ impl Opa {
         }
         let budget = self.p.margin * self.deadline_ms;
         let value = |c: usize| preds[c].top1 * within(budget, &preds[c].latency());
-        let (best, best_value) =
-            (0..preds.len())
-                .map(|c| (c, value(c)))
-                .fold(
-                    (0, f64::MIN),
-                    |b, (c, v)| if v > b.1 + 1e-12 { (c, v) } else { b },
-                );
+        let (best, best_value) = most_valued(preds.len(), value);
         let pick = match self.serving {
             Some(cur) if best_value < value(cur) + self.p.min_gain => cur,
             _ => best,
