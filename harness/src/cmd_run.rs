@@ -120,6 +120,7 @@ fn build_selector(
                 min_gain: spec.get("min-gain"),
                 replan_every: u("replan-every"),
                 evidence_frames: u("evidence-frames"),
+                tail_window: u("tail-window"),
             };
             Box::new(
                 Opa::new(&spec.name, params, p, model)

@@ -141,6 +141,7 @@ struct RawSelector {
     min_gain: Option<S<toml::Value>>,
     replan_every: Option<S<toml::Value>>,
     evidence_frames: Option<S<toml::Value>>,
+    tail_window: Option<S<toml::Value>>,
     window: Option<S<toml::Value>>,
     slack: Option<S<toml::Value>>,
     revalidate_every: Option<S<toml::Value>>,
@@ -149,7 +150,7 @@ struct RawSelector {
 
 impl RawSelector {
     /// The numeric parameters as written, by key.
-    fn numeric(&self) -> [(&'static str, &Option<S<toml::Value>>); 15] {
+    fn numeric(&self) -> [(&'static str, &Option<S<toml::Value>>); 16] {
         [
             ("switch-every", &self.switch_every),
             ("probe-frames", &self.probe_frames),
@@ -162,6 +163,7 @@ impl RawSelector {
             ("min-gain", &self.min_gain),
             ("replan-every", &self.replan_every),
             ("evidence-frames", &self.evidence_frames),
+            ("tail-window", &self.tail_window),
             ("window", &self.window),
             ("slack", &self.slack),
             ("revalidate-every", &self.revalidate_every),
@@ -302,6 +304,7 @@ pub fn selector_defaults(kind: &str) -> Vec<(&'static str, f64)> {
                 ("min-gain", d.min_gain),
                 ("replan-every", d.replan_every as f64),
                 ("evidence-frames", d.evidence_frames as f64),
+                ("tail-window", d.tail_window as f64),
             ]
         }
         "exhaustive" => {
@@ -342,7 +345,7 @@ fn param_range(key: &str) -> (f64, f64, bool) {
         "latency-drift" => (0.01, 10.0, false),
         "confidence-drift" => (0.001, 1.0, false),
         "probe-frames" | "trial-frames" => (1.0, 1000.0, true),
-        "load-window" => (0.0, 1000.0, true),
+        "load-window" | "tail-window" => (0.0, 1000.0, true),
         "min-gain" => (0.0, 1.0, false),
         "replan-every" | "evidence-frames" => (0.0, 1_000_000.0, true),
         _ => (1.0, 1_000_000.0, true),

@@ -307,11 +307,25 @@ impl Profile {
 /// Probability that a run whose latency is log-normal with median `p50` and 95th percentile
 /// `p95` finishes within `budget_ms`.
 pub fn within(budget_ms: f64, l: &LatencyStats) -> f64 {
-    if budget_ms <= 0.0 {
-        return 0.0;
+    normal_cdf(z_score(budget_ms, l))
+}
+
+/// Where `ms` lies in the log-normal latency distribution `l`, in standard deviations of
+/// log latency from the median (negative infinity for `ms <= 0`): a run of `ms` is on
+/// time for any budget of `z_score(budget)` or more.
+pub fn z_score(ms: f64, l: &LatencyStats) -> f64 {
+    if ms <= 0.0 {
+        return f64::NEG_INFINITY;
     }
     let sigma = l.log_sigma().max((1.0f64 + 1e-9).ln() / Z95);
-    let z = (budget_ms / l.p50_ms).ln() / sigma;
+    (ms / l.p50_ms).ln() / sigma
+}
+
+/// The standard normal distribution function.
+pub fn normal_cdf(z: f64) -> f64 {
+    if z == f64::NEG_INFINITY {
+        return 0.0;
+    }
     0.5 * (1.0 + erf(z / std::f64::consts::SQRT_2))
 }
 

@@ -14,7 +14,10 @@
 //! bin (the profile's per-frame tables, pooled over its content conditions) times its
 //! chance of finishing in time. On the frame the probe ran on, its own answer is in hand and
 //! competes with the others in the time left. Runs of the probe itself read the scene for
-//! free.
+//! free. When the answer changed but `min_gap` holds the probe back, the reading is of the
+//! previous object, and the frame is served on every candidate's top-1 over all calibration
+//! images. A candidate no smaller than the probe is served only for the top-1 it adds (its
+//! latency cannot really be lower than the probe's, whatever its calibrated table says).
 //!
 //! **Rounds** (`evidence_frames = 0`, the paper's scheme): the probe runs on `probe_frames`
 //! frames every `reprobe_every` frames (and early when the serving candidate's latency or
@@ -28,13 +31,13 @@
 //! candidate's latency distribution at that state (in rounds it re-plans every
 //! `replan_every` served frames with the latest round's content signals, without probing).
 //! With `load_window = 0` it reads latency as in the paper: the predictor's latency model on
-//! the probe's own timed runs.
+//! the probe's own timed runs. Where recent runs fell in their predicted distributions
+//! corrects every chance of finishing in time (`tail_window`, [`Tails`]).
 
 use super::best_feasible;
 use crate::predict::Prediction;
 use crate::predict::Predictor;
-use crate::profile::within;
-use crate::profile::{LatencyStats, PROBE_BINS, Profile, Signals, probe_bin};
+use crate::profile::{LatencyStats, PROBE_BINS, Profile, Signals, normal_cdf, probe_bin, z_score};
 use crate::{Context, Decision, Outcome, Phase, Selector};
 use serde::{Deserialize, Serialize};
 
@@ -74,6 +77,11 @@ pub struct OpaParams {
     /// as in the paper (`probe_frames` frames every `reprobe_every`, their mean signals read
     /// by the predictor).
     pub evidence_frames: u32,
+    /// Runs per pool (the probe's; every other candidate's) whose place in their predicted
+    /// latency distribution corrects the predicted chances of finishing in time: the
+    /// calibrated tables are timed warm, in a loop, and a sub-network served now and then
+    /// runs slower than that. 0 = take the predicted distributions as they are.
+    pub tail_window: u32,
 }
 
 impl Default for OpaParams {
@@ -89,6 +97,7 @@ impl Default for OpaParams {
             min_gain: 0.02,
             replan_every: 5,
             evidence_frames: 20,
+            tail_window: 64,
         }
     }
 }
@@ -138,6 +147,12 @@ pub struct Opa {
     /// Per-frame mode: every candidate's top-1 on a frame per bin of the probe's confidence
     /// on it (`table[bin][candidate]`, the profile's per-frame tables); None in round mode.
     frame_table: Option<Vec<Vec<f64>>>,
+    /// Per-frame mode: every candidate's top-1 on an object the probe has not read (over
+    /// all calibration images), served on when the scene changed and `min_gap` holds the
+    /// probe back.
+    unread: Vec<f64>,
+    /// Per candidate: at least the probe's MACs (no faster than the probe).
+    not_smaller: Vec<bool>,
     /// Per-frame mode: the latest probe reading of the scene.
     reading: Option<Reading>,
     /// Per-frame mode: a served answer changed since the reading (a new scene).
@@ -151,7 +166,9 @@ pub struct Opa {
     /// Per-frame mode: every candidate's chance of finishing in time, and the (load grid
     /// point, budget) it was computed for.
     chance: Vec<f64>,
-    chance_key: Option<(Option<usize>, f64)>,
+    chance_key: Option<(Option<usize>, f64, u64)>,
+    /// Where recent runs fell in their predicted latency distributions.
+    tails: Tails,
 }
 
 /// The candidate of the highest `value` among `n` (the first of near-ties), and its value.
@@ -190,6 +207,21 @@ impl Opa {
         } else {
             None
         };
+        let tails = Tails::new(p.tail_window as usize);
+        let unread = profile
+            .content
+            .iter()
+            .map(|row| {
+                let n: f64 = row.iter().map(|s| s.images as f64).sum();
+                row.iter().map(|s| s.top1 * s.images as f64).sum::<f64>() / n.max(1.0)
+            })
+            .collect();
+        let probe_macs = profile.candidates[profile.probe].macs;
+        let not_smaller = profile
+            .candidates
+            .iter()
+            .map(|c| c.macs >= probe_macs)
+            .collect();
         Ok(Opa {
             name: name.into(),
             probe: profile.probe,
@@ -225,6 +257,8 @@ impl Opa {
             conf_n: 0,
             conf_ema: 0.0,
             frame_table,
+            unread,
+            not_smaller,
             reading: None,
             scene_changed: false,
             last_answer: None,
@@ -232,6 +266,7 @@ impl Opa {
             last_probe: None,
             chance: Vec::new(),
             chance_key: None,
+            tails,
         })
     }
 
@@ -269,16 +304,36 @@ impl Opa {
     /// Every candidate's chance of finishing within `budget` ms now, into `chance`; kept
     /// while the load estimate and the budget stay the same (most frames).
     fn refresh_chances(&mut self, budget: f64) {
-        let key = self.load_state();
-        if key.is_some() && self.chance_key == Some((key, budget)) {
+        let state = self.load_state();
+        let key = (state, budget, self.tails.version);
+        if state.is_some() && self.chance_key == Some(key) {
             return;
         }
         self.chance = self
-            .latencies(key)
+            .latencies(state)
             .iter()
-            .map(|l| within(budget, l))
+            .enumerate()
+            .map(|(c, l)| self.chance_of(c, budget, l, state))
             .collect();
-        self.chance_key = Some((key, budget));
+        self.chance_key = Some(key);
+    }
+
+    /// Candidate `c`'s chance of finishing within `budget` ms when its latency is `l` at
+    /// the estimated state `state`: the predicted distribution, corrected by where recent
+    /// runs fell in theirs (only against the load estimate's distributions, whose runs are
+    /// the ones measured).
+    fn chance_of(&self, c: usize, budget: f64, l: &LatencyStats, state: Option<usize>) -> f64 {
+        let z = z_score(budget, l);
+        if state.is_some() {
+            self.tails.chance(self.pool(c), z)
+        } else {
+            normal_cdf(z)
+        }
+    }
+
+    /// The tail pool of candidate `c`: the probe runs on most frames, the others now and then.
+    fn pool(&self, c: usize) -> usize {
+        usize::from(c != self.probe)
     }
 
     /// Per-frame mode: probe when the scene's reading is missing, stale or outdated by a
@@ -293,6 +348,8 @@ impl Opa {
         let stale = self.reading.is_none_or(|r| {
             (self.scene_changed && gap_over) || ctx.frame >= r.frame + self.p.evidence_frames as u64
         });
+        // A new object the probe may not read yet: the reading is of the previous one.
+        let unread = self.scene_changed && !gap_over;
         if stale && self.probed_frame != Some(ctx.frame) {
             self.probed_frame = Some(ctx.frame);
             self.last_probe = Some(ctx.frame);
@@ -310,9 +367,18 @@ impl Opa {
             .frame_table
             .as_ref()
             .expect("per-frame mode has its table");
-        let acc = &table[self.reading.map_or(PROBE_BINS - 1, |r| r.bin)];
+        let acc = if unread && !probed_now {
+            &self.unread
+        } else {
+            &table[self.reading.map_or(PROBE_BINS - 1, |r| r.bin)]
+        };
+        let (probe, min_gain) = (self.probe, self.p.min_gain);
         let value = |c: usize| {
-            if probed_now && c == self.probe {
+            if c != probe && self.not_smaller[c] && acc[c] < acc[probe] + min_gain {
+                // No faster than the probe and not clearly more accurate: a predicted gain
+                // could only come from noise in the calibrated latency tables.
+                0.0
+            } else if probed_now && c == probe {
                 // Its answer on this frame is in hand.
                 if self.probe_done_ms <= ctx.deadline_ms {
                     acc[c]
@@ -398,7 +464,8 @@ impl Opa {
             }
         }
         let budget = self.p.margin * self.deadline_ms;
-        let value = |c: usize| preds[c].top1 * within(budget, &preds[c].latency());
+        let value =
+            |c: usize| preds[c].top1 * self.chance_of(c, budget, &preds[c].latency(), state);
         let (best, best_value) = most_valued(preds.len(), value);
         let pick = match self.serving {
             Some(cur) if best_value < value(cur) + self.p.min_gain => cur,
@@ -453,7 +520,8 @@ impl Selector for Opa {
                 0.0
             };
             let left_ms = ctx.deadline_ms - self.probe_done_ms;
-            if probe_value >= cand.top1 * within(left_ms, &cand.latency()) {
+            let chance = self.chance_of(serving, left_ms, &cand.latency(), self.load_state());
+            if probe_value >= cand.top1 * chance {
                 return Decision::Serve(self.probe);
             }
         }
@@ -470,6 +538,10 @@ impl Selector for Opa {
                 self.last_answer = Some(o.predicted);
             }
             return;
+        }
+        if let Some(g) = self.load_state().filter(|_| o.candidate < self.preds.len()) {
+            let z = z_score(o.compute_ms, &self.load.latency(o.candidate, g));
+            self.tails.push(self.pool(o.candidate), z);
         }
         self.load
             .push(o.candidate, o.compute_ms, self.p.load_window as usize);
@@ -534,6 +606,76 @@ impl Selector for Opa {
                 }
             }
         }
+    }
+}
+
+/// Pseudo-runs the predicted distribution weighs as in a tail correction: with few runs
+/// measured the prediction stands, with many the measured runs speak.
+const TAIL_PRIOR: f64 = 16.0;
+/// Runs pushed to a pool between two updates of the correction OPA's decisions read (the
+/// per-frame chances are recomputed only when it changes).
+const TAIL_BATCH: u32 = 8;
+
+/// Where recent runs fell in the latency distributions OPA predicted for them (their z-scores
+/// in log latency at the estimated state), in two pools: the probe's and every other
+/// candidate's. The calibrated distributions are timed warm, one candidate in a loop; live, a
+/// sub-network that is served now and then, right after another one, runs slower than that
+/// (on the shipped profile's dynamic runs 14 % of the larger candidates' runs were past their
+/// predicted 95th percentile, 5 % of the probe's). A candidate's chance of finishing within
+/// a budget is the share of its pool's runs at or below the budget's z-score, shrunk toward
+/// the normal distribution the prediction assumes.
+struct Tails {
+    window: usize,
+    /// Per pool: the z-scores in arrival order, and the ones the correction reads, sorted.
+    recent: [std::collections::VecDeque<f64>; 2],
+    sorted: [Vec<f64>; 2],
+    /// Runs pushed per pool since `sorted` was last updated.
+    pending: [u32; 2],
+    /// Changes whenever `sorted` does.
+    version: u64,
+}
+
+impl Tails {
+    fn new(window: usize) -> Self {
+        Tails {
+            window,
+            recent: Default::default(),
+            sorted: Default::default(),
+            pending: [0; 2],
+            version: 0,
+        }
+    }
+
+    fn push(&mut self, pool: usize, z: f64) {
+        if self.window == 0 || z.is_nan() {
+            return;
+        }
+        let r = &mut self.recent[pool];
+        r.push_back(z);
+        while r.len() > self.window {
+            r.pop_front();
+        }
+        self.pending[pool] += 1;
+        if self.pending[pool] >= TAIL_BATCH {
+            self.pending[pool] = 0;
+            let s = &mut self.sorted[pool];
+            s.clear();
+            s.extend(r.iter().copied());
+            s.sort_by(f64::total_cmp);
+            self.version += 1;
+        }
+    }
+
+    /// The chance that a run of `pool` lands at or below z-score `z`.
+    fn chance(&self, pool: usize, z: f64) -> f64 {
+        let model = normal_cdf(z);
+        let s = &self.sorted[pool];
+        if s.is_empty() {
+            return model;
+        }
+        let n = s.len() as f64;
+        let below = s.partition_point(|&v| v <= z) as f64;
+        (below + TAIL_PRIOR * model) / (n + TAIL_PRIOR)
     }
 }
 
@@ -713,6 +855,34 @@ mod tests {
         }
         let got = t.latency(3, t.estimate().unwrap()).p50_ms;
         assert!((got / median(&p, 3, 0) - 1.0).abs() < 0.05, "{got}");
+    }
+
+    #[test]
+    fn tails_move_from_the_prediction_to_the_measured_runs() {
+        // No runs, or no window: the normal distribution the prediction assumes.
+        let mut t = Tails::new(64);
+        assert!((t.chance(1, 1.645) - 0.95).abs() < 1e-3);
+        let mut off = Tails::new(0);
+        off.push(1, 3.0);
+        assert!((off.chance(1, 1.645) - 0.95).abs() < 1e-3);
+        // Runs of the other pool two standard deviations slower than predicted: a budget
+        // at the predicted 95th percentile is missed by all of them, by 64 of 80 weights.
+        for _ in 0..64 {
+            t.push(1, 2.0);
+        }
+        let got = t.chance(1, 1.645);
+        assert!((got - 16.0 * 0.95 / 80.0).abs() < 1e-3, "{got}");
+        assert!(t.chance(1, 2.5) > 0.99);
+        // The probe's pool is apart; the window keeps the most recent runs.
+        assert!((t.chance(0, 1.645) - 0.95).abs() < 1e-3);
+        for _ in 0..64 {
+            t.push(1, 0.0);
+        }
+        assert!(t.chance(1, 1.645) > 0.98);
+        // A correction updates in batches: a run alone does not change what decisions read.
+        let v = t.version;
+        t.push(1, 9.0);
+        assert_eq!(t.version, v);
     }
 
     #[test]
