@@ -77,10 +77,11 @@ pub struct OpaParams {
     /// as in the paper (`probe_frames` frames every `reprobe_every`, their mean signals read
     /// by the predictor).
     pub evidence_frames: u32,
-    /// Runs per pool (the probe's; every other candidate's) whose place in their predicted
-    /// latency distribution corrects the predicted chances of finishing in time: the
-    /// calibrated tables are timed warm, in a loop, and a sub-network served now and then
-    /// runs slower than that. 0 = take the predicted distributions as they are.
+    /// Runs per pool (the probe's, every other candidate's; each right after a run of the
+    /// same candidate or of another) whose place in their predicted latency distribution
+    /// corrects the predicted chances of finishing in time: the calibrated tables are timed
+    /// warm, in a loop, and a sub-network served now and then runs slower than that, the more
+    /// right after another one. 0 = take the predicted distributions as they are.
     pub tail_window: u32,
 }
 
@@ -166,9 +167,11 @@ pub struct Opa {
     /// Per-frame mode: every candidate's chance of finishing in time, and the (load grid
     /// point, budget) it was computed for.
     chance: Vec<f64>,
-    chance_key: Option<(Option<usize>, f64, u64)>,
+    chance_key: Option<(Option<usize>, f64, u64, Option<usize>)>,
     /// Where recent runs fell in their predicted latency distributions.
     tails: Tails,
+    /// The candidate of the latest run (probe or served).
+    last_run: Option<usize>,
 }
 
 /// The candidate of the highest `value` among `n` (the first of near-ties), and its value.
@@ -267,6 +270,7 @@ impl Opa {
             chance: Vec::new(),
             chance_key: None,
             tails,
+            last_run: None,
         })
     }
 
@@ -305,7 +309,7 @@ impl Opa {
     /// while the load estimate and the budget stay the same (most frames).
     fn refresh_chances(&mut self, budget: f64) {
         let state = self.load_state();
-        let key = (state, budget, self.tails.version);
+        let key = (state, budget, self.tails.version, self.last_run);
         if state.is_some() && self.chance_key == Some(key) {
             return;
         }
@@ -331,9 +335,10 @@ impl Opa {
         }
     }
 
-    /// The tail pool of candidate `c`: the probe runs on most frames, the others now and then.
+    /// The tail pool of a run of candidate `c` now: the probe runs on most frames, the others
+    /// now and then; a run right after one of another candidate finds less of it in cache.
     fn pool(&self, c: usize) -> usize {
-        usize::from(c != self.probe)
+        2 * usize::from(c != self.probe) + usize::from(self.last_run != Some(c))
     }
 
     /// Per-frame mode: probe when the scene's reading is missing, stale or outdated by a
@@ -543,6 +548,7 @@ impl Selector for Opa {
             let z = z_score(o.compute_ms, &self.load.latency(o.candidate, g));
             self.tails.push(self.pool(o.candidate), z);
         }
+        self.last_run = Some(o.candidate);
         self.load
             .push(o.candidate, o.compute_ms, self.p.load_window as usize);
         if self.frame_table.is_some() {
@@ -616,21 +622,25 @@ const TAIL_PRIOR: f64 = 16.0;
 /// per-frame chances are recomputed only when it changes).
 const TAIL_BATCH: u32 = 8;
 
+/// Tail pools: the probe's and the other candidates' runs, each right after a run of the
+/// same candidate (warm) or of another one (cold).
+const POOLS: usize = 4;
+
 /// Where recent runs fell in the latency distributions OPA predicted for them (their z-scores
-/// in log latency at the estimated state), in two pools: the probe's and every other
-/// candidate's. The calibrated distributions are timed warm, one candidate in a loop; live, a
-/// sub-network that is served now and then, right after another one, runs slower than that
-/// (on the shipped profile's dynamic runs 14 % of the larger candidates' runs were past their
-/// predicted 95th percentile, 5 % of the probe's). A candidate's chance of finishing within
-/// a budget is the share of its pool's runs at or below the budget's z-score, shrunk toward
-/// the normal distribution the prediction assumes.
+/// in log latency at the estimated state), in [`POOLS`] pools. The calibrated distributions
+/// are timed warm, one candidate in a loop; live, a sub-network that is served now and then
+/// runs slower than that, the more right after another one (on the shipped profile's dynamic
+/// runs, of OPA's runs of larger candidates 16 % landed past their predicted 95th percentile
+/// right after another candidate's run, 13 % after their own; of the probe's, 7 % and 5 %).
+/// A candidate's chance of finishing within a budget is the share of its pool's runs at or
+/// below the budget's z-score, shrunk toward the normal distribution the prediction assumes.
 struct Tails {
     window: usize,
     /// Per pool: the z-scores in arrival order, and the ones the correction reads, sorted.
-    recent: [std::collections::VecDeque<f64>; 2],
-    sorted: [Vec<f64>; 2],
+    recent: [std::collections::VecDeque<f64>; POOLS],
+    sorted: [Vec<f64>; POOLS],
     /// Runs pushed per pool since `sorted` was last updated.
-    pending: [u32; 2],
+    pending: [u32; POOLS],
     /// Changes whenever `sorted` does.
     version: u64,
 }
@@ -641,7 +651,7 @@ impl Tails {
             window,
             recent: Default::default(),
             sorted: Default::default(),
-            pending: [0; 2],
+            pending: [0; POOLS],
             version: 0,
         }
     }
@@ -666,16 +676,18 @@ impl Tails {
         }
     }
 
-    /// The chance that a run of `pool` lands at or below z-score `z`.
+    /// The chance that a run of `pool` lands at or below z-score `z`: the pool's runs shrunk
+    /// toward its kind's (probe or not, warm and cold together), shrunk in turn toward the
+    /// predicted normal distribution, so that a pool with few runs (cold runs of the probe,
+    /// say) borrows from its kind before falling back to the prediction.
     fn chance(&self, pool: usize, z: f64) -> f64 {
-        let model = normal_cdf(z);
-        let s = &self.sorted[pool];
-        if s.is_empty() {
-            return model;
-        }
-        let n = s.len() as f64;
-        let below = s.partition_point(|&v| v <= z) as f64;
-        (below + TAIL_PRIOR * model) / (n + TAIL_PRIOR)
+        let below = |s: &Vec<f64>| (s.partition_point(|&v| v <= z) as f64, s.len() as f64);
+        let kind = pool - pool % 2;
+        let (b0, n0) = below(&self.sorted[kind]);
+        let (b1, n1) = below(&self.sorted[kind + 1]);
+        let parent = (b0 + b1 + TAIL_PRIOR * normal_cdf(z)) / (n0 + n1 + TAIL_PRIOR);
+        let (b, n) = if pool == kind { (b0, n0) } else { (b1, n1) };
+        (b + TAIL_PRIOR * parent) / (n + TAIL_PRIOR)
     }
 }
 
@@ -861,28 +873,47 @@ mod tests {
     fn tails_move_from_the_prediction_to_the_measured_runs() {
         // No runs, or no window: the normal distribution the prediction assumes.
         let mut t = Tails::new(64);
-        assert!((t.chance(1, 1.645) - 0.95).abs() < 1e-3);
+        assert!((t.chance(3, 1.645) - 0.95).abs() < 1e-3);
         let mut off = Tails::new(0);
-        off.push(1, 3.0);
-        assert!((off.chance(1, 1.645) - 0.95).abs() < 1e-3);
-        // Runs of the other pool two standard deviations slower than predicted: a budget
-        // at the predicted 95th percentile is missed by all of them, by 64 of 80 weights.
+        off.push(3, 3.0);
+        assert!((off.chance(3, 1.645) - 0.95).abs() < 1e-3);
+        // Cold runs of other candidates two standard deviations slower than predicted: a
+        // budget at the predicted 95th percentile is missed by all of them. Their kind (other
+        // candidates, warm and cold): 16 x 0.95 / 80 = 0.19; the pool: 16 x 0.19 / 80.
         for _ in 0..64 {
-            t.push(1, 2.0);
+            t.push(3, 2.0);
         }
-        let got = t.chance(1, 1.645);
-        assert!((got - 16.0 * 0.95 / 80.0).abs() < 1e-3, "{got}");
-        assert!(t.chance(1, 2.5) > 0.99);
-        // The probe's pool is apart; the window keeps the most recent runs.
+        let kind = 16.0 * 0.95 / 80.0;
+        let got = t.chance(3, 1.645);
+        assert!((got - 16.0 * kind / 80.0).abs() < 1e-3, "{got}");
+        assert!(t.chance(3, 2.5) > 0.99);
+        // Warm runs of other candidates, none measured yet, borrow from their kind; the
+        // probe's pools are of another kind.
+        assert!((t.chance(2, 1.645) - kind).abs() < 1e-3);
         assert!((t.chance(0, 1.645) - 0.95).abs() < 1e-3);
+        assert!((t.chance(1, 1.645) - 0.95).abs() < 1e-3);
+        // The window keeps the most recent runs.
         for _ in 0..64 {
-            t.push(1, 0.0);
+            t.push(3, 0.0);
         }
-        assert!(t.chance(1, 1.645) > 0.98);
+        assert!(t.chance(3, 1.645) > 0.98);
         // A correction updates in batches: a run alone does not change what decisions read.
         let v = t.version;
-        t.push(1, 9.0);
+        t.push(3, 9.0);
         assert_eq!(t.version, v);
+    }
+
+    #[test]
+    fn a_run_pools_by_probe_or_not_and_by_what_ran_before() {
+        let p = synthetic(6, 2, &[0.0, 0.5, 1.0]);
+        let model = crate::predict::fit(crate::predict::Variant::Linear, &p, &p.conditions());
+        let mut o = Opa::new("opa", OpaParams::default(), &p, model.unwrap()).unwrap();
+        // Nothing ran yet: every run would be cold.
+        assert_eq!((o.pool(0), o.pool(3)), (1, 3));
+        o.last_run = Some(3);
+        assert_eq!((o.pool(0), o.pool(3), o.pool(4)), (1, 2, 3));
+        o.last_run = Some(0);
+        assert_eq!((o.pool(0), o.pool(3)), (0, 3));
     }
 
     #[test]
