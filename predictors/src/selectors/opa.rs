@@ -164,10 +164,11 @@ pub struct Opa {
     probe_ms: f64,
     /// Per-frame mode: the frame of the latest probe run.
     last_probe: Option<u64>,
-    /// Per-frame mode: every candidate's chance of finishing in time, and the (load grid
-    /// point, budget) it was computed for.
-    chance: Vec<f64>,
-    chance_key: Option<(Option<usize>, f64, u64, Option<usize>)>,
+    /// Per-frame mode, for most frames' budget and for a probe frame's: every candidate's
+    /// chance of finishing in time (right after a run of its own, and of another candidate),
+    /// and the (load grid point, budget, tails version) it was computed for.
+    chance: [Vec<[f64; 2]>; 2],
+    chance_key: [Option<(Option<usize>, f64, u64)>; 2],
     /// Where recent runs fell in their predicted latency distributions.
     tails: Tails,
     /// The candidate of the latest run (probe or served).
@@ -267,8 +268,8 @@ impl Opa {
             last_answer: None,
             probe_ms: 0.0,
             last_probe: None,
-            chance: Vec::new(),
-            chance_key: None,
+            chance: Default::default(),
+            chance_key: [None; 2],
             tails,
             last_run: None,
         })
@@ -305,21 +306,36 @@ impl Opa {
         self.preds.iter().map(|p| p.latency()).collect()
     }
 
-    /// Every candidate's chance of finishing within `budget` ms now, into `chance`; kept
-    /// while the load estimate and the budget stay the same (most frames).
-    fn refresh_chances(&mut self, budget: f64) {
+    /// Every candidate's chance of finishing within `budget` ms now, into `chance[slot]`;
+    /// kept while the load estimate, the budget and the tails stay the same (most frames).
+    fn refresh_chances(&mut self, slot: usize, budget: f64) {
         let state = self.load_state();
-        let key = (state, budget, self.tails.version, self.last_run);
-        if state.is_some() && self.chance_key == Some(key) {
+        let key = (state, budget, self.tails.version);
+        if state.is_some() && self.chance_key[slot] == Some(key) {
             return;
         }
-        self.chance = self
-            .latencies(state)
-            .iter()
-            .enumerate()
-            .map(|(c, l)| self.chance_of(c, budget, l, state))
-            .collect();
-        self.chance_key = Some(key);
+        self.chance_key[slot] = Some(key);
+        let n = self.preds.len();
+        let mut out = std::mem::take(&mut self.chance[slot]);
+        out.resize(n, [0.0; 2]);
+        if let Some(g) = state {
+            // The hot path (most refreshes): no allocation.
+            for (c, o) in out.iter_mut().enumerate() {
+                let z = z_score(budget, &self.load.latency(c, g));
+                *o = self.tails.chances(2 * usize::from(c != self.probe), z);
+            }
+        } else {
+            for (o, l) in out.iter_mut().zip(self.latencies(None)) {
+                *o = [normal_cdf(z_score(budget, &l)); 2];
+            }
+        }
+        self.chance[slot] = out;
+    }
+
+    /// Candidate `c`'s chance of finishing in time from [`Opa::refresh_chances`], for a run
+    /// now (right after a run of its own or of another candidate).
+    fn chance_now(&self, slot: usize, c: usize) -> f64 {
+        self.chance[slot][c][usize::from(self.last_run != Some(c))]
     }
 
     /// Candidate `c`'s chance of finishing within `budget` ms when its latency is `l` at
@@ -327,9 +343,14 @@ impl Opa {
     /// runs fell in theirs (only against the load estimate's distributions, whose runs are
     /// the ones measured).
     fn chance_of(&self, c: usize, budget: f64, l: &LatencyStats, state: Option<usize>) -> f64 {
+        self.chance_in(self.pool(c), budget, l, state)
+    }
+
+    /// As [`Opa::chance_of`], for a run of tail pool `pool`.
+    fn chance_in(&self, pool: usize, budget: f64, l: &LatencyStats, state: Option<usize>) -> f64 {
         let z = z_score(budget, l);
         if state.is_some() {
-            self.tails.chance(self.pool(c), z)
+            self.tails.chances(pool - pool % 2, z)[pool % 2]
         } else {
             normal_cdf(z)
         }
@@ -366,8 +387,9 @@ impl Opa {
         } else {
             self.p.margin * ctx.deadline_ms
         };
-        self.refresh_chances(budget);
-        let chance = &self.chance;
+        // Two cached slots: most frames' budget, and a probe frame's (what the probe left).
+        let slot = usize::from(probed_now);
+        self.refresh_chances(slot, budget);
         let table = self
             .frame_table
             .as_ref()
@@ -391,7 +413,7 @@ impl Opa {
                     0.0
                 }
             } else {
-                acc[c] * chance[c]
+                acc[c] * self.chance_now(slot, c)
             }
         };
         let (best, best_value) = most_valued(acc.len(), value);
@@ -620,7 +642,7 @@ impl Selector for Opa {
 const TAIL_PRIOR: f64 = 16.0;
 /// Runs pushed to a pool between two updates of the correction OPA's decisions read (the
 /// per-frame chances are recomputed only when it changes).
-const TAIL_BATCH: u32 = 8;
+const TAIL_BATCH: u32 = 16;
 
 /// Tail pools: the probe's and the other candidates' runs, each right after a run of the
 /// same candidate (warm) or of another one (cold).
@@ -643,7 +665,19 @@ struct Tails {
     pending: [u32; POOLS],
     /// Changes whenever `sorted` does.
     version: u64,
+    /// The normal distribution function on the z grid.
+    phi: Vec<f64>,
+    /// Per kind (probe, other): [`Tails::exact`] on the z grid, rebuilt when a pool changes.
+    grid: [Vec<[f64; 2]>; 2],
 }
+
+/// The z grid [`Tails::chances`] interpolates on: from `Z_LO` in steps of `Z_STEP`, `Z_N`
+/// points (to +12: stalls land far out). Decisions read chances every few frames for every
+/// candidate; exact ones (a normal distribution function and four searches each) took 40 %
+/// of a replay's time.
+const Z_LO: f64 = -6.0;
+const Z_STEP: f64 = 0.05;
+const Z_N: usize = 361;
 
 impl Tails {
     fn new(window: usize) -> Self {
@@ -653,6 +687,10 @@ impl Tails {
             sorted: Default::default(),
             pending: [0; POOLS],
             version: 0,
+            phi: (0..Z_N)
+                .map(|i| normal_cdf(Z_LO + Z_STEP * i as f64))
+                .collect(),
+            grid: Default::default(),
         }
     }
 
@@ -673,22 +711,75 @@ impl Tails {
             s.extend(r.iter().copied());
             s.sort_by(f64::total_cmp);
             self.version += 1;
+            self.rebuild(pool - pool % 2);
         }
     }
 
-    /// The chance that a run of `pool` lands at or below z-score `z`: the pool's runs shrunk
-    /// toward its kind's (probe or not, warm and cold together), shrunk in turn toward the
-    /// predicted normal distribution, so that a pool with few runs (cold runs of the probe,
-    /// say) borrows from its kind before falling back to the prediction.
-    fn chance(&self, pool: usize, z: f64) -> f64 {
-        let below = |s: &Vec<f64>| (s.partition_point(|&v| v <= z) as f64, s.len() as f64);
-        let kind = pool - pool % 2;
-        let (b0, n0) = below(&self.sorted[kind]);
-        let (b1, n1) = below(&self.sorted[kind + 1]);
-        let parent = (b0 + b1 + TAIL_PRIOR * normal_cdf(z)) / (n0 + n1 + TAIL_PRIOR);
-        let (b, n) = if pool == kind { (b0, n0) } else { (b1, n1) };
-        (b + TAIL_PRIOR * parent) / (n + TAIL_PRIOR)
+    /// [`Tails::exact`] on the z grid for `kind`, by one sweep through its sorted runs.
+    fn rebuild(&mut self, kind: usize) {
+        let (s0, s1) = (&self.sorted[kind], &self.sorted[kind + 1]);
+        let (mut i0, mut i1) = (0, 0);
+        let mut grid = std::mem::take(&mut self.grid[kind / 2]);
+        grid.clear();
+        for (i, &phi) in self.phi.iter().enumerate() {
+            let z = Z_LO + Z_STEP * i as f64;
+            while i0 < s0.len() && s0[i0] <= z {
+                i0 += 1;
+            }
+            while i1 < s1.len() && s1[i1] <= z {
+                i1 += 1;
+            }
+            grid.push(mix(
+                (i0 as f64, s0.len() as f64),
+                (i1 as f64, s1.len() as f64),
+                phi,
+            ));
+        }
+        self.grid[kind / 2] = grid;
     }
+
+    /// The chance that a run of `pool` lands at or below z-score `z` (see [`Tails::chances`]).
+    #[cfg(test)]
+    fn chance(&self, pool: usize, z: f64) -> f64 {
+        self.chances(pool - pool % 2, z)[pool % 2]
+    }
+
+    /// The chances that a run lands at or below z-score `z`, for both pools of `kind` (the
+    /// even pool's index: warm, then cold): each pool's runs shrunk toward its kind's (probe
+    /// or not, warm and cold together), shrunk in turn toward the predicted normal
+    /// distribution, so that a pool with few runs (cold runs of the probe, say) borrows from
+    /// its kind before falling back to the prediction.
+    /// Interpolated on the z grid (exact outside it, and before any run of the kind).
+    fn chances(&self, kind: usize, z: f64) -> [f64; 2] {
+        let grid = &self.grid[kind / 2];
+        let t = (z - Z_LO) / Z_STEP;
+        if grid.is_empty() || !(t >= 0.0 && t < (Z_N - 1) as f64) {
+            return self.exact(kind, z);
+        }
+        let (i, f) = (t as usize, t.fract());
+        let (a, b) = (grid[i], grid[i + 1]);
+        [a[0] + f * (b[0] - a[0]), a[1] + f * (b[1] - a[1])]
+    }
+
+    /// [`Tails::chances`] computed exactly.
+    fn exact(&self, kind: usize, z: f64) -> [f64; 2] {
+        let below = |s: &Vec<f64>| (s.partition_point(|&v| v <= z) as f64, s.len() as f64);
+        mix(
+            below(&self.sorted[kind]),
+            below(&self.sorted[kind + 1]),
+            normal_cdf(z),
+        )
+    }
+}
+
+/// A kind's two pools' chances from (runs at or below z, runs) of each and the predicted
+/// chance `phi`: each pool shrunk toward both together, those toward the prediction.
+fn mix((b0, n0): (f64, f64), (b1, n1): (f64, f64), phi: f64) -> [f64; 2] {
+    let parent = (b0 + b1 + TAIL_PRIOR * phi) / (n0 + n1 + TAIL_PRIOR);
+    [
+        (b0 + TAIL_PRIOR * parent) / (n0 + TAIL_PRIOR),
+        (b1 + TAIL_PRIOR * parent) / (n1 + TAIL_PRIOR),
+    ]
 }
 
 /// Grid points of the load estimate within the calibrated load range.
@@ -721,6 +812,8 @@ struct LoadTracker {
     misfit: Vec<f64>,
     /// Runs pushed since the misfit was last summed from scratch.
     pushed: u32,
+    /// The grid point of the least misfit (the estimate), None before any run.
+    best: Option<usize>,
 }
 
 impl LoadTracker {
@@ -784,6 +877,7 @@ impl LoadTracker {
             stats,
             misfit: vec![0.0; grid.len()],
             pushed: 0,
+            best: None,
         }
     }
 
@@ -815,21 +909,13 @@ impl LoadTracker {
             let runs: Vec<(usize, f64)> = self.runs.iter().copied().collect();
             runs.into_iter().for_each(|r| self.account(r, 1.0));
         }
+        let m = &self.misfit;
+        self.best = Some((0..m.len()).fold(0, |b, g| if m[g] < m[b] { g } else { b }));
     }
 
     /// The grid point that best explains the window, or None before any run.
     fn estimate(&self) -> Option<usize> {
-        if self.runs.is_empty() {
-            return None;
-        }
-        let best = (0..self.misfit.len()).fold(0, |b, g| {
-            if self.misfit[g] < self.misfit[b] {
-                g
-            } else {
-                b
-            }
-        });
-        Some(best)
+        self.best
     }
 
     /// Candidate `c`'s latency at grid point `g`.
@@ -897,6 +983,16 @@ mod tests {
             t.push(3, 0.0);
         }
         assert!(t.chance(3, 1.645) > 0.98);
+        // Interpolated on the z grid, chances are within a hair of the exact ones.
+        for z in [-7.0, -1.0, 0.0, 0.03, 1.645, 2.0, 4.4, 11.99, 13.0] {
+            for kind in [0, 2] {
+                let (a, b) = (t.chances(kind, z), t.exact(kind, z));
+                assert!(
+                    (a[0] - b[0]).abs() < 0.02 && (a[1] - b[1]).abs() < 0.02,
+                    "{z}"
+                );
+            }
+        }
         // A correction updates in batches: a run alone does not change what decisions read.
         let v = t.version;
         t.push(3, 9.0);
