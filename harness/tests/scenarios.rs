@@ -209,6 +209,18 @@ fn same_scenario_and_seed_give_the_same_frames_and_load_schedule() {
     );
 }
 
+/// Parsing `src` (as p.toml) fails with, among others, errors starting with each of `want`.
+fn assert_errors(src: &str, want: &[&str]) {
+    let errs = parse("p.toml", src, Path::new(".")).unwrap_err();
+    let lines: Vec<String> = errs.0.iter().map(|p| p.to_string()).collect();
+    for w in want {
+        assert!(
+            lines.iter().any(|l| l.starts_with(w)),
+            "{w}\nnot in\n{lines:#?}"
+        );
+    }
+}
+
 #[test]
 fn selector_parameters_are_checked_against_their_kind() {
     let src = r#"name = "x"
@@ -231,21 +243,16 @@ reprobe-every = 2.5
 kind = "random"
 predictor = "linear"
 "#;
-    let errs = parse("p.toml", src, Path::new(".")).unwrap_err();
-    let lines: Vec<String> = errs.0.iter().map(|p| p.to_string()).collect();
-    let want = [
-        "p.toml:9:13: selector[0].predictor = \"probe-labels\": sees the probe's labels",
-        "p.toml:10:10: selector[0].margin = 1.5: must be within 0.05..=1",
-        "p.toml:13:16: selector[1].probe-frames does not apply to kind \"dynamic-ofa\" (only to opa, exhaustive)",
-        "p.toml:16:17: selector[2].reprobe-every = 2.5: must be an integer",
-        "p.toml:19:13: selector[3].predictor applies to kind \"opa\" only",
-    ];
-    for w in want {
-        assert!(
-            lines.iter().any(|l| l.starts_with(w)),
-            "{w}\nnot in\n{lines:#?}"
-        );
-    }
+    assert_errors(
+        src,
+        &[
+            "p.toml:9:13: selector[0].predictor = \"probe-labels\": sees the probe's labels",
+            "p.toml:10:10: selector[0].margin = 1.5: must be within 0.05..=1",
+            "p.toml:13:16: selector[1].probe-frames does not apply to kind \"dynamic-ofa\" (only to opa, exhaustive)",
+            "p.toml:16:17: selector[2].reprobe-every = 2.5: must be an integer",
+            "p.toml:19:13: selector[3].predictor applies to kind \"opa\" only",
+        ],
+    );
 }
 
 #[test]
@@ -287,4 +294,34 @@ kind = "fixed-largest"
     );
     let back = parse("again.toml", &t, Path::new(".")).unwrap();
     assert_eq!(back.selectors, s.selectors);
+}
+
+#[test]
+fn tail_window_is_an_opa_parameter_within_range() {
+    let src = r#"name = "x"
+[requirement]
+deadline-ms = 5
+[[stream.segment]]
+duration-s = 10
+fps = 10
+[[selector]]
+kind = "opa"
+tail-window = 1001
+[[selector]]
+kind = "adaptivenet"
+tail-window = 8
+"#;
+    assert_errors(
+        src,
+        &[
+            "p.toml:9:15: selector[0].tail-window = 1001: must be within 0..=1000",
+            "p.toml:12:15: selector[1].tail-window does not apply to kind \"adaptivenet\" (only to opa)",
+        ],
+    );
+    let ok = src.replace("tail-window = 1001", "tail-window = 0");
+    let ok = ok.replace(
+        "kind = \"adaptivenet\"\ntail-window = 8\n",
+        "kind = \"adaptivenet\"\n",
+    );
+    assert!(parse("p.toml", &ok, Path::new(".")).is_ok());
 }
