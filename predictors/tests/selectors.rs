@@ -142,6 +142,12 @@ fn per_frame() -> OpaParams {
     }
 }
 
+/// OPA with `params` and the linear predictor fitted on all of `p`'s conditions.
+fn new_opa(p: &Profile, params: OpaParams) -> Opa {
+    let model = fit(Variant::Linear, p, &p.conditions()).unwrap();
+    Opa::new("opa", params, p, model).unwrap()
+}
+
 const IDLE: Cond = Cond {
     content: 0,
     load: 0,
@@ -169,8 +175,7 @@ fn opa_follows_a_load_step_to_the_right_candidate() {
     // (0.88 × 0.956) and 4 (0.90 × 0.846). At full load (latency × 3): candidate 0
     // (0.82 × 1.0) beats 1 (0.84 × 0.79).
     let p = profile();
-    let model = fit(Variant::Linear, &p, &p.conditions()).unwrap();
-    let mut s = Opa::new("opa", rounds(), &p, model).unwrap();
+    let mut s = new_opa(&p, rounds());
     let d = drive(&mut s, &p, 200, 2.0, load_step);
     assert_eq!(d.served[50], 2, "idle choice");
     assert_eq!(d.served[199], 0, "under full load");
@@ -202,14 +207,13 @@ fn opa_pooling_recent_runs_steadies_its_choice_under_spiky_latency() {
     // runs alone swing between 0.6× (pick bigger) and 1.4× (pick smaller); pooled with the
     // served runs the slowdown estimate is steadier, so OPA serves candidate 2 more often.
     let p = profile();
-    let model = || fit(Variant::Linear, &p, &p.conditions()).unwrap();
     let share = |window: u32| {
         let params = OpaParams {
             reprobe_every: 20,
             load_window: window,
             ..rounds()
         };
-        let mut s = Opa::new("opa", params, &p, model()).unwrap();
+        let mut s = new_opa(&p, params);
         let d = drive_noisy(&mut s, &p, 2000, 2.0, |_| IDLE, &mut spiky(3));
         d.served.iter().filter(|&&c| c == 2).count() as f64 / 2000.0
     };
@@ -228,15 +232,14 @@ fn opa_serves_the_probes_answer_when_the_probe_left_too_little_time() {
     // answer is served. With a 2 ms deadline the time left is ample and candidate 2 serves.
     // Runs take the median (0.9 × mean), so OPA's load estimate is the idle level.
     let p = profile();
-    let model = || fit(Variant::Linear, &p, &p.conditions()).unwrap();
-    let mut s = Opa::new("opa", rounds(), &p, model()).unwrap();
+    let mut s = new_opa(&p, rounds());
     let d = drive_noisy(&mut s, &p, 60, 1.0, |_| IDLE, &mut || 0.9);
     assert_eq!(
         &d.served[50..54],
         &[0, 0, 0, 1],
         "probe frames 50-52, then 53"
     );
-    let mut s = Opa::new("opa", rounds(), &p, model()).unwrap();
+    let mut s = new_opa(&p, rounds());
     let d = drive_noisy(&mut s, &p, 60, 2.0, |_| IDLE, &mut || 0.9);
     assert_eq!(&d.served[50..54], &[2, 2, 2, 2]);
 }
@@ -246,12 +249,11 @@ fn opa_follows_content_to_a_different_candidate() {
     // Content where small candidates lose most: with a generous deadline every candidate
     // fits, so OPA keeps the largest; the point is that a content change triggers a round.
     let p = profile();
-    let model = fit(Variant::Linear, &p, &p.conditions()).unwrap();
     let params = OpaParams {
         reprobe_every: 1000,
         ..rounds()
     };
-    let mut s = Opa::new("opa", params, &p, model).unwrap();
+    let mut s = new_opa(&p, params);
     let cond = |f: u64| Cond {
         content: if f < 60 { 0 } else { 5 },
         load: 0,
@@ -268,7 +270,6 @@ fn opa_follows_load_from_served_runs_without_probing() {
     // candidate 2 idle (see the load-step test). With drift re-probing and periodic rounds
     // off, only the first round probes: the step down is seen in the served runs alone.
     let p = profile();
-    let model = || fit(Variant::Linear, &p, &p.conditions()).unwrap();
     let step_down = |f: u64| Cond {
         content: 0,
         load: if f < 100 { 2 } else { 0 },
@@ -279,7 +280,7 @@ fn opa_follows_load_from_served_runs_without_probing() {
         replan_every,
         ..rounds()
     };
-    let mut s = Opa::new("opa", params(5), &p, model()).unwrap();
+    let mut s = new_opa(&p, params(5));
     let d = drive_noisy(&mut s, &p, 200, 2.0, step_down, &mut || 0.9);
     assert_eq!(d.served[90], 0, "under full load");
     let back = (100..200)
@@ -288,7 +289,7 @@ fn opa_follows_load_from_served_runs_without_probing() {
     assert!(back < 120, "back at frame {back}");
     assert_eq!(d.probes, 3, "one round");
     // Planning only after rounds, it stays where the first round put it.
-    let mut s = Opa::new("opa", params(0), &p, model()).unwrap();
+    let mut s = new_opa(&p, params(0));
     let d = drive_noisy(&mut s, &p, 200, 2.0, step_down, &mut || 0.9);
     assert_eq!(d.served[199], 0);
 }
@@ -296,13 +297,12 @@ fn opa_follows_load_from_served_runs_without_probing() {
 #[test]
 fn opa_probes_on_schedule_one_probe_per_frame() {
     let p = synthetic(4, 2, &[0.0]);
-    let model = fit(Variant::Linear, &p, &p.conditions()).unwrap();
     let params = OpaParams {
         probe_frames: 2,
         reprobe_every: 20,
         ..rounds()
     };
-    let mut s = Opa::new("opa", params, &p, model).unwrap();
+    let mut s = new_opa(&p, params);
     let d = drive(&mut s, &p, 100, 100.0, |_| IDLE);
     assert_eq!(d.probes, 2 * 5, "rounds at frames 0, 20, 40, 60, 80");
 }
@@ -431,8 +431,7 @@ fn opa_per_frame_serves_what_the_probe_saw_on_each_scene() {
     // candidate 4 (0.5725 x 0.846) beats 5 (0.6625 x 0.68), 3 (0.4825 x 0.956) and the
     // probe (0.2125).
     let p = profile();
-    let model = fit(Variant::Linear, &p, &p.conditions()).unwrap();
-    let mut s = Opa::new("opa", per_frame(), &p, model).unwrap();
+    let mut s = new_opa(&p, per_frame());
     let scene = |f: u64| {
         let k = f / 10;
         (if k.is_multiple_of(2) { 0.97 } else { 0.3 }, k as u16)
@@ -456,20 +455,17 @@ fn opa_per_frame_serves_what_the_probe_saw_on_each_scene() {
 #[test]
 fn opa_per_frame_trusts_a_reading_for_evidence_frames_at_most() {
     let p = profile();
-    let model = fit(Variant::Linear, &p, &p.conditions()).unwrap();
-    let mut s = Opa::new("opa", per_frame(), &p, model).unwrap();
+    let mut s = new_opa(&p, per_frame());
     let d = drive_scenes(&mut s, &p, 100, 2.0, |_| (0.5, 3));
     assert_eq!(d.probed, vec![0, 20, 40, 60, 80]);
     // 52.5 % sure: candidate 3 (0.636 x 0.956) serves.
     assert!(d.served[1..].iter().all(|&c| c == 3), "{:?}", d.served);
     // A new object every frame: a changed answer sends the probe at most every `min-gap`.
-    let model = fit(Variant::Linear, &p, &p.conditions()).unwrap();
-    let mut s = Opa::new("opa", per_frame(), &p, model).unwrap();
+    let mut s = new_opa(&p, per_frame());
     let d = drive_scenes(&mut s, &p, 100, 2.0, |f| (0.5, f as u16));
     assert_eq!(d.probed, (0..10).map(|k| 10 * k).collect::<Vec<u64>>());
     // Serving the probe itself reads every frame: no separate probe after the first.
-    let model = fit(Variant::Linear, &p, &p.conditions()).unwrap();
-    let mut s = Opa::new("opa", per_frame(), &p, model).unwrap();
+    let mut s = new_opa(&p, per_frame());
     let d = drive_scenes(&mut s, &p, 100, 0.3, |_| (0.5, 3));
     assert!(d.served[1..].iter().all(|&c| c == 0), "{:?}", d.served);
     assert_eq!(d.probed, vec![0]);
@@ -510,12 +506,11 @@ fn opa_learns_where_served_runs_fall_in_their_predicted_latency() {
         predicted: 3,
     };
     let opa = |tail_window: u32| {
-        let model = fit(Variant::Linear, &p, &p.conditions()).unwrap();
         let params = OpaParams {
             tail_window,
             ..OpaParams::default()
         };
-        Opa::new("opa", params, &p, model).unwrap()
+        new_opa(&p, params)
     };
     let d = drive_with(&mut opa(0), &p, 100, 2.0, run);
     assert!(d.served[10..].iter().all(|&c| c == 2), "{:?}", d.served);
@@ -532,13 +527,12 @@ fn opa_per_frame_reads_a_new_object_as_unread_while_min_gap_holds_the_probe() {
     // 3, 0.755 x 0.956, beats 2, 0.71 x 0.996, and 4, 0.80 x 0.846), until the probe reads
     // the easy object at frame 50 and serves it itself.
     let p = profile();
-    let model = fit(Variant::Linear, &p, &p.conditions()).unwrap();
     let params = OpaParams {
         min_gap: 50,
         evidence_frames: 100,
         ..per_frame()
     };
-    let mut s = Opa::new("opa", params, &p, model).unwrap();
+    let mut s = new_opa(&p, params);
     let d = drive_scenes(&mut s, &p, 80, 2.0, |f| {
         if f < 10 { (0.3, 1) } else { (0.97, 2) }
     });
@@ -569,8 +563,7 @@ fn opa_per_frame_serves_no_twin_of_the_probe_for_its_latency_table() {
             p95_ms: 0.6 * probe.p95_ms,
         };
     }
-    let model = fit(Variant::Linear, &p, &p.conditions()).unwrap();
-    let mut s = Opa::new("opa", per_frame(), &p, model).unwrap();
+    let mut s = new_opa(&p, per_frame());
     let d = drive_scenes(&mut s, &p, 40, 0.25, |_| (0.5, 3));
     assert!(d.served.iter().all(|&c| c == 0), "{:?}", d.served);
 }
