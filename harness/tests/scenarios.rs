@@ -209,6 +209,15 @@ fn same_scenario_and_seed_give_the_same_frames_and_load_schedule() {
     );
 }
 
+/// A scenario's first six lines, up to its selectors (error positions below count them).
+const PREAMBLE: &str = r#"name = "x"
+[requirement]
+deadline-ms = 5
+[[stream.segment]]
+duration-s = 10
+fps = 10
+"#;
+
 /// Parsing `src` (as p.toml) fails with, among others, errors starting with each of `want`.
 fn assert_errors(src: &str, want: &[&str]) {
     let errs = parse("p.toml", src, Path::new(".")).unwrap_err();
@@ -223,13 +232,8 @@ fn assert_errors(src: &str, want: &[&str]) {
 
 #[test]
 fn selector_parameters_are_checked_against_their_kind() {
-    let src = r#"name = "x"
-[requirement]
-deadline-ms = 5
-[[stream.segment]]
-duration-s = 10
-fps = 10
-[[selector]]
+    let src = &format!(
+        r#"{PREAMBLE}[[selector]]
 kind = "opa"
 predictor = "probe-labels"
 margin = 1.5
@@ -242,7 +246,8 @@ reprobe-every = 2.5
 [[selector]]
 kind = "random"
 predictor = "linear"
-"#;
+"#
+    );
     assert_errors(
         src,
         &[
@@ -275,17 +280,13 @@ kind = "oracle"
 
 #[test]
 fn selector_defaults_are_written_into_the_effective_scenario() {
-    let src = r#"name = "x"
-[requirement]
-deadline-ms = 5
-[[stream.segment]]
-duration-s = 10
-fps = 10
-[[selector]]
+    let src = &format!(
+        r#"{PREAMBLE}[[selector]]
 kind = "random"
 [[selector]]
 kind = "fixed-largest"
-"#;
+"#
+    );
     let s = parse("p.toml", src, Path::new(".")).unwrap();
     let t = s.to_toml();
     assert!(
@@ -298,19 +299,15 @@ kind = "fixed-largest"
 
 #[test]
 fn tail_window_is_an_opa_parameter_within_range() {
-    let src = r#"name = "x"
-[requirement]
-deadline-ms = 5
-[[stream.segment]]
-duration-s = 10
-fps = 10
-[[selector]]
+    let src = &format!(
+        r#"{PREAMBLE}[[selector]]
 kind = "opa"
 tail-window = 1001
 [[selector]]
 kind = "adaptivenet"
 tail-window = 8
-"#;
+"#
+    );
     assert_errors(
         src,
         &[
