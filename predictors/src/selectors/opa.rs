@@ -322,44 +322,59 @@ impl Opa {
             // The hot path (most refreshes): no allocation.
             for (c, o) in out.iter_mut().enumerate() {
                 let z = z_score(budget, &self.load.latency(c, g));
-                *o = self.tails.chances(2 * usize::from(c != self.probe), z);
+                *o = self.tails.chances(self.kind(c), z);
             }
         } else {
-            for (o, l) in out.iter_mut().zip(self.latencies(None)) {
-                *o = [normal_cdf(z_score(budget, &l)); 2];
+            for (c, (o, l)) in out.iter_mut().zip(self.latencies(None)).enumerate() {
+                *o = self.chances(c, budget, &l, None);
             }
         }
         self.chance[slot] = out;
     }
 
     /// Candidate `c`'s chance of finishing in time from [`Opa::refresh_chances`], for a run
-    /// now (right after a run of its own or of another candidate).
+    /// now.
     fn chance_now(&self, slot: usize, c: usize) -> f64 {
-        self.chance[slot][c][usize::from(self.last_run != Some(c))]
+        self.chance[slot][c][self.cold(c)]
     }
 
-    /// Candidate `c`'s chance of finishing within `budget` ms when its latency is `l` at
-    /// the estimated state `state`: the predicted distribution, corrected by where recent
-    /// runs fell in theirs (only against the load estimate's distributions, whose runs are
-    /// the ones measured).
+    /// Candidate `c`'s chance of finishing within `budget` ms now, when its latency is `l` at
+    /// the estimated state `state`.
     fn chance_of(&self, c: usize, budget: f64, l: &LatencyStats, state: Option<usize>) -> f64 {
-        self.chance_in(self.pool(c), budget, l, state)
+        self.chances(c, budget, l, state)[self.cold(c)]
     }
 
-    /// As [`Opa::chance_of`], for a run of tail pool `pool`.
-    fn chance_in(&self, pool: usize, budget: f64, l: &LatencyStats, state: Option<usize>) -> f64 {
+    /// Candidate `c`'s chances of finishing within `budget` ms right after a run of its own
+    /// and right after one of another candidate, when its latency is `l` at the estimated
+    /// state `state`: the predicted distribution, corrected by where recent runs fell in
+    /// theirs (only against the load estimate's distributions, whose runs are the ones
+    /// measured).
+    fn chances(&self, c: usize, budget: f64, l: &LatencyStats, state: Option<usize>) -> [f64; 2] {
         let z = z_score(budget, l);
         if state.is_some() {
-            self.tails.chances(pool - pool % 2, z)[pool % 2]
+            self.tails.chances(self.kind(c), z)
         } else {
-            normal_cdf(z)
+            [normal_cdf(z); 2]
         }
     }
 
-    /// The tail pool of a run of candidate `c` now: the probe runs on most frames, the others
-    /// now and then; a run right after one of another candidate finds less of it in cache.
+    /// The tail kind of candidate `c` (its warm pool's index): the probe runs on most
+    /// frames, the others now and then.
+    #[inline]
+    fn kind(&self, c: usize) -> usize {
+        2 * usize::from(c != self.probe)
+    }
+
+    /// 1 when a run of candidate `c` now would come right after a run of another candidate
+    /// (and find less of it in cache), 0 right after its own.
+    #[inline]
+    fn cold(&self, c: usize) -> usize {
+        usize::from(self.last_run != Some(c))
+    }
+
+    /// The tail pool of a run of candidate `c` now.
     fn pool(&self, c: usize) -> usize {
-        2 * usize::from(c != self.probe) + usize::from(self.last_run != Some(c))
+        self.kind(c) + self.cold(c)
     }
 
     /// Per-frame mode: probe when the scene's reading is missing, stale or outdated by a
@@ -749,6 +764,7 @@ impl Tails {
     /// or not, warm and cold together), shrunk in turn toward the predicted normal
     /// distribution, so that a pool with few runs (cold runs of the probe, say) borrows from
     /// its kind before falling back to the prediction.
+    ///
     /// Interpolated on the z grid (exact outside it, and before any run of the kind).
     fn chances(&self, kind: usize, z: f64) -> [f64; 2] {
         let grid = &self.grid[kind / 2];
