@@ -121,6 +121,7 @@ fn build_selector(
                 replan_every: u("replan-every"),
                 evidence_frames: u("evidence-frames"),
                 tail_window: u("tail-window"),
+                idle_stretch: spec.get("idle-stretch"),
             };
             Box::new(
                 Opa::new(&spec.name, params, p, model)

@@ -142,6 +142,7 @@ struct RawSelector {
     replan_every: Option<S<toml::Value>>,
     evidence_frames: Option<S<toml::Value>>,
     tail_window: Option<S<toml::Value>>,
+    idle_stretch: Option<S<toml::Value>>,
     window: Option<S<toml::Value>>,
     slack: Option<S<toml::Value>>,
     revalidate_every: Option<S<toml::Value>>,
@@ -150,7 +151,7 @@ struct RawSelector {
 
 impl RawSelector {
     /// The numeric parameters as written, by key.
-    fn numeric(&self) -> [(&'static str, &Option<S<toml::Value>>); 16] {
+    fn numeric(&self) -> [(&'static str, &Option<S<toml::Value>>); 17] {
         [
             ("switch-every", &self.switch_every),
             ("probe-frames", &self.probe_frames),
@@ -164,6 +165,7 @@ impl RawSelector {
             ("replan-every", &self.replan_every),
             ("evidence-frames", &self.evidence_frames),
             ("tail-window", &self.tail_window),
+            ("idle-stretch", &self.idle_stretch),
             ("window", &self.window),
             ("slack", &self.slack),
             ("revalidate-every", &self.revalidate_every),
@@ -305,6 +307,7 @@ pub fn selector_defaults(kind: &str) -> Vec<(&'static str, f64)> {
                 ("replan-every", d.replan_every as f64),
                 ("evidence-frames", d.evidence_frames as f64),
                 ("tail-window", d.tail_window as f64),
+                ("idle-stretch", d.idle_stretch),
             ]
         }
         "exhaustive" => {
@@ -347,6 +350,7 @@ fn param_range(key: &str) -> (f64, f64, bool) {
         "probe-frames" | "trial-frames" => (1.0, 1000.0, true),
         "load-window" | "tail-window" => (0.0, 1000.0, true),
         "min-gain" => (0.0, 1.0, false),
+        "idle-stretch" => (0.0, 100.0, false),
         "replan-every" | "evidence-frames" => (0.0, 1_000_000.0, true),
         _ => (1.0, 1_000_000.0, true),
     }

@@ -298,27 +298,32 @@ kind = "fixed-largest"
 }
 
 #[test]
-fn tail_window_is_an_opa_parameter_within_range() {
-    let src = &format!(
-        r#"{PREAMBLE}[[selector]]
+fn tail_window_and_idle_stretch_are_opa_parameters_within_range() {
+    for (key, bad, range, ok) in [
+        ("tail-window", "1001", "0..=1000", "0"),
+        ("idle-stretch", "101", "0..=100", "2.5"),
+    ] {
+        let src = &format!(
+            r#"{PREAMBLE}[[selector]]
 kind = "opa"
-tail-window = 1001
+{key} = {bad}
 [[selector]]
 kind = "adaptivenet"
-tail-window = 8
+{key} = 8
 "#
-    );
-    assert_errors(
-        src,
-        &[
-            "p.toml:9:15: selector[0].tail-window = 1001: must be within 0..=1000",
-            "p.toml:12:15: selector[1].tail-window does not apply to kind \"adaptivenet\" (only to opa)",
-        ],
-    );
-    let ok = src.replace("tail-window = 1001", "tail-window = 0");
-    let ok = ok.replace(
-        "kind = \"adaptivenet\"\ntail-window = 8\n",
-        "kind = \"adaptivenet\"\n",
-    );
-    assert!(parse("p.toml", &ok, Path::new(".")).is_ok());
+        );
+        let col = key.len() + 4;
+        let range_err =
+            format!("p.toml:9:{col}: selector[0].{key} = {bad}: must be within {range}");
+        let kind_err = format!(
+            "p.toml:12:{col}: selector[1].{key} does not apply to kind \"adaptivenet\" (only to opa)"
+        );
+        assert_errors(src, &[&range_err, &kind_err]);
+        let ok = src.replace(&format!("{key} = {bad}"), &format!("{key} = {ok}"));
+        let ok = ok.replace(
+            &format!("kind = \"adaptivenet\"\n{key} = 8\n"),
+            "kind = \"adaptivenet\"\n",
+        );
+        assert!(parse("p.toml", &ok, Path::new(".")).is_ok());
+    }
 }

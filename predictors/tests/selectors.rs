@@ -496,7 +496,9 @@ fn opa_learns_where_served_runs_fall_in_their_predicted_latency() {
     // 3 is the right choice (the most accurate in time). The load estimate reads the slow
     // runs as load, under which 3 looks too slow: without the tail correction OPA settles
     // on 2; with it OPA learns that runs land lower in the loaded distributions than they
-    // predict and settles on 3.
+    // predict and settles on 3. (The load estimate's stretch states are left out: they would
+    // read the slowdown of all but the probe as a stretch of the idle distributions, which
+    // is another test's.)
     let p = profile();
     let run = |_: u64, c: usize| Run {
         compute_ms: p.latency[c][0].p50_ms * if c == 0 { 1.0 } else { 1.7 },
@@ -508,6 +510,7 @@ fn opa_learns_where_served_runs_fall_in_their_predicted_latency() {
     let opa = |tail_window: u32| {
         let params = OpaParams {
             tail_window,
+            idle_stretch: 0.0,
             ..OpaParams::default()
         };
         new_opa(&p, params)
@@ -515,7 +518,7 @@ fn opa_learns_where_served_runs_fall_in_their_predicted_latency() {
     let d = drive_with(&mut opa(0), &p, 100, 2.0, run);
     assert!(d.served[10..].iter().all(|&c| c == 2), "{:?}", d.served);
     let d = drive_with(&mut opa(64), &p, 100, 2.0, run);
-    assert!(d.served[70..].iter().all(|&c| c == 3), "{:?}", d.served);
+    assert!(d.served[85..].iter().all(|&c| c == 3), "{:?}", d.served);
 }
 
 #[test]

@@ -83,6 +83,11 @@ pub struct OpaParams {
     /// warm, in a loop, and a sub-network served now and then runs slower than that, the more
     /// right after another one. 0 = take the predicted distributions as they are.
     pub tail_window: u32,
+    /// Besides the profile's load levels, the load estimate considers the idle latency
+    /// distributions stretched: every candidate's median × k for k from 1 up to this factor,
+    /// its 95th percentile × k × 1 to 5 (contention on a device unlike the calibration run's
+    /// slows every sub-network alike and widens its tail). 0 = the profile's load levels only.
+    pub idle_stretch: f64,
 }
 
 impl Default for OpaParams {
@@ -99,6 +104,7 @@ impl Default for OpaParams {
             replan_every: 5,
             evidence_frames: 20,
             tail_window: 64,
+            idle_stretch: 16.0,
         }
     }
 }
@@ -229,7 +235,7 @@ impl Opa {
         Ok(Opa {
             name: name.into(),
             probe: profile.probe,
-            load: LoadTracker::new(profile),
+            load: LoadTracker::new(profile, p.idle_stretch),
             content: None,
             round_preds: Vec::new(),
             since_plan: 0,
@@ -806,11 +812,25 @@ const SCALE_STEP: f64 = 1.1;
 /// Largest squared z-score one run adds to the load estimate's misfit: a rare stall under
 /// any load must not outvote a window of ordinary runs.
 const Z2_CAP: f64 = 16.0;
+/// How much less misfit (nats over the window) another state needs for the load estimate to
+/// move there.
+const MOVE_MISFIT: f64 = 0.25;
+/// Stretch states: the idle distribution's median × k, k in steps of this factor...
+const STRETCH_STEP: f64 = 1.15;
+/// ...and its 95th percentile × k × r, r one of these.
+const STRETCH_TAILS: [f64; 6] = [1.0, 1.4, 2.0, 2.8, 4.0, 5.6];
 
 /// The device's current state, estimated by maximum likelihood from the most recent runs of
 /// any candidates. Each grid point is a state with every candidate's latency distribution:
 /// the profile's load levels, with median and 95th percentile interpolated in log between
-/// them, and above them the top load's scaled up (a slower device, or heavier contention).
+/// them, and above them the top load's scaled up (a slower device, or heavier contention);
+/// and (`idle_stretch`) the idle distributions stretched, median × k and 95th percentile ×
+/// k × r, alike for every candidate. Live contention need not look like the calibration
+/// run's: on the shipped profile, calibrated load slows the smallest candidates far more than
+/// the large ones (the probe's median 0.23 ms idle, 0.54 ms at full load, with a 95th
+/// percentile of 3.3 ms), while live under half load every candidate ran 1.7-2.0 x its idle
+/// median and 3.2-3.5 x its idle 95th percentile; read through the load levels alone, the
+/// probe's runs made the large candidates look two to three times as spread as they were.
 /// Never below the idle level: small candidates' runs finishing faster than calibrated say
 /// little about the large ones (fixed per-run costs weigh more in small ones). Latency is
 /// taken log-normal, and the estimate is the state under which the window's compute times
@@ -820,8 +840,9 @@ const Z2_CAP: f64 = 16.0;
 struct LoadTracker {
     /// (candidate, ln compute ms) of the most recent runs.
     runs: std::collections::VecDeque<(usize, f64)>,
-    /// Per candidate and grid point: median log latency, 1 / sigma, ln sigma.
-    fit: Vec<Vec<(f64, f64, f64)>>,
+    /// Per candidate: every grid point's median log latency, 1 / sigma and ln sigma (apart,
+    /// so that the per-run sweep over the grid vectorises).
+    fit: Vec<[Vec<f64>; 3]>,
     /// Per candidate and grid point: the latency distribution.
     stats: Vec<Vec<LatencyStats>>,
     /// Per grid point: the window's misfit (negative log-likelihood up to a constant).
@@ -833,7 +854,7 @@ struct LoadTracker {
 }
 
 impl LoadTracker {
-    fn new(p: &Profile) -> Self {
+    fn new(p: &Profile, idle_stretch: f64) -> Self {
         let (lo, hi) = (p.loads[0], *p.loads.last().expect("validated profile"));
         // (load, scale) of every grid point.
         let mut grid: Vec<(f64, f64)> = Vec::new();
@@ -864,7 +885,8 @@ impl LoadTracker {
         };
         let stats: Vec<Vec<LatencyStats>> = (0..p.candidates.len())
             .map(|c| {
-                grid.iter()
+                let mut row: Vec<LatencyStats> = grid
+                    .iter()
                     .map(|&(x, k)| {
                         let p50 = at(c, x, |l| l.p50_ms).exp() * k;
                         LatencyStats {
@@ -873,36 +895,67 @@ impl LoadTracker {
                             p95_ms: (at(c, x, |l| l.p95_ms).exp() * k).max(p50),
                         }
                     })
-                    .collect()
+                    .collect();
+                if idle_stretch > 0.0 {
+                    let idle = p.latency[c][0];
+                    let mut k = 1.0;
+                    while k <= idle_stretch.max(1.0) + 1e-9 {
+                        for r in STRETCH_TAILS {
+                            let p50 = idle.p50_ms * k;
+                            row.push(LatencyStats {
+                                mean_ms: idle.mean_ms * k,
+                                p50_ms: p50,
+                                p95_ms: (idle.p95_ms * k * r).max(p50),
+                            });
+                        }
+                        k *= STRETCH_STEP;
+                    }
+                }
+                row
             })
             .collect();
         let fit = stats
             .iter()
             .map(|row| {
-                row.iter()
-                    .map(|l| {
-                        let sigma = l.log_sigma().max(0.02);
-                        (l.p50_ms.ln(), 1.0 / sigma, sigma.ln())
-                    })
-                    .collect()
+                let sigma = |l: &LatencyStats| l.log_sigma().max(0.02);
+                [
+                    row.iter().map(|l| l.p50_ms.ln()).collect(),
+                    row.iter().map(|l| 1.0 / sigma(l)).collect(),
+                    row.iter().map(|l| sigma(l).ln()).collect(),
+                ]
             })
             .collect();
+        let states = stats.first().map_or(0, Vec::len);
         LoadTracker {
             runs: std::collections::VecDeque::new(),
             fit,
             stats,
-            misfit: vec![0.0; grid.len()],
+            misfit: vec![0.0; states],
             pushed: 0,
             best: None,
         }
     }
 
-    /// Adds (`sign` = 1) or removes (-1) one run's misfit at every grid point.
-    fn account(&mut self, (c, t): (usize, f64), sign: f64) {
-        for (m, &(mu, inv, ln_sigma)) in self.misfit.iter_mut().zip(&self.fit[c]) {
-            let z = (t - mu) * inv;
-            *m += sign * (ln_sigma + 0.5 * (z * z).min(Z2_CAP));
+    /// Adds one run's misfit (`add`) at every grid point and takes another's (`take`) away;
+    /// returns the grid point of the least misfit. One sweep, vectorised.
+    fn account(&mut self, add: Option<(usize, f64)>, take: Option<(usize, f64)>) -> usize {
+        let n = self.misfit.len();
+        // A missing run is any run with a weight of 0.
+        let side = |r: Option<(usize, f64)>| {
+            let ((c, t), w) = r.map_or(((0, 0.0), 0.0), |r| (r, 1.0));
+            let f = &self.fit[c];
+            (&f[0][..n], &f[1][..n], &f[2][..n], t, w)
+        };
+        let (mu, inv, ls, t, w) = side(add);
+        let (muo, invo, lso, to, wo) = side(take);
+        let m = &mut self.misfit[..n];
+        for g in 0..n {
+            let z = (t - mu[g]) * inv[g];
+            let zo = (to - muo[g]) * invo[g];
+            m[g] += w * (ls[g] + 0.5 * (z * z).min(Z2_CAP))
+                - wo * (lso[g] + 0.5 * (zo * zo).min(Z2_CAP));
         }
+        (0..n).fold(0, |b, g| if m[g] < m[b] { g } else { b })
     }
 
     /// Records a run; keeps the most recent `window` (at least one).
@@ -912,10 +965,12 @@ impl LoadTracker {
         }
         let run = (candidate, compute_ms.ln());
         self.runs.push_back(run);
-        self.account(run, 1.0);
+        let mut take = (self.runs.len() > window.max(1)).then(|| self.runs.pop_front());
+        let mut best = self.account(Some(run), take.flatten());
+        // Only when the window shrank (never while OPA runs: its window is fixed).
         while self.runs.len() > window.max(1) {
-            let old = self.runs.pop_front().expect("non-empty");
-            self.account(old, -1.0);
+            take = Some(self.runs.pop_front());
+            best = self.account(None, take.flatten());
         }
         self.pushed += 1;
         if self.pushed >= 4096 {
@@ -923,10 +978,16 @@ impl LoadTracker {
             self.pushed = 0;
             self.misfit.iter_mut().for_each(|m| *m = 0.0);
             let runs: Vec<(usize, f64)> = self.runs.iter().copied().collect();
-            runs.into_iter().for_each(|r| self.account(r, 1.0));
+            for r in runs {
+                best = self.account(Some(r), None);
+            }
         }
-        let m = &self.misfit;
-        self.best = Some((0..m.len()).fold(0, |b, g| if m[g] < m[b] { g } else { b }));
+        // The estimate moves only to a state that explains the window clearly better
+        // (neighbouring states fit about as well; every move makes OPA recompute chances).
+        self.best = Some(match self.best {
+            Some(cur) if self.misfit[best] > self.misfit[cur] - MOVE_MISFIT => cur,
+            _ => best,
+        });
     }
 
     /// The grid point that best explains the window, or None before any run.
@@ -953,7 +1014,7 @@ mod tests {
     #[test]
     fn load_is_estimated_from_runs_of_any_candidate() {
         let p = synthetic(6, 2, &[0.0, 0.5, 1.0]);
-        let mut t = LoadTracker::new(&p);
+        let mut t = LoadTracker::new(&p, 0.0);
         assert_eq!(t.estimate(), None);
         // Small and large candidates at their medians under load 0.5.
         for i in 0..12 {
@@ -1029,9 +1090,39 @@ mod tests {
     }
 
     #[test]
+    fn a_slowdown_the_calibrated_loads_do_not_show_is_read_as_a_stretch() {
+        // Calibrated contention slows the smallest candidate 3x and 5x, the others 1.2x and
+        // 1.5x; live, every candidate runs at twice its idle latency.
+        let mut p = synthetic(6, 2, &[0.0, 0.5, 1.0]);
+        for c in 0..6 {
+            let idle = p.latency[c][0];
+            for (g, f) in [(1, [3.0, 1.2]), (2, [5.0, 1.5])] {
+                let f = f[usize::from(c > 0)];
+                p.latency[c][g] = LatencyStats {
+                    mean_ms: idle.mean_ms * f,
+                    p50_ms: idle.p50_ms * f,
+                    p95_ms: idle.p95_ms * f,
+                };
+            }
+        }
+        let predicted = |stretch: f64| {
+            let mut t = LoadTracker::new(&p, stretch);
+            for i in 0..12 {
+                let c = if i % 2 == 0 { 0 } else { 5 };
+                t.push(c, 2.0 * median(&p, c, 0), 12);
+            }
+            t.latency(3, t.estimate().unwrap()).p50_ms / median(&p, 3, 0)
+        };
+        let (with, without) = (predicted(16.0), predicted(0.0));
+        assert!((with / 2.0 - 1.0).abs() < 0.06, "{with}");
+        // The calibrated load levels alone cannot fit both and miss the others' slowdown.
+        assert!(without < 1.6, "{without}");
+    }
+
+    #[test]
     fn one_stall_does_not_make_the_device_look_loaded() {
         let p = synthetic(6, 2, &[0.0, 0.5, 1.0]);
-        let mut t = LoadTracker::new(&p);
+        let mut t = LoadTracker::new(&p, 0.0);
         for i in 0..12 {
             let stall = if i == 6 { 20.0 } else { 1.0 };
             t.push(0, median(&p, 0, 0) * stall, 12);
@@ -1043,14 +1134,14 @@ mod tests {
     #[test]
     fn beyond_the_calibrated_load_latencies_scale_up() {
         let p = synthetic(6, 2, &[0.0, 0.5, 1.0]);
-        let mut t = LoadTracker::new(&p);
+        let mut t = LoadTracker::new(&p, 0.0);
         for _ in 0..12 {
             t.push(1, 3.0 * median(&p, 1, 2), 12);
         }
         let got = t.latency(4, t.estimate().unwrap()).p50_ms;
         assert!((got / (3.0 * median(&p, 4, 2)) - 1.0).abs() < 0.1, "{got}");
         // Faster than idle stays idle: small runs do not speak for large ones.
-        let mut t = LoadTracker::new(&p);
+        let mut t = LoadTracker::new(&p, 0.0);
         for _ in 0..12 {
             t.push(0, 0.5 * median(&p, 0, 0), 12);
         }
