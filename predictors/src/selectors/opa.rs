@@ -26,9 +26,10 @@
 //! time left is predicted to get fewer frames right.
 //!
 //! In both, content is seen only by the probe, but latency is seen on every run: OPA
-//! estimates the device's current state (load level) from the `load_window` most recent
-//! runs of any candidate against the calibration profile's latency tables and takes every
-//! candidate's latency distribution at that state (in rounds it re-plans every
+//! estimates the device's current state (a load level of the calibration profile's latency
+//! tables, or its idle distributions stretched alike for every candidate, `idle_stretch`)
+//! from the `load_window` most recent runs of any candidate and takes every candidate's
+//! latency distribution at that state (in rounds it re-plans every
 //! `replan_every` served frames with the latest round's content signals, without probing).
 //! With `load_window = 0` it reads latency as in the paper: the predictor's latency model on
 //! the probe's own timed runs. Where recent runs fell in their predicted distributions
