@@ -850,7 +850,8 @@ struct LoadTracker {
     misfit: Vec<f64>,
     /// Runs pushed since the misfit was last summed from scratch.
     pushed: u32,
-    /// The grid point of the least misfit (the estimate), None before any run.
+    /// The estimate: the grid point of the least misfit, kept while none has
+    /// [`MOVE_MISFIT`] less; None before any run.
     best: Option<usize>,
 }
 
@@ -867,6 +868,13 @@ impl LoadTracker {
         while k <= 16.0 {
             grid.push((hi, k));
             k *= SCALE_STEP;
+        }
+        // (median factor, 95th percentile factor) of every stretch state.
+        let mut stretches: Vec<(f64, f64)> = Vec::new();
+        let mut k = 1.0;
+        while idle_stretch > 0.0 && k <= idle_stretch.max(1.0) + 1e-9 {
+            stretches.extend(STRETCH_TAILS.iter().map(|&r| (k, k * r)));
+            k *= STRETCH_STEP;
         }
         // Log-linear interpolation of f between load levels.
         let at = |c: usize, x: f64, f: fn(&LatencyStats) -> f64| -> f64 {
@@ -897,21 +905,15 @@ impl LoadTracker {
                         }
                     })
                     .collect();
-                if idle_stretch > 0.0 {
-                    let idle = p.latency[c][0];
-                    let mut k = 1.0;
-                    while k <= idle_stretch.max(1.0) + 1e-9 {
-                        for r in STRETCH_TAILS {
-                            let p50 = idle.p50_ms * k;
-                            row.push(LatencyStats {
-                                mean_ms: idle.mean_ms * k,
-                                p50_ms: p50,
-                                p95_ms: (idle.p95_ms * k * r).max(p50),
-                            });
-                        }
-                        k *= STRETCH_STEP;
+                let idle = p.latency[c][0];
+                row.extend(stretches.iter().map(|&(k50, k95)| {
+                    let p50 = idle.p50_ms * k50;
+                    LatencyStats {
+                        mean_ms: idle.mean_ms * k50,
+                        p50_ms: p50,
+                        p95_ms: (idle.p95_ms * k95).max(p50),
                     }
-                }
+                }));
                 row
             })
             .collect();
@@ -966,12 +968,17 @@ impl LoadTracker {
         }
         let run = (candidate, compute_ms.ln());
         self.runs.push_back(run);
-        let mut take = (self.runs.len() > window.max(1)).then(|| self.runs.pop_front());
-        let mut best = self.account(Some(run), take.flatten());
+        let full = |runs: &std::collections::VecDeque<_>| runs.len() > window.max(1);
+        let oldest = if full(&self.runs) {
+            self.runs.pop_front()
+        } else {
+            None
+        };
+        let mut best = self.account(Some(run), oldest);
         // Only when the window shrank (never while OPA runs: its window is fixed).
-        while self.runs.len() > window.max(1) {
-            take = Some(self.runs.pop_front());
-            best = self.account(None, take.flatten());
+        while full(&self.runs) {
+            let oldest = self.runs.pop_front();
+            best = self.account(None, oldest);
         }
         self.pushed += 1;
         if self.pushed >= 4096 {
