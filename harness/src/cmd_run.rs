@@ -10,8 +10,8 @@ use opa_datasets::shipped::{self, Split};
 use opa_datasets::stream::{FrameDir, SyntheticStream};
 use opa_datasets::{Frame, FrameSource};
 use opa_harness::deployment::{self, Deployment};
-use opa_harness::engine::{FrameSlot, SampleRow, Target, replay};
-use opa_harness::live::LiveTarget;
+use opa_harness::engine::{FrameSlot, Replayer, SampleRow, Target};
+use opa_harness::live::{LiveTarget, RunCache};
 use opa_harness::load::{CpuInjector, GPU_MATRIX, GpuInjector};
 use opa_harness::profile_target::{FrameFacts, ProfileTarget, content_index, truth};
 use opa_harness::scenario::{self, Scenario, SelectorSpec, StreamSource};
@@ -45,6 +45,18 @@ pub struct RunArgs {
     /// the shards' run directories with `opa merge`.
     #[arg(long, value_parser = parse_shard)]
     shard: Option<(usize, usize)>,
+    /// Selectors take turns every N frames: each plays N frames on its own timeline, then
+    /// the next plays the same N under the same injected load, so slow drifts of the machine
+    /// reach all selectors alike (live runs; replays give the same result for any N). 0 plays
+    /// each selector through the whole stream in turn. A shard interleaves its own selectors.
+    #[arg(long, default_value_t = 25, value_name = "N")]
+    interleave: usize,
+    /// Measure every run anew. By default (live runs), a selector that runs the candidate
+    /// another selector already ran on the same frame, at the same moment of the trace and
+    /// from the same warm or cold state, shares that measurement (same distribution, less
+    /// noise in the differences between selectors; replays share draws the same way).
+    #[arg(long)]
+    independent_runs: bool,
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {
@@ -76,6 +88,42 @@ pub struct ReplayArgs {
 
 /// Fewer served frames than this per selector make a run INVALID.
 pub const MIN_FRAMES: usize = 100;
+
+/// The live network or the calibration profile, for one selector.
+enum AnyTarget<'a> {
+    Live(LiveTarget<'a>),
+    Profile(ProfileTarget<'a>),
+}
+
+impl AnyTarget<'_> {
+    fn as_dyn(&mut self) -> &mut dyn Target {
+        match self {
+            AnyTarget::Live(t) => t,
+            AnyTarget::Profile(t) => t,
+        }
+    }
+
+    fn pause(&mut self) {
+        if let AnyTarget::Live(t) = self {
+            t.pause();
+        }
+    }
+
+    fn resume(&mut self) {
+        if let AnyTarget::Live(t) = self {
+            t.resume();
+        }
+    }
+}
+
+/// One selector's part of a deadline's interleaved replay.
+struct Lane<'a> {
+    si: usize,
+    selector: Box<dyn Selector>,
+    target: AnyTarget<'a>,
+    run: Replayer,
+    misses: usize,
+}
 
 /// Everything a selector may be built from.
 struct SelectorInputs<'a> {
@@ -444,27 +492,37 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
     let mut events: Vec<Event> = Vec::new();
     let mut summaries: Vec<SelectorSummary> = Vec::new();
     let mut complete = true;
+    let (mut runs_measured, mut runs_shared) = (0u64, 0u64);
+    // Per deadline, the selectors take turns on blocks of frames (`--interleave`): each
+    // plays a block on its own timeline, then the next one plays the same block under the
+    // same co-runners, so slow drifts of the machine (clock, cache, scheduler states that
+    // last seconds) reach every selector alike instead of favouring whoever ran first.
+    let block = match a.interleave {
+        0 => slots.len().max(1),
+        n => n,
+    };
     let mut item = 0usize;
     'outer: for &deadline in &deadlines {
-        for (si, spec) in sc.selectors.iter().enumerate() {
+        let mut mine = Vec::new();
+        for si in 0..sc.selectors.len() {
             item += 1;
-            if let Some((i, n)) = a.shard
-                && (item - 1) % n != i - 1
-            {
-                continue;
+            if a.shard.is_none_or(|(i, n)| (item - 1) % n == i - 1) {
+                mine.push(si);
             }
-            let mut selector = build_selector(spec, si, &inputs)?;
-            let injector = needs_cpu_load.then(|| CpuInjector::start(cores, sc.seed_load));
-            let gpu = match &device {
-                Some(dev) if needs_gpu_load => Some(GpuInjector::start(dev.clone(), GPU_MATRIX)),
-                _ => None,
-            };
-            let gpu_mark = gpu.as_ref().map(|g| g.mark());
-            let mark = injector.as_ref().map(|i| i.achieved_since_reset());
-            let mut live_target = None;
-            let mut profile_target = None;
-            let target: &mut dyn Target = match (&device, &profile) {
-                (Some(dev), _) => live_target.insert(
+        }
+        if mine.is_empty() {
+            continue;
+        }
+        let injector = needs_cpu_load.then(|| CpuInjector::start(cores, sc.seed_load));
+        let gpu = match &device {
+            Some(dev) if needs_gpu_load => Some(GpuInjector::start(dev.clone(), GPU_MATRIX)),
+            _ => None,
+        };
+        let cache = RunCache::default();
+        let mut lanes = Vec::with_capacity(mine.len());
+        for &si in &mine {
+            let target = match (&device, &profile) {
+                (Some(dev), _) => AnyTarget::Live(
                     LiveTarget::new(
                         &dep.plans,
                         &dep.cfg,
@@ -474,9 +532,10 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
                         &sc.workload,
                         sc.slowdown,
                     )
-                    .with_gpu(gpu.as_ref()),
+                    .with_gpu(gpu.as_ref())
+                    .with_cache((!a.independent_runs).then_some(&cache)),
                 ),
-                (None, Some(p)) => profile_target.insert(ProfileTarget::new(
+                (None, Some(p)) => AnyTarget::Profile(ProfileTarget::new(
                     p,
                     &facts,
                     &sc.workload,
@@ -485,62 +544,101 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
                 )),
                 (None, None) => unreachable!("replay mode always has a profile"),
             };
-            let bar = if live {
-                ProgressBar::new(slots.len() as u64)
-            } else {
-                ProgressBar::hidden()
-            };
-            bar.set_style(
-                ProgressStyle::with_template("{prefix:>24} [{bar:30}] {pos}/{len} frames {msg}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
-            );
-            bar.set_prefix(format!("{} @ {deadline} ms", spec.name));
-            let mut misses = 0usize;
-            let result = replay(
-                slots,
-                &dep.infos,
-                deadline,
+            let mut lane = Lane {
+                si,
+                selector: build_selector(&sc.selectors[si], si, &inputs)?,
                 target,
-                selector.as_mut(),
-                &stop,
-                &mut |r: &SampleRow| {
-                    if r.phase == Phase::Serve {
-                        misses += usize::from(!r.deadline_met);
-                        if r.frame.is_multiple_of(16) {
-                            bar.set_position(r.frame);
-                            bar.set_message(format!("serving #{} | {misses} missed", r.candidate));
-                        }
-                    }
-                },
-            );
-            bar.finish_and_clear();
-            let replayed =
-                result.map_err(|e| anyhow::anyhow!("{} @ {deadline} ms: {e}", spec.name))?;
-            let (requested, achieved, loads) = match (live_target.as_mut(), profile_target) {
-                (Some(t), _) => {
-                    let achieved = match (&injector, mark) {
-                        (Some(i), Some(m)) => i.achieved_since(m),
-                        _ => 0.0,
-                    };
+                run: Replayer::new(deadline),
+                misses: 0,
+            };
+            lane.target.pause();
+            lanes.push(lane);
+        }
+        let bar = if live {
+            ProgressBar::new(slots.len() as u64)
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>28} [{bar:30}] {pos}/{len} frames {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(match lanes.as_slice() {
+            [one] => format!("{} @ {deadline} ms", sc.selectors[one.si].name),
+            many => format!("{} selectors @ {deadline} ms", many.len()),
+        });
+        let mut from = 0;
+        let mut turn = 0;
+        let mut stopped = false;
+        while from < slots.len() && !stopped {
+            let until = (from + block).min(slots.len());
+            // Who goes first rotates, so no selector always follows the same one.
+            for j in 0..lanes.len() {
+                let n = lanes.len();
+                let lane = &mut lanes[(j + turn) % n];
+                let name = &sc.selectors[lane.si].name;
+                lane.target.resume();
+                let misses = &mut lane.misses;
+                let done = lane
+                    .run
+                    .advance(
+                        slots,
+                        until,
+                        &dep.infos,
+                        lane.target.as_dyn(),
+                        lane.selector.as_mut(),
+                        &stop,
+                        &mut |r: &SampleRow| {
+                            if r.phase == Phase::Serve {
+                                *misses += usize::from(!r.deadline_met);
+                            }
+                        },
+                    )
+                    .map_err(|e| anyhow::anyhow!("{name} @ {deadline} ms: {e}"))?;
+                lane.target.pause();
+                if !done {
+                    stopped = true;
+                    break;
+                }
+            }
+            bar.set_position(until as u64);
+            bar.set_message(format!(
+                "{} missed",
+                lanes.iter().map(|l| l.misses).sum::<usize>()
+            ));
+            from = until;
+            turn += 1;
+        }
+        bar.finish_and_clear();
+        for lane in &mut lanes {
+            let spec = &sc.selectors[lane.si];
+            let lane_complete = lane.run.next == slots.len();
+            let (requested, achieved, gpu_achieved, loads) = match &mut lane.target {
+                AnyTarget::Live(t) => {
+                    runs_shared += t.shared_runs as u64;
+                    runs_measured += (t.requested.len() - t.shared_runs) as u64;
                     let requested = if injector.is_some() {
                         t.time_weighted_load()
                     } else {
                         0.0
                     };
-                    (requested, achieved, std::mem::take(&mut t.requested))
+                    let achieved = if injector.is_some() {
+                        t.achieved_load()
+                    } else {
+                        0.0
+                    };
+                    let g = t.achieved_gpu_load();
+                    (requested, achieved, g, std::mem::take(&mut t.requested))
                 }
-                (None, Some(t)) => {
+                AnyTarget::Profile(t) => {
                     let mean = t.requested.iter().sum::<f64>() / t.requested.len().max(1) as f64;
-                    (mean, mean, t.requested)
+                    (mean, mean, 0.0, std::mem::take(&mut t.requested))
                 }
-                (None, None) => (0.0, 0.0, Vec::new()),
             };
-            drop(live_target);
-            drop(injector);
             let start = samples.len();
             let mut prev: Option<usize> = None;
-            for (k, r) in replayed.rows.iter().enumerate() {
+            for (k, r) in lane.run.rows.iter().enumerate() {
                 if r.phase == Phase::Probe {
                     events.push(Event {
                         selector: spec.name.clone(),
@@ -599,30 +697,29 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
                     min_frames: MIN_FRAMES,
                     load_requested: requested,
                     load_achieved: achieved,
-                    complete: replayed.complete,
+                    complete: lane_complete,
                 },
             );
-            if let (Some(g), Some(m)) = (&gpu, gpu_mark) {
+            if gpu.is_some() {
                 // Requested GPU duty cycle over the replay's frames vs what the co-runner did.
                 let wanted = slots
                     .iter()
                     .map(|s| sc.workload.at(s.arrival_s).gpu_load)
                     .sum::<f64>()
                     / slots.len().max(1) as f64;
-                let got = g.achieved_since(m);
-                if (got - wanted).abs() > 0.15 {
+                if (gpu_achieved - wanted).abs() > 0.15 {
                     summary.verdict.verdict = "INVALID".into();
                     summary.verdict.reasons.push(format!(
-                        "GPU load injector missed its target: requested {wanted:.2} on average, achieved {got:.2}"
+                        "GPU load injector missed its target: requested {wanted:.2} on average, achieved {gpu_achieved:.2}"
                     ));
                 }
             }
-            drop(gpu);
             summaries.push(summary);
-            if !replayed.complete {
-                complete = false;
-                break 'outer;
-            }
+            complete &= lane_complete;
+        }
+        drop(lanes);
+        if stopped {
+            break 'outer;
         }
     }
     let oracle = sc
@@ -647,10 +744,23 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
             selector_order: sc.selectors.iter().map(|s| s.name.clone()).collect(),
             oracle,
             shard: a.shard.map(|(i, n)| format!("{i}/{n}")),
+            interleave_frames: if block >= slots.len() { 0 } else { block },
+            runs_measured,
+            runs_shared,
             selectors: summaries.clone(),
         },
     )?;
     print_table(&summaries);
+    if live {
+        println!(
+            "live runs: {runs_measured} measured, {runs_shared} shared between selectors{}",
+            if a.independent_runs {
+                " (--independent-runs)"
+            } else {
+                " (same frame, candidate, trace moment and warm state; --independent-runs measures each)"
+            }
+        );
+    }
     println!("run directory: {} ({status})", out.display());
     if !complete {
         anyhow::bail!(

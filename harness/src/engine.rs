@@ -119,103 +119,157 @@ pub fn replay(
     stop: &AtomicBool,
     on_row: &mut dyn FnMut(&SampleRow),
 ) -> Result<Replay, EngineError> {
-    let mut rows = Vec::with_capacity(frames.len());
-    let mut free_at_s = 0.0f64;
-    let mut serving = None;
-    // Runs on the current frame so far: candidate, what it produced, start and finish.
-    let mut ran: Vec<(usize, Inference, f64, f64)> = Vec::new();
-    for (i, f) in frames.iter().enumerate() {
-        if stop.load(Ordering::Relaxed) {
-            return Ok(Replay {
-                rows,
-                complete: false,
-            });
+    let mut r = Replayer::new(deadline_ms);
+    let complete = r.advance(
+        frames,
+        frames.len(),
+        candidates,
+        target,
+        selector,
+        stop,
+        on_row,
+    )?;
+    Ok(Replay {
+        rows: r.rows,
+        complete,
+    })
+}
+
+/// One selector's replay, resumable: [`Replayer::advance`] plays frames up to a given one and
+/// keeps the timeline (when the device is free, what is serving) for the next call. Several
+/// selectors can so take turns on the same frames (`opa run` interleaves them in blocks, so
+/// slow drifts of the machine reach them all alike); playing the frames in one call or in
+/// many gives the same rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Replayer {
+    /// Deadline, ms.
+    pub deadline_ms: f64,
+    /// Every run so far, in timeline order.
+    pub rows: Vec<SampleRow>,
+    /// The next frame to play.
+    pub next: usize,
+    free_at_s: f64,
+    serving: Option<usize>,
+}
+
+impl Replayer {
+    /// A replay at frame 0 with an idle device.
+    pub fn new(deadline_ms: f64) -> Self {
+        Replayer {
+            deadline_ms,
+            rows: Vec::new(),
+            next: 0,
+            free_at_s: 0.0,
+            serving: None,
         }
-        let mut probes = 0;
-        ran.clear();
-        loop {
-            let ctx = Context {
-                frame: i as u64,
-                arrival_s: f.arrival_s,
-                deadline_ms,
-                candidates,
-                serving,
-            };
-            let (candidate, phase) = match selector.decide(&ctx) {
-                Decision::Serve(c) => (c, Phase::Serve),
-                Decision::Probe(c) => (c, Phase::Probe),
-            };
-            if candidate >= candidates.len() {
-                return Err(EngineError::Selector(format!(
-                    "{} chose candidate {candidate} of {}",
-                    selector.name(),
-                    candidates.len()
-                )));
+    }
+
+    /// Plays frames `self.next..until` (clamped to `frames.len()`). Returns false when `stop`
+    /// was raised before a frame (the replay is then incomplete and stays where it stopped).
+    #[allow(clippy::too_many_arguments)]
+    pub fn advance(
+        &mut self,
+        frames: &[FrameSlot],
+        until: usize,
+        candidates: &[CandidateInfo],
+        target: &mut dyn Target,
+        selector: &mut dyn Selector,
+        stop: &AtomicBool,
+        on_row: &mut dyn FnMut(&SampleRow),
+    ) -> Result<bool, EngineError> {
+        let deadline_ms = self.deadline_ms;
+        // Runs on the current frame so far: candidate, what it produced, start and finish.
+        let mut ran: Vec<(usize, Inference, f64, f64)> = Vec::new();
+        while self.next < until.min(frames.len()) {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(false);
             }
-            if phase == Phase::Probe {
-                probes += 1;
-                if probes > candidates.len() {
+            let i = self.next;
+            let f = &frames[i];
+            let mut probes = 0;
+            ran.clear();
+            loop {
+                let ctx = Context {
+                    frame: i as u64,
+                    arrival_s: f.arrival_s,
+                    deadline_ms,
+                    candidates,
+                    serving: self.serving,
+                };
+                let (candidate, phase) = match selector.decide(&ctx) {
+                    Decision::Serve(c) => (c, Phase::Serve),
+                    Decision::Probe(c) => (c, Phase::Probe),
+                };
+                if candidate >= candidates.len() {
                     return Err(EngineError::Selector(format!(
-                        "{} probed more than {} times on frame {i}",
+                        "{} chose candidate {candidate} of {}",
                         selector.name(),
                         candidates.len()
                     )));
                 }
-            }
-            let reused = (phase == Phase::Serve)
-                .then(|| ran.iter().find(|r| r.0 == candidate).copied())
-                .flatten();
-            let (inf, start_s, finish_s) = match reused {
-                Some((_, inf, start_s, finish_s)) => (inf, start_s, finish_s),
-                None => {
-                    let start_s = f.arrival_s.max(free_at_s);
-                    let inf = target
-                        .run(candidate, i, start_s)
-                        .map_err(EngineError::Target)?;
-                    let finish_s = start_s + inf.compute_ms / 1000.0;
-                    free_at_s = finish_s;
-                    ran.push((candidate, inf, start_s, finish_s));
-                    (inf, start_s, finish_s)
+                if phase == Phase::Probe {
+                    probes += 1;
+                    if probes > candidates.len() {
+                        return Err(EngineError::Selector(format!(
+                            "{} probed more than {} times on frame {i}",
+                            selector.name(),
+                            candidates.len()
+                        )));
+                    }
                 }
-            };
-            let latency_ms = (finish_s - f.arrival_s) * 1000.0;
-            let row = SampleRow {
-                frame: i as u64,
-                phase,
-                candidate,
-                arrival_s: f.arrival_s,
-                start_s,
-                finish_s,
-                compute_ms: inf.compute_ms,
-                latency_ms,
-                label: f.label,
-                predicted: inf.predicted,
-                confidence: inf.confidence,
-                correct: inf.predicted == f.label,
-                deadline_met: phase == Phase::Serve && latency_ms <= deadline_ms + 1e-9,
-                condition: f.condition.clone(),
-            };
-            selector.observe(&Outcome {
-                frame: i as u64,
-                candidate,
-                phase,
-                compute_ms: inf.compute_ms,
-                latency_ms,
-                confidence: inf.confidence,
-                entropy: inf.entropy,
-                margin: inf.margin,
-                predicted: inf.predicted,
-            });
-            on_row(&row);
-            rows.push(row);
-            if phase == Phase::Serve {
-                serving = Some(candidate);
-                break;
+                let reused = (phase == Phase::Serve)
+                    .then(|| ran.iter().find(|r| r.0 == candidate).copied())
+                    .flatten();
+                let (inf, start_s, finish_s) = match reused {
+                    Some((_, inf, start_s, finish_s)) => (inf, start_s, finish_s),
+                    None => {
+                        let start_s = f.arrival_s.max(self.free_at_s);
+                        let inf = target
+                            .run(candidate, i, start_s)
+                            .map_err(EngineError::Target)?;
+                        let finish_s = start_s + inf.compute_ms / 1000.0;
+                        self.free_at_s = finish_s;
+                        ran.push((candidate, inf, start_s, finish_s));
+                        (inf, start_s, finish_s)
+                    }
+                };
+                let latency_ms = (finish_s - f.arrival_s) * 1000.0;
+                let row = SampleRow {
+                    frame: i as u64,
+                    phase,
+                    candidate,
+                    arrival_s: f.arrival_s,
+                    start_s,
+                    finish_s,
+                    compute_ms: inf.compute_ms,
+                    latency_ms,
+                    label: f.label,
+                    predicted: inf.predicted,
+                    confidence: inf.confidence,
+                    correct: inf.predicted == f.label,
+                    deadline_met: phase == Phase::Serve && latency_ms <= deadline_ms + 1e-9,
+                    condition: f.condition.clone(),
+                };
+                selector.observe(&Outcome {
+                    frame: i as u64,
+                    candidate,
+                    phase,
+                    compute_ms: inf.compute_ms,
+                    latency_ms,
+                    confidence: inf.confidence,
+                    entropy: inf.entropy,
+                    margin: inf.margin,
+                    predicted: inf.predicted,
+                });
+                on_row(&row);
+                self.rows.push(row);
+                if phase == Phase::Serve {
+                    self.serving = Some(candidate);
+                    break;
+                }
             }
+            self.next += 1;
         }
+        Ok(true)
     }
-    Ok(Replay {
-        rows,
-        complete: true,
-    })
 }

@@ -9,7 +9,18 @@ use burn::tensor::activation::softmax;
 use opa_datasets::Frame;
 use opa_supernet::arch::SupernetConfig;
 use opa_supernet::model::{BnMode, BnStats, Plan, batch_tensor};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Instant;
+
+/// Measured runs that selectors share: key (frame, candidate, virtual start time's bits,
+/// whether the asking selector's previous run was the same candidate). Within one deadline
+/// of `opa run`, a selector that runs the candidate another one already ran on the same frame,
+/// at the same moment of the trace and from the same warm or cold state, is handed that
+/// measurement instead of a new one: its distribution is the same, and differences between
+/// selectors then come from their decisions rather than from timing luck (common random
+/// numbers; replays from a profile draw outcomes the same way).
+pub type RunCache = RefCell<HashMap<(usize, usize, u64, bool), Inference>>;
 
 /// Runs extracted candidate networks on pre-rendered frames.
 pub struct LiveTarget<'a> {
@@ -33,10 +44,29 @@ pub struct LiveTarget<'a> {
     pub requested: Vec<f64>,
     current_load: f64,
     current_gpu_load: f64,
-    /// Load × wall seconds requested so far, and the wall clock it is measured against.
+    /// Load × wall seconds requested while active, and the active wall seconds.
     load_seconds: f64,
+    active_seconds: f64,
+    /// Load × wall seconds the CPU and GPU co-runners achieved while this target was active.
+    cpu_achieved_seconds: f64,
+    gpu_achieved_seconds: f64,
+    /// Since when the target is active (None while paused), with the co-runners' marks.
+    active: Option<Active>,
+    /// Runs shared with other selectors, when sharing.
+    cache: Option<&'a RunCache>,
+    /// The candidate this target ran last (for the cache's warm or cold key).
+    last: Option<usize>,
+    /// Runs taken from the cache instead of measured.
+    pub shared_runs: usize,
+}
+
+/// Where an active stretch of a [`LiveTarget`] began.
+#[derive(Clone, Copy)]
+struct Active {
     last_mark: Instant,
-    started: Instant,
+    since: Instant,
+    cpu: Option<(u64, Instant)>,
+    gpu: Option<(u64, Instant)>,
 }
 
 impl<'a> LiveTarget<'a> {
@@ -50,8 +80,7 @@ impl<'a> LiveTarget<'a> {
         workload: &'a Workload,
         slowdown: f64,
     ) -> Self {
-        let now = Instant::now();
-        LiveTarget {
+        let mut t = LiveTarget {
             plans,
             cfg,
             frames,
@@ -61,31 +90,109 @@ impl<'a> LiveTarget<'a> {
             workload,
             slowdown,
             requested: Vec::new(),
-            current_load: 0.0,
-            current_gpu_load: 0.0,
+            current_load: f64::NAN,
+            current_gpu_load: f64::NAN,
             load_seconds: 0.0,
-            last_mark: now,
-            started: now,
-        }
+            active_seconds: 0.0,
+            cpu_achieved_seconds: 0.0,
+            gpu_achieved_seconds: 0.0,
+            active: None,
+            cache: None,
+            last: None,
+            shared_runs: 0,
+        };
+        t.resume();
+        t
     }
 
     /// Adds a GPU co-runner that follows the trace's `gpu_load`.
     pub fn with_gpu(mut self, gpu: Option<&'a GpuInjector>) -> Self {
         self.gpu = gpu;
+        self.pause();
+        self.resume();
+        self
+    }
+
+    /// Shares measured runs through `cache` (see [`RunCache`]).
+    pub fn with_cache(mut self, cache: Option<&'a RunCache>) -> Self {
+        self.cache = cache;
         self
     }
 
     fn mark(&mut self) {
-        let now = Instant::now();
-        self.load_seconds += self.current_load * now.duration_since(self.last_mark).as_secs_f64();
-        self.last_mark = now;
+        if let Some(a) = self.active.as_mut() {
+            let now = Instant::now();
+            self.load_seconds += self.current_load.max(0.0) * (now - a.last_mark).as_secs_f64();
+            a.last_mark = now;
+        }
     }
 
-    /// The CPU load requested on average over wall-clock time since the target was made:
+    /// Stops counting wall time against this target (another selector's turn on the shared
+    /// co-runners begins); [`LiveTarget::resume`] starts again.
+    pub fn pause(&mut self) {
+        self.mark();
+        if let Some(a) = self.active.take() {
+            let wall = a.since.elapsed().as_secs_f64();
+            self.active_seconds += wall;
+            if let (Some(i), Some(m)) = (self.injector, a.cpu) {
+                self.cpu_achieved_seconds += i.achieved_since(m) * wall;
+            }
+            if let (Some(g), Some(m)) = (self.gpu, a.gpu) {
+                self.gpu_achieved_seconds += g.achieved_since(m) * wall;
+            }
+        }
+    }
+
+    /// Starts counting wall time again; the next run sets the co-runners' load afresh (another
+    /// target may have moved it).
+    pub fn resume(&mut self) {
+        if self.active.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        self.active = Some(Active {
+            last_mark: now,
+            since: now,
+            cpu: self.injector.map(|i| i.achieved_since_reset()),
+            gpu: self.gpu.map(|g| g.mark()),
+        });
+        self.current_load = f64::NAN;
+        self.current_gpu_load = f64::NAN;
+    }
+
+    fn totals(&mut self) -> (f64, f64, f64, f64) {
+        let was_active = self.active.is_some();
+        self.pause();
+        let t = (
+            self.load_seconds,
+            self.active_seconds,
+            self.cpu_achieved_seconds,
+            self.gpu_achieved_seconds,
+        );
+        if was_active {
+            self.resume();
+        }
+        t
+    }
+
+    /// The CPU load requested on average over the wall-clock time this target was active:
     /// what the injector's achieved load is compared with.
     pub fn time_weighted_load(&mut self) -> f64 {
-        self.mark();
-        self.load_seconds / self.started.elapsed().as_secs_f64().max(1e-9)
+        let (load, wall, _, _) = self.totals();
+        load / wall.max(1e-9)
+    }
+
+    /// The CPU load the injector achieved on average while this target was active (0 without
+    /// an injector).
+    pub fn achieved_load(&mut self) -> f64 {
+        let (_, wall, cpu, _) = self.totals();
+        cpu / wall.max(1e-9)
+    }
+
+    /// The GPU duty cycle the co-runner achieved on average while this target was active.
+    pub fn achieved_gpu_load(&mut self) -> f64 {
+        let (_, wall, _, gpu) = self.totals();
+        gpu / wall.max(1e-9)
     }
 }
 
@@ -113,14 +220,26 @@ impl Target for LiveTarget<'_> {
         let point = self.workload.at(start_s);
         let load = point.cpu_load;
         self.requested.push(load);
+        let key = (
+            frame,
+            candidate,
+            start_s.to_bits(),
+            self.last == Some(candidate),
+        );
+        self.last = Some(candidate);
+        if let Some(inf) = self.cache.and_then(|c| c.borrow().get(&key).copied()) {
+            self.shared_runs += 1;
+            return Ok(inf);
+        }
         if let Some(g) = self.gpu
-            && (point.gpu_load - self.current_gpu_load).abs() > 1e-9
+            && (self.current_gpu_load.is_nan()
+                || (point.gpu_load - self.current_gpu_load).abs() > 1e-9)
         {
             g.set_load(point.gpu_load);
             self.current_gpu_load = point.gpu_load;
         }
         if let Some(inj) = self.injector
-            && (load - self.current_load).abs() > 1e-9
+            && (self.current_load.is_nan() || (load - self.current_load).abs() > 1e-9)
         {
             self.mark();
             inj.set_load(load);
@@ -145,12 +264,16 @@ impl Target for LiveTarget<'_> {
             .map_err(|e| format!("{e:?}"))?;
         let compute_ms = t.elapsed().as_secs_f64() * 1000.0 * self.slowdown;
         let (predicted, confidence, entropy, margin) = signals(&probs);
-        Ok(Inference {
+        let inf = Inference {
             compute_ms,
             predicted,
             confidence,
             entropy,
             margin,
-        })
+        };
+        if let Some(c) = self.cache {
+            c.borrow_mut().insert(key, inf);
+        }
+        Ok(inf)
     }
 }

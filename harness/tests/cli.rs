@@ -300,6 +300,97 @@ switch-every = 10
 }
 
 #[test]
+fn live_selectors_take_turns_and_share_identical_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("twins.toml");
+    std::fs::write(
+        &scenario,
+        r#"name = "twins"
+[requirement]
+deadline-ms = 1.0
+[[stream.segment]]
+duration-s = 6
+fps = 10
+[[workload.phase]]
+duration-s = 3
+cpu-load = 0.0
+[[workload.phase]]
+duration-s = 3
+cpu-load = 0.75
+[[selector]]
+kind = "fixed-smallest"
+name = "a"
+[[selector]]
+kind = "fixed-smallest"
+name = "b"
+[[selector]]
+kind = "random"
+switch-every = 7
+"#,
+    )
+    .unwrap();
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let mut args = vec![
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--interleave",
+            "7",
+        ];
+        args.extend_from_slice(extra);
+        let o = opa(&args);
+        assert!(o.status.success(), "{}", text(&o));
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+        let samples = opa_reports::read_samples(&out.join("samples.parquet")).unwrap();
+        let of = |sel: &str| -> Vec<(u64, String, f64, bool)> {
+            samples
+                .iter()
+                .filter(|r| r.selector == sel)
+                .map(|r| (r.frame, r.candidate.clone(), r.compute_ms, r.deadline_met))
+                .collect()
+        };
+        (summary, of("a"), of("b"), of("random"))
+    };
+    // Two identical selectors on the same frames, trace and warm state share every run: their
+    // rows are equal, timing included; the random one measures its own where it differs.
+    let (summary, a, b, random) = run("shared", &[]);
+    assert_eq!(summary["interleave_frames"], 7);
+    assert_eq!(a.len(), 60);
+    assert_eq!(a, b);
+    let measured = summary["runs_measured"].as_u64().unwrap();
+    let shared = summary["runs_shared"].as_u64().unwrap();
+    assert_eq!(measured + shared, 180);
+    assert!(shared >= 60, "b shares all of a's runs: {shared}");
+    assert!(
+        measured > 60,
+        "random runs other candidates: {measured}"
+    );
+    let cpu: Vec<f64> = opa_reports::read_samples(&dir.path().join("shared/samples.parquet"))
+        .unwrap()
+        .iter()
+        .filter(|r| r.selector == "b")
+        .map(|r| r.cpu_load)
+        .collect();
+    assert_eq!(
+        (cpu[0], cpu[59]),
+        (0.0, 0.75),
+        "shared runs keep their load"
+    );
+    assert!(random.iter().any(|r| r.1 != a[0].1));
+    // Measured anew, the twins' timings differ.
+    let (summary, a, b, _) = run("independent", &["--independent-runs"]);
+    assert_eq!(summary["runs_shared"], 0);
+    assert_eq!(summary["runs_measured"], 180);
+    assert_ne!(
+        a.iter().map(|r| r.2).collect::<Vec<_>>(),
+        b.iter().map(|r| r.2).collect::<Vec<_>>()
+    );
+}
+
+#[test]
 fn run_rejects_bad_scenarios_with_code_2() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
@@ -548,6 +639,15 @@ fn shards_merged_equal_one_unsharded_run() {
         out
     };
     let whole = replay("whole", &[]);
+    // Replays draw outcomes per frame and candidate: how selectors take turns changes nothing.
+    for n in ["0", "1", "7"] {
+        let turns = replay(&format!("turns{n}"), &["--interleave", n]);
+        assert_eq!(
+            opa_reports::read_samples(&whole.join("samples.parquet")).unwrap(),
+            opa_reports::read_samples(&turns.join("samples.parquet")).unwrap(),
+            "--interleave {n}"
+        );
+    }
     let parts: Vec<_> = (1..=3)
         .map(|i| replay(&format!("part{i}"), &["--shard", &format!("{i}/3")]))
         .collect();

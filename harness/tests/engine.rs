@@ -1,6 +1,6 @@
 //! The replay engine on a fake target with known compute times, and the load injector.
 
-use opa_harness::engine::{EngineError, FrameSlot, Inference, Target, replay};
+use opa_harness::engine::{EngineError, FrameSlot, Inference, Replayer, Target, replay};
 use opa_harness::load::CpuInjector;
 use opa_predictors::{CandidateInfo, Context, Decision, Phase, Selector};
 use std::sync::atomic::AtomicBool;
@@ -206,6 +206,94 @@ fn a_raised_stop_flag_ends_the_replay_incomplete() {
     .unwrap();
     assert!(!r.complete);
     assert_eq!((r.rows.len(), seen), (1, 1));
+}
+
+/// Serves the slowest candidate until a latency goes past the deadline, then the fastest
+/// for 3 frames, probing candidate 1 every 5th frame: its choices depend on what it saw.
+struct Reactive {
+    cool: u32,
+    probed: Option<u64>,
+}
+
+impl Selector for Reactive {
+    fn name(&self) -> &str {
+        "reactive"
+    }
+    fn decide(&mut self, ctx: &Context) -> Decision {
+        if ctx.frame % 5 == 4 && self.probed != Some(ctx.frame) {
+            self.probed = Some(ctx.frame);
+            return Decision::Probe(1);
+        }
+        if self.cool > 0 {
+            self.cool -= 1;
+            return Decision::Serve(0);
+        }
+        Decision::Serve(2)
+    }
+    fn observe(&mut self, o: &opa_predictors::Outcome) {
+        if o.phase == Phase::Serve && o.latency_ms > 35.0 {
+            self.cool = 3;
+        }
+    }
+}
+
+#[test]
+fn a_replay_played_in_blocks_equals_one_played_whole() {
+    // Frames every 25 ms, runs of 10-30 ms: the queue carries over block ends.
+    let frames: Vec<FrameSlot> = (0..40)
+        .map(|i| FrameSlot {
+            arrival_s: 0.025 * i as f64,
+            label: (i % 2) as u16,
+            condition: "clean".into(),
+        })
+        .collect();
+    let stop = AtomicBool::new(false);
+    let whole = replay(
+        &frames,
+        &cands(3),
+        35.0,
+        &mut Fake,
+        &mut Reactive {
+            cool: 0,
+            probed: None,
+        },
+        &stop,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(whole.complete);
+    assert!(
+        whole.rows.iter().any(|r| r.start_s > r.arrival_s),
+        "queueing"
+    );
+    assert!(whole.rows.iter().any(|r| r.phase == Phase::Probe));
+    for block in [1, 3, 7, 40, 100] {
+        let mut r = Replayer::new(35.0);
+        let mut sel = Reactive {
+            cool: 0,
+            probed: None,
+        };
+        let mut seen = 0;
+        let mut until = 0;
+        while r.next < frames.len() {
+            until += block;
+            let done = r
+                .advance(
+                    &frames,
+                    until,
+                    &cands(3),
+                    &mut Fake,
+                    &mut sel,
+                    &stop,
+                    &mut |_| seen += 1,
+                )
+                .unwrap();
+            assert!(done);
+            assert_eq!(r.next, until.min(frames.len()));
+        }
+        assert_eq!(r.rows, whole.rows, "blocks of {block}");
+        assert_eq!(seen, whole.rows.len());
+    }
 }
 
 #[test]

@@ -105,6 +105,17 @@ pub struct RunSummary {
     /// `I/N` when this run is shard I of N of the (deadline × selector) grid.
     #[serde(default)]
     pub shard: Option<String>,
+    /// Frames per turn when the selectors took turns on the stream (`opa run --interleave`);
+    /// 0 when each played the whole stream in turn (and in runs written before the option).
+    #[serde(default)]
+    pub interleave_frames: usize,
+    /// Live runs measured on the device, and runs a selector was handed from another
+    /// selector's identical run (same frame, candidate, trace moment and warm state) instead
+    /// of measuring anew; both 0 in replays.
+    #[serde(default)]
+    pub runs_measured: u64,
+    #[serde(default)]
+    pub runs_shared: u64,
     /// One entry per (selector, deadline).
     pub selectors: Vec<SelectorSummary>,
 }

@@ -59,12 +59,20 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<RunSummary, RunError> {
         let m = merged.get_or_insert_with(|| RunSummary {
             selectors: Vec::new(),
             shard: None,
+            runs_measured: 0,
+            runs_shared: 0,
             ..summary.clone()
         });
-        if summary.deadlines_ms != m.deadlines_ms || summary.selector_order != m.selector_order {
+        m.runs_measured += summary.runs_measured;
+        m.runs_shared += summary.runs_shared;
+        if summary.deadlines_ms != m.deadlines_ms
+            || summary.selector_order != m.selector_order
+            || summary.interleave_frames != m.interleave_frames
+        {
             return Err(err(
                 &dir.join("summary.json"),
-                "swept other deadlines or selectors than the first run".into(),
+                "swept other deadlines or selectors, or interleaved them otherwise, than the first run"
+                    .into(),
             ));
         }
         for s in &summary.selectors {
