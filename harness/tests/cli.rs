@@ -364,10 +364,7 @@ switch-every = 7
     let shared = summary["runs_shared"].as_u64().unwrap();
     assert_eq!(measured + shared, 180);
     assert!(shared >= 60, "b shares all of a's runs: {shared}");
-    assert!(
-        measured > 60,
-        "random runs other candidates: {measured}"
-    );
+    assert!(measured > 60, "random runs other candidates: {measured}");
     let cpu: Vec<f64> = opa_reports::read_samples(&dir.path().join("shared/samples.parquet"))
         .unwrap()
         .iter()
