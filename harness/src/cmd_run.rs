@@ -122,7 +122,6 @@ struct Lane<'a> {
     selector: Box<dyn Selector>,
     target: AnyTarget<'a>,
     run: Replayer,
-    misses: usize,
 }
 
 /// Everything a selector may be built from.
@@ -544,15 +543,12 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
                 )),
                 (None, None) => unreachable!("replay mode always has a profile"),
             };
-            let mut lane = Lane {
+            lanes.push(Lane {
                 si,
                 selector: build_selector(&sc.selectors[si], si, &inputs)?,
                 target,
                 run: Replayer::new(deadline),
-                misses: 0,
-            };
-            lane.target.pause();
-            lanes.push(lane);
+            });
         }
         let bar = if live {
             ProgressBar::new(slots.len() as u64)
@@ -568,18 +564,16 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
             [one] => format!("{} @ {deadline} ms", sc.selectors[one.si].name),
             many => format!("{} selectors @ {deadline} ms", many.len()),
         });
-        let mut from = 0;
-        let mut turn = 0;
+        let (mut from, mut turn, mut misses) = (0, 0, 0usize);
         let mut stopped = false;
         while from < slots.len() && !stopped {
             let until = (from + block).min(slots.len());
             // Who goes first rotates, so no selector always follows the same one.
-            for j in 0..lanes.len() {
-                let n = lanes.len();
+            let n = lanes.len();
+            for j in 0..n {
                 let lane = &mut lanes[(j + turn) % n];
                 let name = &sc.selectors[lane.si].name;
                 lane.target.resume();
-                let misses = &mut lane.misses;
                 let done = lane
                     .run
                     .advance(
@@ -591,7 +585,7 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
                         &stop,
                         &mut |r: &SampleRow| {
                             if r.phase == Phase::Serve {
-                                *misses += usize::from(!r.deadline_met);
+                                misses += usize::from(!r.deadline_met);
                             }
                         },
                     )
@@ -603,10 +597,7 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
                 }
             }
             bar.set_position(until as u64);
-            bar.set_message(format!(
-                "{} missed",
-                lanes.iter().map(|l| l.misses).sum::<usize>()
-            ));
+            bar.set_message(format!("{misses} missed"));
             from = until;
             turn += 1;
         }
@@ -618,18 +609,9 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
                 AnyTarget::Live(t) => {
                     runs_shared += t.shared_runs as u64;
                     runs_measured += (t.requested.len() - t.shared_runs) as u64;
-                    let requested = if injector.is_some() {
-                        t.time_weighted_load()
-                    } else {
-                        0.0
-                    };
-                    let achieved = if injector.is_some() {
-                        t.achieved_load()
-                    } else {
-                        0.0
-                    };
-                    let g = t.achieved_gpu_load();
-                    (requested, achieved, g, std::mem::take(&mut t.requested))
+                    let l = t.load_account();
+                    let loads = std::mem::take(&mut t.requested);
+                    (l.requested, l.cpu_achieved, l.gpu_achieved, loads)
                 }
                 AnyTarget::Profile(t) => {
                     let mean = t.requested.iter().sum::<f64>() / t.requested.len().max(1) as f64;

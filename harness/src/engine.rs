@@ -180,7 +180,9 @@ impl Replayer {
         let deadline_ms = self.deadline_ms;
         // Runs on the current frame so far: candidate, what it produced, start and finish.
         let mut ran: Vec<(usize, Inference, f64, f64)> = Vec::new();
-        while self.next < until.min(frames.len()) {
+        let until = until.min(frames.len());
+        self.rows.reserve(until.saturating_sub(self.next));
+        while self.next < until {
             if stop.load(Ordering::Relaxed) {
                 return Ok(false);
             }

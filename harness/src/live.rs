@@ -70,7 +70,8 @@ struct Active {
 }
 
 impl<'a> LiveTarget<'a> {
-    /// A live target over prepared plans and frames.
+    /// A live target over prepared plans and frames, paused: [`LiveTarget::resume`] starts
+    /// its load accounting before its first turn.
     pub fn new(
         plans: &'a [Plan],
         cfg: &'a SupernetConfig,
@@ -80,7 +81,7 @@ impl<'a> LiveTarget<'a> {
         workload: &'a Workload,
         slowdown: f64,
     ) -> Self {
-        let mut t = LiveTarget {
+        LiveTarget {
             plans,
             cfg,
             frames,
@@ -100,16 +101,12 @@ impl<'a> LiveTarget<'a> {
             cache: None,
             last: None,
             shared_runs: 0,
-        };
-        t.resume();
-        t
+        }
     }
 
     /// Adds a GPU co-runner that follows the trace's `gpu_load`.
     pub fn with_gpu(mut self, gpu: Option<&'a GpuInjector>) -> Self {
         self.gpu = gpu;
-        self.pause();
-        self.resume();
         self
     }
 
@@ -160,40 +157,29 @@ impl<'a> LiveTarget<'a> {
         self.current_gpu_load = f64::NAN;
     }
 
-    fn totals(&mut self) -> (f64, f64, f64, f64) {
-        let was_active = self.active.is_some();
+    /// Pauses the target and averages over the wall-clock time it was active: the CPU load
+    /// requested (what the injector's achieved load is compared with), the CPU load the
+    /// injector achieved and the GPU duty cycle the co-runner achieved (0 without them).
+    pub fn load_account(&mut self) -> LoadAccount {
         self.pause();
-        let t = (
-            self.load_seconds,
-            self.active_seconds,
-            self.cpu_achieved_seconds,
-            self.gpu_achieved_seconds,
-        );
-        if was_active {
-            self.resume();
+        let wall = self.active_seconds.max(1e-9);
+        LoadAccount {
+            requested: self.load_seconds / wall,
+            cpu_achieved: self.cpu_achieved_seconds / wall,
+            gpu_achieved: self.gpu_achieved_seconds / wall,
         }
-        t
     }
+}
 
-    /// The CPU load requested on average over the wall-clock time this target was active:
-    /// what the injector's achieved load is compared with.
-    pub fn time_weighted_load(&mut self) -> f64 {
-        let (load, wall, _, _) = self.totals();
-        load / wall.max(1e-9)
-    }
-
-    /// The CPU load the injector achieved on average while this target was active (0 without
-    /// an injector).
-    pub fn achieved_load(&mut self) -> f64 {
-        let (_, wall, cpu, _) = self.totals();
-        cpu / wall.max(1e-9)
-    }
-
-    /// The GPU duty cycle the co-runner achieved on average while this target was active.
-    pub fn achieved_gpu_load(&mut self) -> f64 {
-        let (_, wall, _, gpu) = self.totals();
-        gpu / wall.max(1e-9)
-    }
+/// Loads averaged over a [`LiveTarget`]'s active wall-clock time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LoadAccount {
+    /// CPU load the trace asked for.
+    pub requested: f64,
+    /// CPU load the injector achieved.
+    pub cpu_achieved: f64,
+    /// GPU duty cycle the co-runner achieved.
+    pub gpu_achieved: f64,
 }
 
 /// Confidence, entropy and margin of one probability row, with its argmax.
