@@ -409,6 +409,27 @@ pub fn shift(img: &Image, dx: i32, dy: i32) -> Image {
     out
 }
 
+/// What the camera adds to one frame of a scene: a shift of up to `jitter_px` pixels each way
+/// and a brightness gain within ±`flicker`, drawn from `rng` (in that order; none drawn where
+/// a setting is 0). Calibration renders a second view of its images with it, so that the
+/// per-frame tables also say how a reading of one frame carries to the scene's other frames.
+pub fn camera(img: &Image, jitter_px: u8, flicker: f32, rng: &mut ChaCha8Rng) -> Image {
+    let mut image = if jitter_px > 0 {
+        let j = jitter_px as i32;
+        shift(img, rng.random_range(-j..=j), rng.random_range(-j..=j))
+    } else {
+        img.clone()
+    };
+    if flicker > 0.0 {
+        let gain = 1.0 + flicker * rng.random_range(-1.0f32..=1.0);
+        image
+            .data
+            .iter_mut()
+            .for_each(|v| *v = (*v as f32 * gain).round().clamp(0.0, 255.0) as u8);
+    }
+    image
+}
+
 impl FrameSource for SyntheticStream {
     fn len(&self) -> usize {
         self.plan.len()
@@ -423,18 +444,12 @@ impl FrameSource for SyntheticStream {
         })?;
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         rng.set_stream(index as u64 + 1);
-        let mut image = self.set.image(p.image as usize);
-        if p.jitter_px > 0 {
-            let j = p.jitter_px as i32;
-            image = shift(&image, rng.random_range(-j..=j), rng.random_range(-j..=j));
-        }
-        if p.flicker > 0.0 {
-            let gain = 1.0 + p.flicker * rng.random_range(-1.0f32..=1.0);
-            image
-                .data
-                .iter_mut()
-                .for_each(|v| *v = (*v as f32 * gain).round().clamp(0.0, 255.0) as u8);
-        }
+        let mut image = camera(
+            &self.set.image(p.image as usize),
+            p.jitter_px,
+            p.flicker,
+            &mut rng,
+        );
         if let Some(kind) = p.condition.corruption {
             image = kind.apply_with(&image, p.condition.severity, &mut rng);
         }

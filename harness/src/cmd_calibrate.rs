@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use opa_datasets::shipped::{self, Split};
+use opa_datasets::stream::{Segment, camera};
 use opa_datasets::{CorruptionKind, ImageSet};
 use opa_harness::backend::Backend;
 use opa_harness::deployment;
@@ -312,9 +313,12 @@ fn time_latency(
     (lat, achieved)
 }
 
+/// The random streams of the second views' draws (past any image index).
+const VIEW_STREAM: u64 = 1 << 32;
+
 /// Every candidate on the calibration images of every content condition of the grid:
-/// top-1 (overall, per class, and per bin of the probe's confidence on the same image) and the
-/// mean label-free signals.
+/// top-1 (overall, per class, per bin of the probe's confidence on the same image, and per bin
+/// of its confidence on another view of the image) and the mean label-free signals.
 fn measure_content(
     a: &CalibrateArgs,
     dep: &deployment::Deployment,
@@ -355,6 +359,29 @@ fn measure_content(
             })
             .collect();
         let refs: Vec<&[u8]> = imgs.iter().map(|v| v.as_slice()).collect();
+        // The probe's view of another frame of each image's scene (camera shift and flicker
+        // as a stream's default segment, the corruption drawn afresh): the second per-frame
+        // table is binned by its confidence there.
+        let views: Vec<Vec<u8>> = (0..set.len())
+            .map(|i| {
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed ^ (gi as u64) << 20);
+                rng.set_stream(VIEW_STREAM + i as u64);
+                let clean = Segment::clean(1.0, 1.0);
+                let moved = camera(&set.image(i), clean.jitter_px, clean.flicker, &mut rng);
+                match corruption {
+                    Some((k, s)) => k.apply_with(&moved, *s, &mut rng).data,
+                    None => moved.data,
+                }
+            })
+            .collect();
+        let view_refs: Vec<&[u8]> = views.iter().map(|v| v.as_slice()).collect();
+        let view_bin_of: Vec<usize> = {
+            let pr = predict(&dep.plans[probe], None, &dep.cfg, &view_refs, 250, device);
+            pr.probs
+                .chunks(classes)
+                .map(|row| probe_bin(signals(row).1 as f64))
+                .collect()
+        };
         // The probe first: every candidate's per-frame table is binned by the probe's
         // confidence on the same image.
         let order = std::iter::once(probe).chain((0..n).filter(|&c| c != probe));
@@ -369,6 +396,8 @@ fn measure_content(
             let mut count = vec![0usize; classes];
             let mut bin_hits = [0usize; PROBE_BINS];
             let mut bin_count = vec![0usize; PROBE_BINS];
+            let mut view_hits = [0usize; PROBE_BINS];
+            let mut view_count = vec![0usize; PROBE_BINS];
             for (i, row) in pr.probs.chunks(classes).enumerate() {
                 let (_, c1, e, m) = signals(row);
                 conf += c1 as f64;
@@ -383,6 +412,8 @@ fn measure_content(
                 }
                 bin_count[bin_of[i]] += 1;
                 bin_hits[bin_of[i]] += usize::from(right);
+                view_count[view_bin_of[i]] += 1;
+                view_hits[view_bin_of[i]] += usize::from(right);
             }
             let k = set.len().max(1) as f64;
             done[c] = Some(ContentStats {
@@ -394,6 +425,8 @@ fn measure_content(
                 images: set.len(),
                 probe_bin_top1: hit_rates(&bin_hits, &bin_count),
                 probe_bin_images: bin_count,
+                view_bin_top1: hit_rates(&view_hits, &view_count),
+                view_bin_images: view_count,
             });
             b.inc(1);
         }

@@ -169,6 +169,7 @@ fn build_selector(
                 evidence_frames: u("evidence-frames"),
                 tail_window: u("tail-window"),
                 idle_stretch: spec.get("idle-stretch"),
+                view_table: u("view-table") == 1,
             };
             Box::new(
                 Opa::new(&spec.name, params, p, model)

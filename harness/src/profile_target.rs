@@ -310,6 +310,8 @@ mod tests {
             for s in row {
                 s.probe_bin_top1.clear();
                 s.probe_bin_images.clear();
+                s.view_bin_top1.clear();
+                s.view_bin_images.clear();
             }
         }
         p

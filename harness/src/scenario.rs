@@ -143,6 +143,7 @@ struct RawSelector {
     evidence_frames: Option<S<toml::Value>>,
     tail_window: Option<S<toml::Value>>,
     idle_stretch: Option<S<toml::Value>>,
+    view_table: Option<S<toml::Value>>,
     window: Option<S<toml::Value>>,
     slack: Option<S<toml::Value>>,
     revalidate_every: Option<S<toml::Value>>,
@@ -151,7 +152,7 @@ struct RawSelector {
 
 impl RawSelector {
     /// The numeric parameters as written, by key.
-    fn numeric(&self) -> [(&'static str, &Option<S<toml::Value>>); 17] {
+    fn numeric(&self) -> [(&'static str, &Option<S<toml::Value>>); 18] {
         [
             ("switch-every", &self.switch_every),
             ("probe-frames", &self.probe_frames),
@@ -166,6 +167,7 @@ impl RawSelector {
             ("evidence-frames", &self.evidence_frames),
             ("tail-window", &self.tail_window),
             ("idle-stretch", &self.idle_stretch),
+            ("view-table", &self.view_table),
             ("window", &self.window),
             ("slack", &self.slack),
             ("revalidate-every", &self.revalidate_every),
@@ -308,6 +310,7 @@ pub fn selector_defaults(kind: &str) -> Vec<(&'static str, f64)> {
                 ("evidence-frames", d.evidence_frames as f64),
                 ("tail-window", d.tail_window as f64),
                 ("idle-stretch", d.idle_stretch),
+                ("view-table", f64::from(u8::from(d.view_table))),
             ]
         }
         "exhaustive" => {
@@ -351,6 +354,7 @@ fn param_range(key: &str) -> (f64, f64, bool) {
         "load-window" | "tail-window" => (0.0, 1000.0, true),
         "min-gain" => (0.0, 1.0, false),
         "idle-stretch" => (0.0, 100.0, false),
+        "view-table" => (0.0, 1.0, true),
         "replan-every" | "evidence-frames" => (0.0, 1_000_000.0, true),
         _ => (1.0, 1_000_000.0, true),
     }

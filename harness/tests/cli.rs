@@ -466,9 +466,10 @@ fn calibrate_then_replay_from_profile_is_deterministic() {
             // Same images, same seed: the same measurements.
             assert_eq!((x.top1, x.confidence), (y.top1, y.confidence));
             assert_eq!(x.probe_bin_images, y.probe_bin_images);
+            assert_eq!(x.view_bin_images, y.view_bin_images);
         }
     }
-    assert!(again.frame_table().is_some());
+    assert!(again.frame_table().is_some() && again.view_table().is_some());
     let o = opa(&[
         "calibrate",
         "--quick",
@@ -785,6 +786,8 @@ fn per_frame_opa_on_a_profile_without_its_tables_writes_nothing() {
         for s in row {
             s.probe_bin_top1.clear();
             s.probe_bin_images.clear();
+            s.view_bin_top1.clear();
+            s.view_bin_images.clear();
         }
     }
     let old = dir.path().join("old.parquet");

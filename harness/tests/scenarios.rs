@@ -298,10 +298,11 @@ kind = "fixed-largest"
 }
 
 #[test]
-fn tail_window_and_idle_stretch_are_opa_parameters_within_range() {
+fn tail_window_idle_stretch_and_view_table_are_opa_parameters_within_range() {
     for (key, bad, range, ok) in [
         ("tail-window", "1001", "0..=1000", "0"),
         ("idle-stretch", "101", "0..=100", "2.5"),
+        ("view-table", "2", "0..=1", "0"),
     ] {
         let src = &format!(
             r#"{PREAMBLE}[[selector]]

@@ -52,6 +52,42 @@ pub struct ContentStats {
     /// Images per probe-confidence bin (the same for every candidate under a condition).
     #[serde(default)]
     pub probe_bin_images: Vec<usize>,
+    /// Like `probe_bin_top1`, but binned by the probe's confidence on *another view* of the
+    /// same image (shifted up to a pixel, brightness within ±3 %, the corruption drawn
+    /// afresh): how this candidate fares on the other frames of a scene the probe read once.
+    /// A reading carries less to them than to its own frame (on the shipped profile's live
+    /// runs, larger candidates served after the probe's frame gained about half of what the
+    /// same-image table promised). Empty in profiles written before these tables.
+    #[serde(default)]
+    pub view_bin_top1: Vec<f64>,
+    /// Images per bin of the probe's confidence on the other view.
+    #[serde(default)]
+    pub view_bin_images: Vec<usize>,
+}
+
+/// Which per-frame table of a [`ContentStats`]: binned by the probe's confidence on the
+/// same image, or on another view of it.
+#[derive(Clone, Copy)]
+enum BinTable {
+    SameImage,
+    OtherView,
+}
+
+impl BinTable {
+    fn of(self, s: &ContentStats) -> (&[f64], &[usize]) {
+        match self {
+            BinTable::SameImage => (&s.probe_bin_top1, &s.probe_bin_images),
+            BinTable::OtherView => (&s.view_bin_top1, &s.view_bin_images),
+        }
+    }
+
+    /// The profile's column prefix.
+    fn name(self) -> &'static str {
+        match self {
+            BinTable::SameImage => "probe_bin",
+            BinTable::OtherView => "view_bin",
+        }
+    }
 }
 
 /// Bins of the probe's per-frame confidence in [`ContentStats::probe_bin_top1`].
@@ -156,23 +192,27 @@ impl Profile {
                 ));
             }
         }
-        let binned = |s: &ContentStats| {
-            s.probe_bin_top1.len() == PROBE_BINS && s.probe_bin_images.len() == PROBE_BINS
-        };
-        let any = self.content.iter().flatten().any(binned);
-        if any && !self.content.iter().flatten().all(binned) {
-            return Err(format!(
-                "per-frame tables (probe_bin_top1, probe_bin_images) must hold {PROBE_BINS} bins under every condition, or be absent everywhere"
-            ));
-        }
-        if self
-            .content
-            .iter()
-            .flatten()
-            .flat_map(|s| &s.probe_bin_top1)
-            .any(|v| !(v.is_nan() || (0.0..=1.0).contains(v)))
-        {
-            return Err("a per-frame top-1 (probe_bin_top1) outside 0..=1".into());
+        for table in [BinTable::SameImage, BinTable::OtherView] {
+            let binned = |s: &ContentStats| {
+                let (t, k) = table.of(s);
+                t.len() == PROBE_BINS && k.len() == PROBE_BINS
+            };
+            let any = self.content.iter().flatten().any(binned);
+            let name = table.name();
+            if any && !self.content.iter().flatten().all(binned) {
+                return Err(format!(
+                    "per-frame tables ({name}_top1, {name}_images) must hold {PROBE_BINS} bins under every condition, or be absent everywhere"
+                ));
+            }
+            if self
+                .content
+                .iter()
+                .flatten()
+                .flat_map(|s| table.of(s).0)
+                .any(|v| !(v.is_nan() || (0.0..=1.0).contains(v)))
+            {
+                return Err(format!("a per-frame top-1 ({name}_top1) outside 0..=1"));
+            }
         }
         if self.loads.windows(2).any(|w| w[0] >= w[1]) {
             return Err("load levels must be strictly ascending".into());
@@ -245,12 +285,23 @@ impl Profile {
     /// bin's images weighted alike). A bin no condition filled takes the nearest filled
     /// bin's values. None when the profile holds no per-frame tables.
     pub fn frame_table(&self) -> Option<Vec<Vec<f64>>> {
+        self.binned_table(BinTable::SameImage)
+    }
+
+    /// Like [`Profile::frame_table`], given the probe's confidence on another frame of the
+    /// same scene ([`ContentStats::view_bin_top1`]). None when the profile predates these
+    /// tables.
+    pub fn view_table(&self) -> Option<Vec<Vec<f64>>> {
+        self.binned_table(BinTable::OtherView)
+    }
+
+    fn binned_table(&self, table: BinTable) -> Option<Vec<Vec<f64>>> {
         let n = self.candidates.len();
         if self
             .content
             .iter()
             .flatten()
-            .any(|s| s.probe_bin_top1.len() != PROBE_BINS)
+            .any(|s| table.of(s).0.len() != PROBE_BINS)
         {
             return None;
         }
@@ -258,8 +309,9 @@ impl Profile {
         let mut count = vec![vec![0.0; n]; PROBE_BINS];
         for (c, row) in self.content.iter().enumerate() {
             for s in row {
+                let (top1, images) = table.of(s);
                 for b in 0..PROBE_BINS {
-                    let (t, k) = (s.probe_bin_top1[b], s.probe_bin_images[b] as f64);
+                    let (t, k) = (top1[b], images[b] as f64);
                     if k > 0.0 && t.is_finite() {
                         hits[b][c] += t * k;
                         count[b][c] += k;
@@ -367,7 +419,7 @@ pub fn synthetic(candidates: usize, severities: u8, loads: &[f64]) -> Profile {
                     let confidence = 0.95 - 0.5 * sev;
                     // Per frame: sure probe answers are right for everyone; where the probe
                     // is unsure, cheaper candidates fall further.
-                    let probe_bin_top1 = (0..PROBE_BINS)
+                    let probe_bin_top1: Vec<f64> = (0..PROBE_BINS)
                         .map(|b| {
                             let sure = (b as f64 + 0.5) / PROBE_BINS as f64;
                             (1.0 - (1.0 - sure) * (1.3 - 0.8 * size)).clamp(0.0, 1.0)
@@ -380,6 +432,8 @@ pub fn synthetic(candidates: usize, severities: u8, loads: &[f64]) -> Profile {
                         margin: 0.9 - 0.6 * sev,
                         class_top1: vec![top1; 10],
                         images: 100,
+                        view_bin_top1: probe_bin_top1.clone(),
+                        view_bin_images: vec![5; PROBE_BINS],
                         probe_bin_top1,
                         probe_bin_images: vec![5; PROBE_BINS],
                     }
@@ -456,13 +510,51 @@ mod tests {
             for s in row {
                 s.probe_bin_top1.clear();
                 s.probe_bin_images.clear();
+                s.view_bin_top1.clear();
+                s.view_bin_images.clear();
             }
         }
         assert!(p.frame_table().is_none());
         p.validate().unwrap();
         p.content[0][0].probe_bin_top1 = vec![0.5; PROBE_BINS];
         p.content[0][0].probe_bin_images = vec![1; PROBE_BINS];
-        assert!(p.validate().unwrap_err().contains("per-frame"));
+        assert!(p.validate().unwrap_err().contains("probe_bin_top1"));
+    }
+
+    #[test]
+    fn view_table_is_binned_by_the_other_view() {
+        let mut p = synthetic(2, 1, &[0.0]);
+        // Bin 3 of the other view: candidate 1 right on 2 of 4 images; the same-image table
+        // stays as it was.
+        for row in &mut p.content {
+            for s in row {
+                s.view_bin_images = vec![0; PROBE_BINS];
+                s.view_bin_images[3] = 2;
+            }
+        }
+        p.content[1][0].view_bin_top1[3] = 1.0;
+        p.content[1][1].view_bin_top1[3] = 0.0;
+        let (same, view) = (p.frame_table().unwrap(), p.view_table().unwrap());
+        assert_eq!(view[3][1], 0.5);
+        assert_eq!(
+            view[0], view[3],
+            "every empty bin takes the only filled one"
+        );
+        assert_ne!(same[3][1], 0.5);
+        p.validate().unwrap();
+        // Profiles written before the view tables: none, the same-image table still there.
+        for row in &mut p.content {
+            for s in row {
+                s.view_bin_top1.clear();
+                s.view_bin_images.clear();
+            }
+        }
+        assert!(p.view_table().is_none());
+        assert_eq!(p.frame_table().unwrap(), same);
+        p.validate().unwrap();
+        p.content[1][0].view_bin_top1 = vec![1.5; PROBE_BINS];
+        p.content[1][0].view_bin_images = vec![1; PROBE_BINS];
+        assert!(p.validate().unwrap_err().contains("view_bin"));
     }
 
     #[test]

@@ -15,6 +15,11 @@ fn table_err(path: &Path) -> impl Fn(PolarsError) -> RunError + '_ {
     }
 }
 
+/// A list cell of counts.
+fn counts(v: &[usize]) -> Series {
+    Series::new("".into(), v.iter().map(|&k| k as u64).collect::<Vec<u64>>())
+}
+
 /// Writes `profile` to `path` as parquet, atomically.
 pub fn write_profile(path: &Path, p: &Profile) -> Result<(), RunError> {
     p.validate().map_err(|m| RunError::Table {
@@ -28,6 +33,7 @@ pub fn write_profile(path: &Path, p: &Profile) -> Result<(), RunError> {
     let mut content = Vec::new();
     let mut load = Vec::new();
     let (mut bin_top1, mut bin_imgs) = (Vec::new(), Vec::new());
+    let (mut view_top1, mut view_imgs) = (Vec::new(), Vec::new());
     let (mut top1, mut conf, mut ent, mut mar, mut cls, mut imgs) = (
         Vec::new(),
         Vec::new(),
@@ -55,13 +61,9 @@ pub fn write_profile(path: &Path, p: &Profile) -> Result<(), RunError> {
                 cls.push(Series::new("".into(), a.class_top1.clone()));
                 imgs.push(a.images as u64);
                 bin_top1.push(Series::new("".into(), a.probe_bin_top1.clone()));
-                bin_imgs.push(Series::new(
-                    "".into(),
-                    a.probe_bin_images
-                        .iter()
-                        .map(|&k| k as u64)
-                        .collect::<Vec<u64>>(),
-                ));
+                bin_imgs.push(counts(&a.probe_bin_images));
+                view_top1.push(Series::new("".into(), a.view_bin_top1.clone()));
+                view_imgs.push(counts(&a.view_bin_images));
                 mean.push(t.mean_ms);
                 p50.push(t.p50_ms);
                 p95.push(t.p95_ms);
@@ -83,6 +85,8 @@ pub fn write_profile(path: &Path, p: &Profile) -> Result<(), RunError> {
         Series::new("images".into(), imgs).into(),
         Series::new("probe_bin_top1".into(), bin_top1).into(),
         Series::new("probe_bin_images".into(), bin_imgs).into(),
+        Series::new("view_bin_top1".into(), view_top1).into(),
+        Series::new("view_bin_images".into(), view_imgs).into(),
         Series::new("latency_mean_ms".into(), mean).into(),
         Series::new("latency_p50_ms".into(), p50).into(),
         Series::new("latency_p95_ms".into(), p95).into(),
@@ -135,6 +139,14 @@ pub fn read_profile(path: &Path) -> Result<Profile, RunError> {
         Err(_) => None,
     };
     let bin_imgs = match df.column("probe_bin_images") {
+        Ok(c) => Some(c.list().map_err(&e)?),
+        Err(_) => None,
+    };
+    let view_top1 = match df.column("view_bin_top1") {
+        Ok(c) => Some(c.list().map_err(&e)?),
+        Err(_) => None,
+    };
+    let view_imgs = match df.column("view_bin_images") {
         Ok(c) => Some(c.list().map_err(&e)?),
         Err(_) => None,
     };
@@ -216,6 +228,14 @@ pub fn read_profile(path: &Path) -> Result<Profile, RunError> {
                 None => Vec::new(),
             },
             probe_bin_images: match bin_imgs {
+                Some(l) => counts(l, i)?,
+                None => Vec::new(),
+            },
+            view_bin_top1: match view_top1 {
+                Some(l) => list(l, i)?,
+                None => Vec::new(),
+            },
+            view_bin_images: match view_imgs {
                 Some(l) => counts(l, i)?,
                 None => Vec::new(),
             },

@@ -12,8 +12,11 @@
 //! changes class (a new object) and at the latest every `evidence_frames` frames; each
 //! frame is then served by the candidate with the highest top-1 in the probe's confidence
 //! bin (the profile's per-frame tables, pooled over its content conditions) times its
-//! chance of finishing in time. On the frame the probe ran on, its own answer is in hand and
-//! competes with the others in the time left. Runs of the probe itself read the scene for
+//! chance of finishing in time: on the frame the probe ran on, the table binned by the
+//! probe's confidence on the same image; on the scene's later frames, the one binned by its
+//! confidence on another view of the image (what a reading says about the frames after it:
+//! on live frames, about half the gain the same-image table promises). On the frame the
+//! probe ran on, its own answer is in hand and competes with the others in the time left. Runs of the probe itself read the scene for
 //! free. When the answer changed but `min_gap` holds the probe back, the reading is of the
 //! previous object, and the frame is served on every candidate's top-1 over all calibration
 //! images. A candidate no smaller than the probe is served only for the top-1 it adds (its
@@ -89,6 +92,10 @@ pub struct OpaParams {
     /// its 95th percentile × k × 1 to 5 (contention on a device unlike the calibration run's
     /// slows every sub-network alike and widens its tail). 0 = the profile's load levels only.
     pub idle_stretch: f64,
+    /// Per-frame mode: serve the frames after the probe's on the profile's other-view tables
+    /// (the probe's confidence on another frame of the scene; [`Profile::view_table`]) when
+    /// the profile has them; false = the same-image tables on every frame.
+    pub view_table: bool,
 }
 
 impl Default for OpaParams {
@@ -106,6 +113,7 @@ impl Default for OpaParams {
             evidence_frames: 20,
             tail_window: 64,
             idle_stretch: 16.0,
+            view_table: true,
         }
     }
 }
@@ -155,6 +163,10 @@ pub struct Opa {
     /// Per-frame mode: every candidate's top-1 on a frame per bin of the probe's confidence
     /// on it (`table[bin][candidate]`, the profile's per-frame tables); None in round mode.
     frame_table: Option<Vec<Vec<f64>>>,
+    /// Per-frame mode: the same given the probe's confidence on another frame of the scene
+    /// (the profile's other-view tables), for the frames after the reading's; None without
+    /// them (or with `view_table` off): the same-image table serves every frame.
+    view_table: Option<Vec<Vec<f64>>>,
     /// Per-frame mode: every candidate's top-1 on an object the probe has not read (over
     /// all calibration images), served on when the scene changed and `min_gap` holds the
     /// probe back.
@@ -218,6 +230,11 @@ impl Opa {
         } else {
             None
         };
+        let view_table = if frame_table.is_some() && p.view_table {
+            profile.view_table()
+        } else {
+            None
+        };
         let tails = Tails::new(p.tail_window as usize);
         let unread = profile
             .content
@@ -268,6 +285,7 @@ impl Opa {
             conf_n: 0,
             conf_ema: 0.0,
             frame_table,
+            view_table,
             unread,
             not_smaller,
             reading: None,
@@ -416,10 +434,14 @@ impl Opa {
             .frame_table
             .as_ref()
             .expect("per-frame mode has its table");
+        let bin = self.reading.map_or(PROBE_BINS - 1, |r| r.bin);
         let acc = if unread && !probed_now {
             &self.unread
+        } else if probed_now {
+            &table[bin]
         } else {
-            &table[self.reading.map_or(PROBE_BINS - 1, |r| r.bin)]
+            // The reading is of another frame of the scene: it says less about this one.
+            &self.view_table.as_ref().unwrap_or(table)[bin]
         };
         let (probe, min_gain) = (self.probe, self.p.min_gain);
         let value = |c: usize| {
