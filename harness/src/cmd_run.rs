@@ -170,6 +170,7 @@ fn build_selector(
                 tail_window: u("tail-window"),
                 idle_stretch: spec.get("idle-stretch"),
                 view_table: u("view-table") == 1,
+                cascade: u("cascade") == 1,
             };
             Box::new(
                 Opa::new(&spec.name, params, p, model)

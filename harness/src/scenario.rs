@@ -144,6 +144,7 @@ struct RawSelector {
     tail_window: Option<S<toml::Value>>,
     idle_stretch: Option<S<toml::Value>>,
     view_table: Option<S<toml::Value>>,
+    cascade: Option<S<toml::Value>>,
     window: Option<S<toml::Value>>,
     slack: Option<S<toml::Value>>,
     revalidate_every: Option<S<toml::Value>>,
@@ -152,7 +153,7 @@ struct RawSelector {
 
 impl RawSelector {
     /// The numeric parameters as written, by key.
-    fn numeric(&self) -> [(&'static str, &Option<S<toml::Value>>); 18] {
+    fn numeric(&self) -> [(&'static str, &Option<S<toml::Value>>); 19] {
         [
             ("switch-every", &self.switch_every),
             ("probe-frames", &self.probe_frames),
@@ -168,6 +169,7 @@ impl RawSelector {
             ("tail-window", &self.tail_window),
             ("idle-stretch", &self.idle_stretch),
             ("view-table", &self.view_table),
+            ("cascade", &self.cascade),
             ("window", &self.window),
             ("slack", &self.slack),
             ("revalidate-every", &self.revalidate_every),
@@ -311,6 +313,7 @@ pub fn selector_defaults(kind: &str) -> Vec<(&'static str, f64)> {
                 ("tail-window", d.tail_window as f64),
                 ("idle-stretch", d.idle_stretch),
                 ("view-table", f64::from(u8::from(d.view_table))),
+                ("cascade", f64::from(u8::from(d.cascade))),
             ]
         }
         "exhaustive" => {
@@ -354,7 +357,7 @@ fn param_range(key: &str) -> (f64, f64, bool) {
         "load-window" | "tail-window" => (0.0, 1000.0, true),
         "min-gain" => (0.0, 1.0, false),
         "idle-stretch" => (0.0, 100.0, false),
-        "view-table" => (0.0, 1.0, true),
+        "view-table" | "cascade" => (0.0, 1.0, true),
         "replan-every" | "evidence-frames" => (0.0, 1_000_000.0, true),
         _ => (1.0, 1_000_000.0, true),
     }

@@ -35,7 +35,8 @@ pub struct SelectorSummary {
     pub latency_p95_ms: f64,
     /// 99th percentile, ms.
     pub latency_p99_ms: f64,
-    /// Probe / search compute time over the timeline (first arrival to last finish).
+    /// Probe / search compute time over the timeline (first arrival to last finish); a probe
+    /// run whose answer served its frame counts as serving, not as overhead.
     pub decision_overhead: f64,
     /// Probe runs.
     pub probes: usize,
@@ -88,10 +89,19 @@ pub fn summarize(rows: &[Sample], inp: &SummaryInputs) -> SelectorSummary {
     let n = served.len();
     let nf = n.max(1) as f64;
     let lat: Vec<f64> = served.iter().map(|r| r.latency_ms).collect();
-    // Start from +0.0: an empty f64 sum is -0.0.
+    // A probe run whose answer then served its frame (the engine reuses the run: same
+    // frame, candidate, start, finish) cost nothing beyond serving; every other probe run is
+    // overhead. Start from +0.0: an empty f64 sum is -0.0.
+    let served_by_frame: std::collections::HashMap<u64, &Sample> =
+        served.iter().map(|s| (s.frame, *s)).collect();
+    let served_itself = |p: &Sample| {
+        served_by_frame.get(&p.frame).is_some_and(|s| {
+            (&s.candidate, s.start_s, s.finish_s) == (&p.candidate, p.start_s, p.finish_s)
+        })
+    };
     let probe_ms: f64 = rows
         .iter()
-        .filter(|r| r.phase == "probe")
+        .filter(|r| r.phase == "probe" && !served_itself(r))
         .map(|r| r.compute_ms)
         .fold(0.0, |a, b| a + b);
     let span_s = match (

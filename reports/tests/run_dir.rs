@@ -70,6 +70,17 @@ fn metrics_follow_the_design_definitions() {
         s.decision_overhead
     );
     assert_eq!(s.verdict.verdict, "VALID");
+    // A probe run whose answer then served the frame (the same run) is serving, not overhead.
+    let mut reused = rows.clone();
+    reused.push(row(4, "probe", "a", 0.4, 3.0, 3.0, true, false));
+    reused.push(row(4, "serve", "a", 0.4, 3.0, 3.0, true, true));
+    let t = summarize(&reused, &inputs(1));
+    assert_eq!(t.probes, 2);
+    assert!(
+        (t.decision_overhead - 0.005 / 0.403).abs() < 1e-12,
+        "{}",
+        t.decision_overhead
+    );
 }
 
 #[test]
