@@ -190,11 +190,11 @@ pub struct Opa {
     probe_ms: f64,
     /// Per-frame mode: the frame of the latest probe run.
     last_probe: Option<u64>,
-    /// Per-frame mode, for most frames' budget and for a probe frame's: every candidate's
-    /// chance of finishing in time (right after a run of its own, and of another candidate),
-    /// and the (load grid point, budget, tails version) it was computed for.
-    chance: [Vec<[f64; 2]>; 2],
-    chance_key: [Option<(Option<usize>, f64, u64)>; 2],
+    /// Per-frame mode, for most frames' budget: every candidate's chance of finishing in
+    /// time (right after a run of its own, and of another candidate), and the (load grid
+    /// point, budget, tails version) it was computed for.
+    chance: Vec<[f64; 2]>,
+    chance_key: Option<(Option<usize>, f64, u64)>,
     /// Where recent runs fell in their predicted latency distributions.
     tails: Tails,
     /// The candidate of the latest run (probe or served).
@@ -301,7 +301,7 @@ impl Opa {
             probe_ms: 0.0,
             last_probe: None,
             chance: Default::default(),
-            chance_key: [None; 2],
+            chance_key: None,
             tails,
             last_run: None,
         })
@@ -338,36 +338,47 @@ impl Opa {
         self.preds.iter().map(|p| p.latency()).collect()
     }
 
-    /// Every candidate's chance of finishing within `budget` ms now, into `chance[slot]`;
-    /// kept while the load estimate, the budget and the tails stay the same (most frames).
-    fn refresh_chances(&mut self, slot: usize, budget: f64) {
+    /// Every candidate's chance of finishing within `budget` ms now, into `chance`; kept
+    /// while the load estimate, the budget and the tails stay the same (most frames).
+    fn refresh_chances(&mut self, budget: f64) {
         let state = self.load_state();
         let key = (state, budget, self.tails.version);
-        if state.is_some() && self.chance_key[slot] == Some(key) {
+        if state.is_some() && self.chance_key == Some(key) {
             return;
         }
-        self.chance_key[slot] = Some(key);
+        self.chance_key = Some(key);
         let n = self.preds.len();
-        let mut out = std::mem::take(&mut self.chance[slot]);
+        let mut out = std::mem::take(&mut self.chance);
         out.resize(n, [0.0; 2]);
         if let Some(g) = state {
             // The hot path (most refreshes): no allocation.
             for (c, o) in out.iter_mut().enumerate() {
                 let z = z_score(budget, &self.load.latency(c, g));
-                *o = self.tails.chances(self.kind(c, slot == 1), z);
+                *o = self.tails.chances(self.kind(c, false), z);
             }
         } else {
             for (c, (o, l)) in out.iter_mut().zip(self.latencies(None)).enumerate() {
-                *o = self.chances(c, budget, &l, None, slot == 1);
+                *o = self.chances(c, budget, &l, None, false);
             }
         }
-        self.chance[slot] = out;
+        self.chance = out;
     }
 
     /// Candidate `c`'s chance of finishing in time from [`Opa::refresh_chances`], for a run
     /// now.
-    fn chance_now(&self, slot: usize, c: usize) -> f64 {
-        self.chance[slot][c][self.cold(c)]
+    fn chance_now(&self, c: usize) -> f64 {
+        self.chance[c][self.cold(c)]
+    }
+
+    /// Candidate `c`'s chance of finishing within `budget` ms when run right after the
+    /// probe's run on this frame (computed when asked: the budget differs on every probe
+    /// frame, and most candidates are ruled out before their chance matters).
+    fn chance_after_probe(&self, c: usize, budget: f64, state: Option<usize>) -> f64 {
+        let l = match state {
+            Some(g) => self.load.latency(c, g),
+            None => self.latencies(None)[c],
+        };
+        self.chance_of(c, budget, &l, state, true)
     }
 
     /// Candidate `c`'s chance of finishing within `budget` ms now, when its latency is `l` at
@@ -456,9 +467,10 @@ impl Opa {
         } else {
             self.p.margin * ctx.deadline_ms
         };
-        // Two cached slots: most frames' budget, and a probe frame's (what the probe left).
-        let slot = usize::from(probed_now);
-        self.refresh_chances(slot, budget);
+        let state = self.load_state();
+        if !probed_now {
+            self.refresh_chances(budget);
+        }
         let table = self
             .frame_table
             .as_ref()
@@ -473,20 +485,28 @@ impl Opa {
             &self.view_table.as_ref().unwrap_or(table)[bin]
         };
         let (probe, min_gain) = (self.probe, self.p.min_gain);
+        // On the probe's frame its answer is in hand; another candidate must beat it by
+        // `min_gain` even if sure to finish in time, or its chance need not be computed.
+        let in_hand = if self.probe_done_ms <= ctx.deadline_ms {
+            acc[probe]
+        } else {
+            0.0
+        };
         let value = |c: usize| {
             if c != probe && self.not_smaller[c] && acc[c] < acc[probe] + min_gain {
                 // No faster than the probe and not clearly more accurate: a predicted gain
                 // could only come from noise in the calibrated latency tables.
                 0.0
             } else if probed_now && c == probe {
-                // Its answer on this frame is in hand.
-                if self.probe_done_ms <= ctx.deadline_ms {
-                    acc[c]
-                } else {
+                in_hand
+            } else if probed_now {
+                if acc[c] < in_hand + min_gain {
                     0.0
+                } else {
+                    acc[c] * self.chance_after_probe(c, budget, state)
                 }
             } else {
-                acc[c] * self.chance_now(slot, c)
+                acc[c] * self.chance_now(c)
             }
         };
         let (best, best_value) = most_valued(acc.len(), value);
@@ -804,11 +824,10 @@ impl Tails {
             s.extend(r.iter().copied());
             s.sort_by(f64::total_cmp);
             self.version += 1;
+            // (Runs after the probe shrink toward the other candidates' cold ones as they
+            // were at the after-probe pools' latest update: rebuilding those on every update
+            // of the others cost a fifth of a replay's time.)
             self.rebuild(pool - pool % 2);
-            if pool / 2 == 1 {
-                // The runs after the probe shrink toward the other candidates' cold ones.
-                self.rebuild(AFTER_PROBE);
-            }
         }
     }
 
