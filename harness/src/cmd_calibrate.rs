@@ -362,12 +362,12 @@ fn measure_content(
         // The probe's view of another frame of each image's scene (camera shift and flicker
         // as a stream's default segment, the corruption drawn afresh): the second per-frame
         // table is binned by its confidence there.
+        let stream = Segment::clean(1.0, 1.0);
         let views: Vec<Vec<u8>> = (0..set.len())
             .map(|i| {
                 let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed ^ (gi as u64) << 20);
                 rng.set_stream(VIEW_STREAM + i as u64);
-                let clean = Segment::clean(1.0, 1.0);
-                let moved = camera(&set.image(i), clean.jitter_px, clean.flicker, &mut rng);
+                let moved = camera(&set.image(i), stream.jitter_px, stream.flicker, &mut rng);
                 match corruption {
                     Some((k, s)) => k.apply_with(&moved, *s, &mut rng).data,
                     None => moved.data,

@@ -134,22 +134,14 @@ pub fn read_profile(path: &Path) -> Result<Profile, RunError> {
     let cls = s("class_top1")?.list().map_err(&e)?;
     let imgs = s("images")?.u64().map_err(&e)?;
     // Per-frame tables: absent from profiles written before them.
-    let bin_top1 = match df.column("probe_bin_top1") {
-        Ok(c) => Some(c.list().map_err(&e)?),
-        Err(_) => None,
+    let optional = |name: &str| match df.column(name) {
+        Ok(c) => c.list().map(Some).map_err(&e),
+        Err(_) => Ok(None),
     };
-    let bin_imgs = match df.column("probe_bin_images") {
-        Ok(c) => Some(c.list().map_err(&e)?),
-        Err(_) => None,
-    };
-    let view_top1 = match df.column("view_bin_top1") {
-        Ok(c) => Some(c.list().map_err(&e)?),
-        Err(_) => None,
-    };
-    let view_imgs = match df.column("view_bin_images") {
-        Ok(c) => Some(c.list().map_err(&e)?),
-        Err(_) => None,
-    };
+    let bin_top1 = optional("probe_bin_top1")?;
+    let bin_imgs = optional("probe_bin_images")?;
+    let view_top1 = optional("view_bin_top1")?;
+    let view_imgs = optional("view_bin_images")?;
     let null = || bad("null value in the profile".into());
     let list = |l: &ListChunked, i: usize| -> Result<Vec<f64>, RunError> {
         let s = l.get_as_series(i).ok_or_else(null)?;

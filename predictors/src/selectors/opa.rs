@@ -372,11 +372,18 @@ impl Opa {
 
     /// Candidate `c`'s chance of finishing within `budget` ms when run right after the
     /// probe's run on this frame (computed when asked: the budget differs on every probe
-    /// frame, and most candidates are ruled out before their chance matters).
-    fn chance_after_probe(&self, c: usize, budget: f64, state: Option<usize>) -> f64 {
+    /// frame, and most candidates are ruled out before their chance matters). Without a load
+    /// estimate (`state` None), `unestimated` holds every candidate's [`Opa::latencies`].
+    fn chance_after_probe(
+        &self,
+        c: usize,
+        budget: f64,
+        state: Option<usize>,
+        unestimated: &[LatencyStats],
+    ) -> f64 {
         let l = match state {
             Some(g) => self.load.latency(c, g),
-            None => self.latencies(None)[c],
+            None => unestimated[c],
         };
         self.chance_of(c, budget, &l, state, true)
     }
@@ -471,6 +478,13 @@ impl Opa {
         if !probed_now {
             self.refresh_chances(budget);
         }
+        // Latencies read without a load estimate (before any run, or `load_window = 0`: the
+        // predictor's reading of the probe's run), once for the whole decision.
+        let unestimated = if probed_now && state.is_none() {
+            self.latencies(None)
+        } else {
+            Vec::new()
+        };
         let table = self
             .frame_table
             .as_ref()
@@ -503,7 +517,7 @@ impl Opa {
                 if acc[c] < in_hand + min_gain {
                     0.0
                 } else {
-                    acc[c] * self.chance_after_probe(c, budget, state)
+                    acc[c] * self.chance_after_probe(c, budget, state, &unestimated)
                 }
             } else {
                 acc[c] * self.chance_now(c)
