@@ -171,6 +171,9 @@ fn build_selector(
                 idle_stretch: spec.get("idle-stretch"),
                 view_table: u("view-table") == 1,
                 cascade: u("cascade") == 1,
+                fallback: u("fallback") == 1,
+                escalate_chance: spec.get("escalate-chance"),
+                robust_gain: u("robust-gain") == 1,
             };
             Box::new(
                 Opa::new(&spec.name, params, p, model)

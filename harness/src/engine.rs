@@ -1,9 +1,12 @@
 //! The replay engine: frames arrive on a fixed schedule; every run's measured compute time is
 //! placed on a virtual timeline (start = max(arrival, previous finish)); probes occupy the
 //! same timeline as served runs, so their cost shows up as queueing and missed deadlines.
-//! A frame served by a candidate that already ran on it as a probe reuses that run: its
-//! answer is served when the probe finished, at no further cost (a deployed system would not
-//! run the same network on the same frame twice).
+//! A frame served by a candidate that already ran on it as a probe reuses that run, at no
+//! further cost (a deployed system would not run the same network on the same frame twice);
+//! its answer is served once the selector has seen every run it asked for on the frame (at
+//! the end of the frame's latest run, not earlier). An escalation ([`Decision::Escalate`])
+//! runs a candidate with the answer of the frame's latest run in hand: late, it is a probe,
+//! and the answer in hand serves at the deadline (a deployed system's timer).
 //!
 //! The engine knows nothing about the network: it drives a [`Target`] (which runs a candidate
 //! on a frame and reports what it measured) and a [`Selector`].
@@ -58,7 +61,8 @@ pub struct SampleRow {
     pub arrival_s: f64,
     /// Start on the timeline, s.
     pub start_s: f64,
-    /// Finish on the timeline, s.
+    /// Finish on the timeline, s; of a served row, when its answer was served (see the
+    /// module's text).
     pub finish_s: f64,
     /// Measured compute, ms.
     pub compute_ms: f64,
@@ -198,9 +202,10 @@ impl Replayer {
                     candidates,
                     serving: self.serving,
                 };
-                let (candidate, phase) = match selector.decide(&ctx) {
-                    Decision::Serve(c) => (c, Phase::Serve),
-                    Decision::Probe(c) => (c, Phase::Probe),
+                let (candidate, phase, escalate) = match selector.decide(&ctx) {
+                    Decision::Serve(c) => (c, Phase::Serve, false),
+                    Decision::Probe(c) => (c, Phase::Probe, false),
+                    Decision::Escalate(c) => (c, Phase::Serve, true),
                 };
                 if candidate >= candidates.len() {
                     return Err(EngineError::Selector(format!(
@@ -222,8 +227,14 @@ impl Replayer {
                 let reused = (phase == Phase::Serve)
                     .then(|| ran.iter().find(|r| r.0 == candidate).copied())
                     .flatten();
+                // An escalation's fallback: the answer of the frame's latest run.
+                let in_hand = ran.last().copied().filter(|_| escalate && reused.is_none());
                 let (inf, start_s, finish_s) = match reused {
-                    Some((_, inf, start_s, finish_s)) => (inf, start_s, finish_s),
+                    Some((_, inf, start_s, finish_s)) => {
+                        // Served once the selector has seen the frame's latest run.
+                        let decided = ran.last().map_or(finish_s, |r| r.3);
+                        (inf, start_s, finish_s.max(decided))
+                    }
                     None => {
                         let start_s = f.arrival_s.max(self.free_at_s);
                         let inf = target
@@ -235,36 +246,40 @@ impl Replayer {
                         (inf, start_s, finish_s)
                     }
                 };
-                let latency_ms = (finish_s - f.arrival_s) * 1000.0;
-                let row = SampleRow {
-                    frame: i as u64,
-                    phase,
-                    candidate,
-                    arrival_s: f.arrival_s,
-                    start_s,
-                    finish_s,
-                    compute_ms: inf.compute_ms,
-                    latency_ms,
-                    label: f.label,
-                    predicted: inf.predicted,
-                    confidence: inf.confidence,
-                    correct: inf.predicted == f.label,
-                    deadline_met: phase == Phase::Serve && latency_ms <= deadline_ms + 1e-9,
-                    condition: f.condition.clone(),
-                };
-                selector.observe(&Outcome {
-                    frame: i as u64,
-                    candidate,
-                    phase,
-                    compute_ms: inf.compute_ms,
-                    latency_ms,
-                    confidence: inf.confidence,
-                    entropy: inf.entropy,
-                    margin: inf.margin,
-                    predicted: inf.predicted,
-                });
-                on_row(&row);
-                self.rows.push(row);
+                let late = (finish_s - f.arrival_s) * 1000.0 > deadline_ms + 1e-9;
+                match in_hand {
+                    Some((fallback, fb_inf, fb_start, fb_finish)) if late => {
+                        // The timer fires first: the escalation served nothing.
+                        self.record(
+                            f,
+                            i,
+                            Phase::Probe,
+                            candidate,
+                            inf,
+                            start_s,
+                            finish_s,
+                            selector,
+                            on_row,
+                        );
+                        let at = fb_finish.max(f.arrival_s + deadline_ms / 1000.0);
+                        self.record(
+                            f,
+                            i,
+                            Phase::Serve,
+                            fallback,
+                            fb_inf,
+                            fb_start,
+                            at,
+                            selector,
+                            on_row,
+                        );
+                        self.serving = Some(fallback);
+                        break;
+                    }
+                    _ => self.record(
+                        f, i, phase, candidate, inf, start_s, finish_s, selector, on_row,
+                    ),
+                }
                 if phase == Phase::Serve {
                     self.serving = Some(candidate);
                     break;
@@ -273,5 +288,54 @@ impl Replayer {
             self.next += 1;
         }
         Ok(true)
+    }
+}
+
+impl Replayer {
+    /// Reports one run (or the reuse of one) to the selector and to `on_row`, and keeps its
+    /// row. `finish_s`: when its answer was served (or, for a probe, when it finished).
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        f: &FrameSlot,
+        i: usize,
+        phase: Phase,
+        candidate: usize,
+        inf: Inference,
+        start_s: f64,
+        finish_s: f64,
+        selector: &mut dyn Selector,
+        on_row: &mut dyn FnMut(&SampleRow),
+    ) {
+        let latency_ms = (finish_s - f.arrival_s) * 1000.0;
+        let row = SampleRow {
+            frame: i as u64,
+            phase,
+            candidate,
+            arrival_s: f.arrival_s,
+            start_s,
+            finish_s,
+            compute_ms: inf.compute_ms,
+            latency_ms,
+            label: f.label,
+            predicted: inf.predicted,
+            confidence: inf.confidence,
+            correct: inf.predicted == f.label,
+            deadline_met: phase == Phase::Serve && latency_ms <= self.deadline_ms + 1e-9,
+            condition: f.condition.clone(),
+        };
+        selector.observe(&Outcome {
+            frame: i as u64,
+            candidate,
+            phase,
+            compute_ms: inf.compute_ms,
+            latency_ms,
+            confidence: inf.confidence,
+            entropy: inf.entropy,
+            margin: inf.margin,
+            predicted: inf.predicted,
+        });
+        on_row(&row);
+        self.rows.push(row);
     }
 }

@@ -145,6 +145,9 @@ struct RawSelector {
     idle_stretch: Option<S<toml::Value>>,
     view_table: Option<S<toml::Value>>,
     cascade: Option<S<toml::Value>>,
+    fallback: Option<S<toml::Value>>,
+    escalate_chance: Option<S<toml::Value>>,
+    robust_gain: Option<S<toml::Value>>,
     window: Option<S<toml::Value>>,
     slack: Option<S<toml::Value>>,
     revalidate_every: Option<S<toml::Value>>,
@@ -153,7 +156,7 @@ struct RawSelector {
 
 impl RawSelector {
     /// The numeric parameters as written, by key.
-    fn numeric(&self) -> [(&'static str, &Option<S<toml::Value>>); 19] {
+    fn numeric(&self) -> [(&'static str, &Option<S<toml::Value>>); 22] {
         [
             ("switch-every", &self.switch_every),
             ("probe-frames", &self.probe_frames),
@@ -170,6 +173,9 @@ impl RawSelector {
             ("idle-stretch", &self.idle_stretch),
             ("view-table", &self.view_table),
             ("cascade", &self.cascade),
+            ("fallback", &self.fallback),
+            ("escalate-chance", &self.escalate_chance),
+            ("robust-gain", &self.robust_gain),
             ("window", &self.window),
             ("slack", &self.slack),
             ("revalidate-every", &self.revalidate_every),
@@ -314,6 +320,9 @@ pub fn selector_defaults(kind: &str) -> Vec<(&'static str, f64)> {
                 ("idle-stretch", d.idle_stretch),
                 ("view-table", f64::from(u8::from(d.view_table))),
                 ("cascade", f64::from(u8::from(d.cascade))),
+                ("fallback", f64::from(u8::from(d.fallback))),
+                ("escalate-chance", d.escalate_chance),
+                ("robust-gain", f64::from(u8::from(d.robust_gain))),
             ]
         }
         "exhaustive" => {
@@ -355,9 +364,9 @@ fn param_range(key: &str) -> (f64, f64, bool) {
         "confidence-drift" => (0.001, 1.0, false),
         "probe-frames" | "trial-frames" => (1.0, 1000.0, true),
         "load-window" | "tail-window" => (0.0, 1000.0, true),
-        "min-gain" => (0.0, 1.0, false),
+        "min-gain" | "escalate-chance" => (0.0, 1.0, false),
         "idle-stretch" => (0.0, 100.0, false),
-        "view-table" | "cascade" => (0.0, 1.0, true),
+        "view-table" | "cascade" | "fallback" | "robust-gain" => (0.0, 1.0, true),
         "replan-every" | "evidence-frames" => (0.0, 1_000_000.0, true),
         _ => (1.0, 1_000_000.0, true),
     }

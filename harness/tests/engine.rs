@@ -406,3 +406,203 @@ fn gpu_injector_thread_stops_on_drop_and_follows_its_duty_cycle() {
     }
     assert_eq!(threads(), 0, "the GPU load thread outlived its injector");
 }
+
+/// Plays a per-frame script of decisions (the last entry of a frame's list repeats), and
+/// records what it was told.
+struct Script {
+    steps: Vec<Vec<Decision>>,
+    at: (u64, usize),
+    seen: Vec<opa_predictors::Outcome>,
+}
+
+impl Script {
+    fn new(steps: Vec<Vec<Decision>>) -> Self {
+        Script {
+            steps,
+            at: (u64::MAX, 0),
+            seen: Vec::new(),
+        }
+    }
+}
+
+impl Selector for Script {
+    fn name(&self) -> &str {
+        "script"
+    }
+    fn decide(&mut self, ctx: &Context) -> Decision {
+        if self.at.0 != ctx.frame {
+            self.at = (ctx.frame, 0);
+        }
+        let s = &self.steps[ctx.frame as usize];
+        let d = s[self.at.1.min(s.len() - 1)];
+        self.at.1 += 1;
+        d
+    }
+    fn observe(&mut self, o: &opa_predictors::Outcome) {
+        self.seen.push(*o);
+    }
+}
+
+/// (phase, candidate, start ms, finish ms, latency ms, deadline met) of every row.
+fn timeline(rows: &[opa_harness::engine::SampleRow]) -> Vec<(Phase, usize, f64, f64, f64, bool)> {
+    let ms = |s: f64| (s * 1e6).round() / 1e3;
+    rows.iter()
+        .map(|r| {
+            (
+                r.phase,
+                r.candidate,
+                ms(r.start_s),
+                ms(r.finish_s),
+                (r.latency_ms * 1e3).round() / 1e3,
+                r.deadline_met,
+            )
+        })
+        .collect()
+}
+
+fn frames_every(step_s: f64, n: usize) -> Vec<FrameSlot> {
+    (0..n)
+        .map(|i| FrameSlot {
+            arrival_s: step_s * i as f64,
+            label: 1,
+            condition: "clean".into(),
+        })
+        .collect()
+}
+
+#[test]
+fn an_escalation_serves_when_on_time_and_falls_back_at_the_deadline_when_late() {
+    // Deadline 35 ms, frames every 100 ms. Frame 0: probe c0 (10 ms), escalate to c1 (20 ms,
+    // done at 30: on time, it serves). Frame 1: probe c0, escalate to c2 (30 ms, done at 40:
+    // late): c2's run is a probe, c0's answer serves at the deadline (35 ms), and the device
+    // stays busy until c2 ends. Frame 2: escalate with nothing in hand = serve.
+    let frames = frames_every(0.1, 3);
+    let mut sel = Script::new(vec![
+        vec![Decision::Probe(0), Decision::Escalate(1)],
+        vec![Decision::Probe(0), Decision::Escalate(2)],
+        vec![Decision::Escalate(1)],
+    ]);
+    let rows = replay(
+        &frames,
+        &cands(3),
+        35.0,
+        &mut Fake,
+        &mut sel,
+        &AtomicBool::new(false),
+        &mut |_| {},
+    )
+    .unwrap()
+    .rows;
+    assert_eq!(
+        timeline(&rows),
+        vec![
+            (Phase::Probe, 0, 0.0, 10.0, 10.0, false),
+            (Phase::Serve, 1, 10.0, 30.0, 30.0, true),
+            (Phase::Probe, 0, 100.0, 110.0, 10.0, false),
+            (Phase::Probe, 2, 110.0, 140.0, 40.0, false),
+            (Phase::Serve, 0, 100.0, 135.0, 35.0, true),
+            (Phase::Serve, 1, 200.0, 220.0, 20.0, true),
+        ]
+    );
+    // The selector is told the late run as a probe, then the fallback's serve.
+    let told: Vec<(Phase, usize)> = sel.seen.iter().map(|o| (o.phase, o.candidate)).collect();
+    assert_eq!(
+        told,
+        vec![
+            (Phase::Probe, 0),
+            (Phase::Serve, 1),
+            (Phase::Probe, 0),
+            (Phase::Probe, 2),
+            (Phase::Serve, 0),
+            (Phase::Serve, 1),
+        ]
+    );
+}
+
+#[test]
+fn a_late_escalation_keeps_the_device_busy_and_a_late_fallback_serves_when_it_finished() {
+    // Frames every 35 ms, deadline 15 ms. Frame 0: probe c0 (10 ms), escalate to c2 (30 ms,
+    // 10-40: late): c0's answer at 15 ms. Frame 1 arrives at 35 but starts at 40: probe c0
+    // ends at 50 (latency 15, just on time), escalate to c1 (20 ms, to 70: late): c0's
+    // answer at the deadline, 50 ms. Frame 2 (70): probe c0 from 70 to 80... its own answer
+    // at 10 ms. The fallback is never served before its own run finished.
+    let frames = frames_every(0.035, 3);
+    let mut sel = Script::new(vec![
+        vec![Decision::Probe(0), Decision::Escalate(2)],
+        vec![Decision::Probe(0), Decision::Escalate(1)],
+        vec![Decision::Probe(0), Decision::Serve(0)],
+    ]);
+    let rows = replay(
+        &frames,
+        &cands(3),
+        15.0,
+        &mut Fake,
+        &mut sel,
+        &AtomicBool::new(false),
+        &mut |_| {},
+    )
+    .unwrap()
+    .rows;
+    assert_eq!(
+        timeline(&rows),
+        vec![
+            (Phase::Probe, 0, 0.0, 10.0, 10.0, false),
+            (Phase::Probe, 2, 10.0, 40.0, 40.0, false),
+            (Phase::Serve, 0, 0.0, 15.0, 15.0, true),
+            (Phase::Probe, 0, 40.0, 50.0, 15.0, false),
+            (Phase::Probe, 1, 50.0, 70.0, 35.0, false),
+            (Phase::Serve, 0, 40.0, 50.0, 15.0, true),
+            (Phase::Probe, 0, 70.0, 80.0, 10.0, false),
+            (Phase::Serve, 0, 70.0, 80.0, 10.0, true),
+        ]
+    );
+    // A fallback whose own run was late is served when it finished.
+    let frames = frames_every(0.1, 1);
+    let mut sel = Script::new(vec![vec![Decision::Probe(1), Decision::Escalate(2)]]);
+    let rows = replay(
+        &frames,
+        &cands(3),
+        15.0,
+        &mut Fake,
+        &mut sel,
+        &AtomicBool::new(false),
+        &mut |_| {},
+    )
+    .unwrap()
+    .rows;
+    assert_eq!(
+        timeline(&rows)[2],
+        (Phase::Serve, 1, 0.0, 20.0, 20.0, false)
+    );
+}
+
+#[test]
+fn a_probe_run_served_after_later_runs_is_served_when_the_last_one_finished() {
+    // Exhaustive-style: probe c0 (10 ms) and c1 (20 ms), then serve c0: its answer is
+    // chosen only after c1's run, at 30 ms (deadline 25: late), not at 10.
+    let frames = frames_every(0.1, 1);
+    let mut sel = Script::new(vec![vec![
+        Decision::Probe(0),
+        Decision::Probe(1),
+        Decision::Serve(0),
+    ]]);
+    let rows = replay(
+        &frames,
+        &cands(2),
+        25.0,
+        &mut Fake,
+        &mut sel,
+        &AtomicBool::new(false),
+        &mut |_| {},
+    )
+    .unwrap()
+    .rows;
+    assert_eq!(
+        timeline(&rows),
+        vec![
+            (Phase::Probe, 0, 0.0, 10.0, 10.0, false),
+            (Phase::Probe, 1, 10.0, 30.0, 30.0, false),
+            (Phase::Serve, 0, 0.0, 30.0, 30.0, false),
+        ]
+    );
+}

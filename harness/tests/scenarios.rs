@@ -298,11 +298,14 @@ kind = "fixed-largest"
 }
 
 #[test]
-fn tail_window_idle_stretch_and_view_table_are_opa_parameters_within_range() {
+fn opas_own_parameters_apply_to_opa_only_and_within_range() {
     for (key, bad, range, ok) in [
         ("tail-window", "1001", "0..=1000", "0"),
         ("idle-stretch", "101", "0..=100", "2.5"),
         ("view-table", "2", "0..=1", "0"),
+        ("fallback", "2", "0..=1", "0"),
+        ("escalate-chance", "1.5", "0..=1", "0.6"),
+        ("robust-gain", "-1", "0..=1", "0"),
     ] {
         let src = &format!(
             r#"{PREAMBLE}[[selector]]

@@ -53,6 +53,13 @@ pub enum Decision {
     /// First run this candidate on the frame as a probe (its time is charged to the
     /// timeline, its result is not served), report the outcome, then ask again.
     Probe(usize),
+    /// Run this candidate on the frame with the answer of the frame's latest run in hand
+    /// (an anytime cascade with a deadline timer): if it finishes within the deadline its
+    /// answer serves the frame; if not, the run is reported as a probe and the answer in
+    /// hand serves at the deadline (or when its own run finished, if that was later). The
+    /// late run still occupies the device to its end. With no run on the frame yet, or when
+    /// the candidate already ran on it, the same as [`Decision::Serve`].
+    Escalate(usize),
 }
 
 /// Whether a run served the frame or probed.

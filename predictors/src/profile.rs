@@ -93,6 +93,10 @@ impl BinTable {
 /// Bins of the probe's per-frame confidence in [`ContentStats::probe_bin_top1`].
 pub const PROBE_BINS: usize = 20;
 
+/// Pseudo-images of the pooled gain each condition's gain in a bin is shrunk toward, in
+/// [`Profile::robust_frame_table`].
+pub const GAIN_SHRINK: f64 = 20.0;
+
 /// The bin of a probe confidence (clamped into 0..=1).
 pub fn probe_bin(confidence: f64) -> usize {
     if !confidence.is_finite() {
@@ -293,6 +297,76 @@ impl Profile {
     /// tables.
     pub fn view_table(&self) -> Option<Vec<Vec<f64>>> {
         self.binned_table(BinTable::OtherView)
+    }
+
+    /// Like [`Profile::frame_table`], but a candidate's top-1 is the probe's pooled top-1 plus
+    /// a low `quantile` of its gain over the probe across the content conditions: a gain
+    /// OPA acts on should hold under most conditions the profile measured, not only on
+    /// their average (on live streams, gains that only some conditions show were not
+    /// delivered). Each condition's gain in a bin is shrunk toward the pooled gain by its
+    /// images n as n / (n + [`GAIN_SHRINK`]) (a condition with a few images in a bin says
+    /// little); conditions are weighed by their images in the bin.
+    pub fn robust_frame_table(&self, quantile: f64) -> Option<Vec<Vec<f64>>> {
+        self.robust_table(BinTable::SameImage, quantile)
+    }
+
+    /// [`Profile::robust_frame_table`] for the other-view tables ([`Profile::view_table`]).
+    pub fn robust_view_table(&self, quantile: f64) -> Option<Vec<Vec<f64>>> {
+        self.robust_table(BinTable::OtherView, quantile)
+    }
+
+    fn robust_table(&self, table: BinTable, quantile: f64) -> Option<Vec<Vec<f64>>> {
+        let pooled = self.binned_table(table)?;
+        let probe = self.probe;
+        let n = self.candidates.len();
+        let mut out = pooled.clone();
+        // Bins some condition filled for every candidate; the others keep the pooled table's
+        // nearest-bin values, as in [`Profile::frame_table`].
+        let mut filled = [false; PROBE_BINS];
+        for (b, row) in out.iter_mut().enumerate() {
+            for c in (0..n).filter(|&c| c != probe) {
+                // (gain, images) per condition with images in this bin for both.
+                let gains: Vec<(f64, f64)> = self.content[c]
+                    .iter()
+                    .zip(&self.content[probe])
+                    .filter_map(|(sc, sp)| {
+                        let ((tc, kc), (tp, kp)) = (table.of(sc), table.of(sp));
+                        let k = kc[b].min(kp[b]) as f64;
+                        (k > 0.0 && tc[b].is_finite() && tp[b].is_finite())
+                            .then(|| (tc[b] - tp[b], k))
+                    })
+                    .collect();
+                let total: f64 = gains.iter().map(|g| g.1).sum();
+                if total <= 0.0 {
+                    break;
+                }
+                filled[b] = true;
+                let mean = gains.iter().map(|g| g.0 * g.1).sum::<f64>() / total;
+                let mut shrunk: Vec<(f64, f64)> = gains
+                    .iter()
+                    .map(|&(g, k)| ((k * g + GAIN_SHRINK * mean) / (k + GAIN_SHRINK), k))
+                    .collect();
+                shrunk.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let mut cum = 0.0;
+                let q = shrunk
+                    .iter()
+                    .find(|&&(_, k)| {
+                        cum += k;
+                        cum >= quantile * total
+                    })
+                    .map_or(mean, |g| g.0);
+                row[c] = pooled[b][probe] + q;
+            }
+        }
+        for b in (0..PROBE_BINS).filter(|&b| !filled[b]) {
+            if let Some(src) = (0..PROBE_BINS)
+                .filter(|&f| filled[f])
+                .min_by_key(|&f| f.abs_diff(b))
+            {
+                out[b] = out[src].clone();
+            }
+        }
+        Some(out)
     }
 
     fn binned_table(&self, table: BinTable) -> Option<Vec<Vec<f64>>> {
@@ -519,6 +593,62 @@ mod tests {
         p.content[0][0].probe_bin_top1 = vec![0.5; PROBE_BINS];
         p.content[0][0].probe_bin_images = vec![1; PROBE_BINS];
         assert!(p.validate().unwrap_err().contains("probe_bin_top1"));
+    }
+
+    #[test]
+    fn robust_table_counts_on_a_gain_only_where_most_conditions_show_it() {
+        // Six conditions of 100 images each in bin 10. The probe: 50 % right in all.
+        // Candidate 1: +30 points under noise@1 only (pooled gain +5); candidate 2: +10
+        // under every condition.
+        let mut p = synthetic(3, 5, &[0.0]);
+        assert_eq!(p.contents.len(), 6);
+        for (c, row) in p.content.iter_mut().enumerate() {
+            for (k, s) in row.iter_mut().enumerate() {
+                s.probe_bin_images[10] = 100;
+                s.probe_bin_top1[10] = match (c, k) {
+                    (0, _) => 0.5,
+                    (1, 1) => 0.8,
+                    (1, _) => 0.5,
+                    _ => 0.6,
+                };
+            }
+        }
+        let pooled = p.frame_table().unwrap();
+        let robust = p.robust_frame_table(0.25).unwrap();
+        assert!((pooled[10][1] - 0.55).abs() < 1e-12);
+        // Each condition's gain shrunk toward the pooled +5 by 20 pseudo-images: noise@1
+        // (100 x 0.30 + 20 x 0.05) / 120, the others 20 x 0.05 / 120; the lower quartile of
+        // six equal weights is the second smallest.
+        assert!(
+            (robust[10][1] - (0.5 + 1.0 / 120.0)).abs() < 1e-12,
+            "{}",
+            robust[10][1]
+        );
+        assert!((robust[10][2] - 0.6).abs() < 1e-12);
+        assert!((robust[10][0] - 0.5).abs() < 1e-12);
+        // Where every condition agrees (the synthetic profile's other bins), it is the pooled
+        // table; the other-view table likewise.
+        for b in (0..PROBE_BINS).filter(|&b| b != 10) {
+            for c in 0..3 {
+                assert!(
+                    (robust[b][c] - pooled[b][c]).abs() < 1e-12,
+                    "bin {b} candidate {c}"
+                );
+            }
+        }
+        let (view, robust_view) = (p.view_table().unwrap(), p.robust_view_table(0.25).unwrap());
+        for b in 0..PROBE_BINS {
+            for c in 0..3 {
+                assert!((robust_view[b][c] - view[b][c]).abs() < 1e-12);
+            }
+        }
+        // The upper end of the quantiles reaches the one condition's gain.
+        let top = p.robust_frame_table(1.0).unwrap();
+        assert!(
+            (top[10][1] - (0.5 + 31.0 / 120.0)).abs() < 1e-12,
+            "{}",
+            top[10][1]
+        );
     }
 
     #[test]

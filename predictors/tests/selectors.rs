@@ -23,9 +23,16 @@ struct Drive {
     served: Vec<usize>,
     probes: usize,
     probed: Vec<u64>,
+    /// Frames a candidate escalated to after a run on them (served, or late and fallen back).
+    escalations: usize,
+    /// Escalations that were late (the answer in hand served at the deadline).
+    fell_back: usize,
+    /// Served frames whose answer came after the deadline.
+    late: usize,
 }
 
 /// What one run of candidate `c` on frame `f` shows the selector.
+#[derive(Clone, Copy)]
 struct Run {
     compute_ms: f64,
     confidence: f64,
@@ -44,8 +51,11 @@ fn drive_with(
 ) -> Drive {
     let cands = cands(p);
     let (mut served, mut probes, mut probed) = (Vec::new(), 0, Vec::new());
+    let (mut escalations, mut fell_back, mut late) = (0, 0, 0);
     for f in 0..frames {
         let mut spent_ms = 0.0;
+        // The frame's latest run: an escalation's fallback.
+        let mut in_hand: Option<(usize, Run)> = None;
         loop {
             let ctx = Context {
                 frame: f,
@@ -54,35 +64,53 @@ fn drive_with(
                 candidates: &cands,
                 serving: served.last().copied(),
             };
-            let (c, phase) = match s.decide(&ctx) {
-                Decision::Serve(c) => (c, Phase::Serve),
-                Decision::Probe(c) => (c, Phase::Probe),
+            let (c, phase, escalate) = match s.decide(&ctx) {
+                Decision::Serve(c) => (c, Phase::Serve, false),
+                Decision::Probe(c) => (c, Phase::Probe, false),
+                Decision::Escalate(c) => (c, Phase::Serve, true),
             };
             let r = run(f, c);
             spent_ms += r.compute_ms;
-            s.observe(&Outcome {
+            // A late escalation is a probe; the answer in hand serves at the deadline.
+            let fallback = in_hand.filter(|_| escalate && spent_ms > deadline_ms + 1e-9);
+            let outcome = |c: usize, phase: Phase, r: &Run, latency_ms: f64| Outcome {
                 frame: f,
                 candidate: c,
                 phase,
                 compute_ms: r.compute_ms,
-                latency_ms: spent_ms,
+                latency_ms,
                 confidence: r.confidence as f32,
                 entropy: r.entropy as f32,
                 margin: r.margin as f32,
                 predicted: r.predicted,
-            });
+            };
+            if let Some((fc, fr)) = fallback {
+                s.observe(&outcome(c, Phase::Probe, &r, spent_ms));
+                s.observe(&outcome(fc, Phase::Serve, &fr, deadline_ms));
+                served.push(fc);
+                escalations += 1;
+                fell_back += 1;
+                break;
+            }
+            s.observe(&outcome(c, phase, &r, spent_ms));
             if phase == Phase::Serve {
+                escalations += usize::from(escalate && in_hand.is_some());
+                late += usize::from(spent_ms > deadline_ms + 1e-9);
                 served.push(c);
                 break;
             }
             probes += 1;
             probed.push(f);
+            in_hand = Some((c, r));
         }
     }
     Drive {
         served,
         probes,
         probed,
+        escalations,
+        fell_back,
+        late,
     }
 }
 
@@ -134,12 +162,13 @@ fn rounds() -> OpaParams {
 }
 
 /// OPA's parameters per frame (the default), with the predicted distributions as they are
-/// (see [`rounds`]), serving the probe outright where it is the pick (the cascade has its
-/// own test).
+/// (see [`rounds`]), serving the probe outright where it is the pick and a larger candidate
+/// after the probe whatever its latency (the cascade and the fallback have their own tests).
 fn per_frame() -> OpaParams {
     OpaParams {
         tail_window: 0,
         cascade: false,
+        fallback: false,
         ..OpaParams::default()
     }
 }
@@ -502,7 +531,8 @@ fn opa_learns_where_served_runs_fall_in_their_predicted_latency() {
     // on 2; with it OPA learns that runs land lower in the loaded distributions than they
     // predict and settles on 3. (The load estimate's stretch states are left out: they would
     // read the slowdown of all but the probe as a stretch of the idle distributions, which
-    // is another test's.)
+    // is another test's; so is the fallback, under which a late escalation costs nothing
+    // and 3 is worth running in the whole time the probe leaves either way.)
     let p = profile();
     let run = |_: u64, c: usize| Run {
         compute_ms: p.latency[c][0].p50_ms * if c == 0 { 1.0 } else { 1.7 },
@@ -515,6 +545,7 @@ fn opa_learns_where_served_runs_fall_in_their_predicted_latency() {
         let params = OpaParams {
             tail_window,
             idle_stretch: 0.0,
+            fallback: false,
             ..OpaParams::default()
         };
         new_opa(&p, params)
@@ -654,4 +685,58 @@ fn opa_per_frame_serves_no_twin_of_the_probe_for_its_latency_table() {
     let mut s = new_opa(&p, per_frame());
     let d = drive_scenes(&mut s, &p, 40, 0.25, |_| (0.5, 3));
     assert!(d.served.iter().all(|&c| c == 0), "{:?}", d.served);
+}
+
+#[test]
+fn opa_per_frame_escalates_from_the_probe_with_its_answer_in_hand() {
+    // Easy (97 % sure) and hard (30 %) objects alternate every 10 frames, 2 ms deadline. With
+    // the fallback a late larger candidate leaves the probe's answer to serve, so after the
+    // probe (0.18 ms) candidates are weighed in the whole 1.82 ms left, by the top-1 they add
+    // times their chance: candidate 4 (0.36 x 0.85) over 3 (0.27 x 0.96); 5 (p = 0.69) is
+    // under `escalate-chance`. On a hard scene's later frames probing first and escalating
+    // (0.2125 + 0.306) beats serving candidate 4 outright (0.5725 x 0.846): every hard frame
+    // is read by the probe and escalated to candidate 4.
+    let p = profile();
+    let scene = |f: u64| {
+        let k = f / 10;
+        (if k.is_multiple_of(2) { 0.97 } else { 0.3 }, k as u16)
+    };
+    let fallback = OpaParams {
+        cascade: true,
+        fallback: true,
+        ..per_frame()
+    };
+    let hard: Vec<u64> = (0..60).filter(|f| (f / 10) % 2 == 1).collect();
+    let d = drive_scenes(&mut new_opa(&p, fallback.clone()), &p, 60, 2.0, scene);
+    for &f in &hard {
+        assert_eq!(d.served[f as usize], 4, "frame {f}");
+        assert!(d.probed.contains(&f), "frame {f}");
+    }
+    assert_eq!((d.escalations, d.fell_back, d.late), (hard.len(), 0, 0));
+    // The probe serves the easy frames (nothing gains 2 points there).
+    for f in (0..60u64).filter(|f| (f / 10) % 2 == 0 && f % 20 != 0) {
+        assert_eq!(d.served[f as usize], 0, "frame {f}");
+    }
+    // Larger candidates run 2.5 x slower than calibrated: escalations come late, and the
+    // probe's answer serves those frames at the deadline; no frame is served late.
+    let slow = |f: u64, c: usize| {
+        let (conf, class) = scene(f);
+        Run {
+            compute_ms: p.latency[c][0].p50_ms * if c == 0 { 1.0 } else { 2.5 },
+            confidence: conf as f64,
+            entropy: 0.5,
+            margin: 0.5,
+            predicted: class,
+        }
+    };
+    let d = drive_with(&mut new_opa(&p, fallback), &p, 60, 2.0, slow);
+    assert!(d.fell_back > 0, "{} escalations", d.escalations);
+    assert_eq!(d.late, 0);
+    // Without the fallback the same slow runs serve late frames.
+    let plain = OpaParams {
+        cascade: true,
+        ..per_frame()
+    };
+    let d = drive_with(&mut new_opa(&p, plain), &p, 60, 2.0, slow);
+    assert!(d.late > 0);
 }

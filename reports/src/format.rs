@@ -22,7 +22,9 @@ pub struct Sample {
     pub arrival_s: f64,
     /// Start on the virtual timeline, s.
     pub start_s: f64,
-    /// Finish on the virtual timeline, s.
+    /// Finish on the virtual timeline, s; of a served row, when its answer was served (a
+    /// reused probe run's answer is served after the frame's latest run, or at the deadline
+    /// when an escalation was late).
     pub finish_s: f64,
     /// Measured compute time, ms.
     pub compute_ms: f64,

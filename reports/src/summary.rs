@@ -90,14 +90,15 @@ pub fn summarize(rows: &[Sample], inp: &SummaryInputs) -> SelectorSummary {
     let nf = n.max(1) as f64;
     let lat: Vec<f64> = served.iter().map(|r| r.latency_ms).collect();
     // A probe run whose answer then served its frame (the engine reuses the run: same
-    // frame, candidate, start, finish) cost nothing beyond serving; every other probe run is
-    // overhead. Start from +0.0: an empty f64 sum is -0.0.
+    // frame, candidate and start; served when the frame's latest run finished, or at the
+    // deadline when an escalation was late) cost nothing beyond serving; every other probe run
+    // is overhead. Start from +0.0: an empty f64 sum is -0.0.
     let served_by_frame: std::collections::HashMap<u64, &Sample> =
         served.iter().map(|s| (s.frame, *s)).collect();
     let served_itself = |p: &Sample| {
-        served_by_frame.get(&p.frame).is_some_and(|s| {
-            (&s.candidate, s.start_s, s.finish_s) == (&p.candidate, p.start_s, p.finish_s)
-        })
+        served_by_frame
+            .get(&p.frame)
+            .is_some_and(|s| (&s.candidate, s.start_s) == (&p.candidate, p.start_s))
     };
     let probe_ms: f64 = rows
         .iter()

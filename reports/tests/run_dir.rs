@@ -48,10 +48,13 @@ fn inputs(min_frames: usize) -> SummaryInputs<'static> {
 
 #[test]
 fn metrics_follow_the_design_definitions() {
+    // Frame 1: a probe run of b, then a run of b of its own (it starts when the probe ends).
+    let mut own_run = row(1, "serve", "b", 0.1, 10.0, 25.0, true, false);
+    own_run.start_s = 0.105;
     let rows = vec![
         row(0, "serve", "a", 0.0, 10.0, 10.0, true, true),
         row(1, "probe", "b", 0.1, 5.0, 5.0, true, false),
-        row(1, "serve", "b", 0.1, 10.0, 25.0, true, false),
+        own_run,
         row(2, "serve", "b", 0.2, 10.0, 10.0, false, true),
         row(3, "serve", "a", 0.3, 10.0, 15.0, true, true),
     ];
@@ -80,6 +83,22 @@ fn metrics_follow_the_design_definitions() {
         (t.decision_overhead - 0.005 / 0.403).abs() < 1e-12,
         "{}",
         t.decision_overhead
+    );
+    // A late escalation (probe c, 4 ms after the probe a's 3 ms run) whose fallback, a's run,
+    // served at the deadline (20 ms, later than its own finish): a's run is serving, c's
+    // is overhead.
+    let mut escalated = reused.clone();
+    escalated.push(row(5, "probe", "a", 0.5, 3.0, 3.0, true, false));
+    let mut late = row(5, "probe", "c", 0.5, 30.0, 33.0, true, false);
+    late.start_s = 0.503;
+    escalated.push(late);
+    escalated.push(row(5, "serve", "a", 0.5, 3.0, 20.0, true, true));
+    let e = summarize(&escalated, &inputs(1));
+    assert_eq!(e.probes, 4);
+    assert!(
+        (e.decision_overhead - 0.035 / 0.533).abs() < 1e-12,
+        "{}",
+        e.decision_overhead
     );
 }
 

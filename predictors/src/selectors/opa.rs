@@ -21,6 +21,12 @@
 //! previous object, and the frame is served on every candidate's top-1 over all calibration
 //! images. A candidate no smaller than the probe is served only for the top-1 it adds (its
 //! latency cannot really be lower than the probe's, whatever its calibrated table says).
+//! On those later frames a larger candidate's top-1 in a bin is the probe's plus a low
+//! quantile of its gain across the profile's content conditions (`robust_gain`): a gain
+//! only some conditions show is not counted on there. Where the probe is the pick, it runs as a probe (`cascade`); with its
+//! answer in hand a larger candidate then runs as an escalation (`fallback`): if that is
+//! late, the probe's answer serves at the deadline, so probing first and escalating also
+//! competes with serving a larger candidate outright on the scene's later frames.
 //!
 //! **Rounds** (`evidence_frames = 0`, the paper's scheme): the probe runs on `probe_frames`
 //! frames every `reprobe_every` frames (and early when the serving candidate's latency or
@@ -102,6 +108,26 @@ pub struct OpaParams {
     /// answer on this very frame says one would add `min_gain`; false = serve the probe
     /// outright on the scene's reading.
     pub cascade: bool,
+    /// On a frame the probe ran on, a larger candidate runs with the probe's answer in hand
+    /// ([`Decision::Escalate`]): if it is late, the probe's answer serves at the deadline. A
+    /// larger candidate there is then weighed by its expected gain over the probe's answer
+    /// in the whole time left, and on the scene's other frames, probing first and escalating
+    /// competes with serving a larger candidate outright. false = a larger candidate after
+    /// the probe serves whatever its latency (held against `margin` x the deadline less the
+    /// probe's time).
+    pub fallback: bool,
+    /// With `fallback`: the least predicted chance of finishing in time a larger candidate
+    /// needs to run after the probe (a late one serves nothing, and its run is decision
+    /// overhead).
+    pub escalate_chance: f64,
+    /// Per-frame mode, on the scene's frames after the one the probe read (the other-view
+    /// tables): a larger candidate's top-1 in a confidence bin is the probe's plus the lower
+    /// quartile ([`GAIN_QUANTILE`]) of its gain over the probe across the profile's content
+    /// conditions ([`Profile::robust_view_table`]), not the pooled gain: where a reading is
+    /// carried over to other frames, a gain that only some conditions show is not counted
+    /// on. On the probe's own frame the pooled same-image table stands. false = the pooled
+    /// tables on every frame.
+    pub robust_gain: bool,
 }
 
 impl Default for OpaParams {
@@ -121,9 +147,16 @@ impl Default for OpaParams {
             idle_stretch: 16.0,
             view_table: true,
             cascade: true,
+            fallback: true,
+            escalate_chance: 0.8,
+            robust_gain: true,
         }
     }
 }
+
+/// The quantile of a candidate's gain over the probe across content conditions that
+/// `robust_gain` counts on.
+pub const GAIN_QUANTILE: f64 = 0.25;
 
 /// Smoothing of the confidence drift detector's moving average.
 const EMA: f64 = 0.15;
@@ -195,6 +228,11 @@ pub struct Opa {
     /// point, budget, tails version) it was computed for.
     chance: Vec<[f64; 2]>,
     chance_key: Option<(Option<usize>, f64, u64)>,
+    /// Per-frame mode with `fallback`: every candidate's chance of finishing in the time a
+    /// probe run would leave on the frame (run right after it), and the (load grid point,
+    /// budget, tails version) it was computed for.
+    chance_esc: Vec<f64>,
+    esc_key: Option<(Option<usize>, f64, u64)>,
     /// Where recent runs fell in their predicted latency distributions.
     tails: Tails,
     /// The candidate of the latest run (probe or served).
@@ -237,7 +275,9 @@ impl Opa {
         } else {
             None
         };
-        let view_table = if frame_table.is_some() && p.view_table {
+        let view_table = if frame_table.is_some() && p.view_table && p.robust_gain {
+            profile.robust_view_table(GAIN_QUANTILE)
+        } else if frame_table.is_some() && p.view_table {
             profile.view_table()
         } else {
             None
@@ -302,6 +342,8 @@ impl Opa {
             last_probe: None,
             chance: Default::default(),
             chance_key: None,
+            chance_esc: Vec::new(),
+            esc_key: None,
             tails,
             last_run: None,
         })
@@ -468,7 +510,12 @@ impl Opa {
             return Decision::Probe(self.probe);
         }
         let probed_now = self.probed_frame == Some(ctx.frame);
-        let budget = if probed_now {
+        let fallback = self.p.fallback;
+        let budget = if probed_now && fallback {
+            // A late larger candidate costs nothing on this frame: the probe's answer serves
+            // at the deadline.
+            ctx.deadline_ms - self.probe_done_ms
+        } else if probed_now {
             // The same share of the deadline as on other frames, less what the probe took.
             self.p.margin * ctx.deadline_ms - self.probe_done_ms
         } else {
@@ -480,7 +527,7 @@ impl Opa {
         }
         // Latencies read without a load estimate (before any run, or `load_window = 0`: the
         // predictor's reading of the probe's run), once for the whole decision.
-        let unestimated = if probed_now && state.is_none() {
+        let unestimated = if state.is_none() && (probed_now || fallback) {
             self.latencies(None)
         } else {
             Vec::new()
@@ -517,7 +564,17 @@ impl Opa {
                 if acc[c] < in_hand + min_gain {
                     0.0
                 } else {
-                    acc[c] * self.chance_after_probe(c, budget, state, &unestimated)
+                    let chance = self.chance_after_probe(c, budget, state, &unestimated);
+                    if fallback && in_hand > 0.0 {
+                        // Late, it leaves the probe's answer to serve.
+                        if chance < self.p.escalate_chance {
+                            0.0
+                        } else {
+                            in_hand + (acc[c] - in_hand) * chance
+                        }
+                    } else {
+                        acc[c] * chance
+                    }
                 }
             } else {
                 acc[c] * self.chance_now(c)
@@ -526,20 +583,75 @@ impl Opa {
         let (best, best_value) = most_valued(acc.len(), value);
         // A larger candidate only for a clear predicted gain over the probe: the gains at
         // stake are often a point or two, less than what latency predictions miss by.
-        let pick = if best_value < value(self.probe) + self.p.min_gain {
+        let probe_value = value(self.probe);
+        let pick = if best_value < probe_value + self.p.min_gain {
             self.probe
         } else {
             best
         };
-        if pick == self.probe && self.p.cascade && !probed_now {
-            // The probe's run serves the frame either way; run as a probe, it also reads
-            // this very frame, and a larger candidate can still serve when the reading says.
-            self.probed_frame = Some(ctx.frame);
-            self.last_probe = Some(ctx.frame);
-            return Decision::Probe(self.probe);
+        if self.p.cascade && !probed_now && (pick == self.probe || fallback) {
+            // Probing first: the probe's run serves the frame (its answer at least), reads
+            // this very frame, and a larger candidate can still run in the time it leaves
+            // when the reading says. With a fallback, that beats serving a larger candidate
+            // outright unless the outright one is clearly ahead.
+            let cascade_ahead = pick == self.probe || {
+                let acc = acc.to_vec();
+                let esc = self.escalation_gain(ctx.deadline_ms, &acc, state, &unestimated);
+                best_value < probe_value + esc + self.p.min_gain
+            };
+            if cascade_ahead {
+                self.probed_frame = Some(ctx.frame);
+                self.last_probe = Some(ctx.frame);
+                return Decision::Probe(self.probe);
+            }
+        }
+        if probed_now && pick != self.probe && fallback && in_hand > 0.0 {
+            self.serving = Some(pick);
+            return Decision::Escalate(pick);
         }
         self.serving = Some(pick);
         Decision::Serve(pick)
+    }
+
+    /// Per-frame mode with `fallback`, on a frame the probe has not run on: the top-1 that
+    /// probing first and escalating to the best larger candidate in the time the probe leaves
+    /// is expected to add over the probe's answer, on the scene's table `acc` (each
+    /// candidate's chance of finishing in time right after the probe, at the probe's median
+    /// latency now).
+    fn escalation_gain(
+        &mut self,
+        deadline_ms: f64,
+        acc: &[f64],
+        state: Option<usize>,
+        unestimated: &[LatencyStats],
+    ) -> f64 {
+        let probe_ms = match state {
+            Some(g) => self.load.latency(self.probe, g).p50_ms,
+            None => unestimated[self.probe].p50_ms,
+        };
+        let budget = deadline_ms - probe_ms;
+        let key = (state, budget, self.tails.version);
+        if state.is_none() || self.esc_key != Some(key) {
+            self.esc_key = Some(key);
+            let mut out = std::mem::take(&mut self.chance_esc);
+            out.clear();
+            out.extend((0..acc.len()).map(|c| {
+                let l = match state {
+                    Some(g) => self.load.latency(c, g),
+                    None => unestimated[c],
+                };
+                self.chances(c, budget, &l, state, true)[1]
+            }));
+            self.chance_esc = out;
+        }
+        let floor = acc[self.probe] + self.p.min_gain;
+        (0..acc.len())
+            .filter(|&c| {
+                c != self.probe && acc[c] >= floor && self.chance_esc[c] >= self.p.escalate_chance
+            })
+            .map(|c| (acc[c] - acc[self.probe]) * self.chance_esc[c])
+            .filter(|&g| g >= self.p.min_gain)
+            .fold(0.0, f64::max)
     }
 
     /// Per-frame mode: a probe run (or a served run of the probe) is the scene's new
@@ -687,7 +799,9 @@ impl Selector for Opa {
         }
         if let Some(g) = self.load_state().filter(|_| o.candidate < self.preds.len()) {
             let z = z_score(o.compute_ms, &self.load.latency(o.candidate, g));
-            let after_probe = o.phase == Phase::Serve && self.probed_frame == Some(o.frame);
+            // (A late escalation reports as a probe: it ran right after the probe all the same.)
+            let after_probe = self.probed_frame == Some(o.frame)
+                && (o.phase == Phase::Serve || self.frame_table.is_some());
             self.tails.push(self.pool(o.candidate, after_probe), z);
         }
         self.last_run = Some(o.candidate);

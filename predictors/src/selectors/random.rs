@@ -66,7 +66,7 @@ mod tests {
                         serving: None,
                     }) {
                         Decision::Serve(c) => c,
-                        Decision::Probe(_) => panic!("random never probes"),
+                        d => panic!("random only serves: {d:?}"),
                     }
                 })
                 .collect::<Vec<_>>()
