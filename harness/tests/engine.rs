@@ -470,6 +470,26 @@ fn frames_every(step_s: f64, n: usize) -> Vec<FrameSlot> {
         .collect()
 }
 
+/// The rows of `sel` played over `frames` on `n` [`Fake`] candidates.
+fn play(
+    frames: &[FrameSlot],
+    n: usize,
+    deadline_ms: f64,
+    sel: &mut Script,
+) -> Vec<opa_harness::engine::SampleRow> {
+    replay(
+        frames,
+        &cands(n),
+        deadline_ms,
+        &mut Fake,
+        sel,
+        &AtomicBool::new(false),
+        &mut |_| {},
+    )
+    .unwrap()
+    .rows
+}
+
 #[test]
 fn an_escalation_serves_when_on_time_and_falls_back_at_the_deadline_when_late() {
     // Deadline 35 ms, frames every 100 ms. Frame 0: probe c0 (10 ms), escalate to c1 (20 ms,
@@ -482,17 +502,7 @@ fn an_escalation_serves_when_on_time_and_falls_back_at_the_deadline_when_late() 
         vec![Decision::Probe(0), Decision::Escalate(2)],
         vec![Decision::Escalate(1)],
     ]);
-    let rows = replay(
-        &frames,
-        &cands(3),
-        35.0,
-        &mut Fake,
-        &mut sel,
-        &AtomicBool::new(false),
-        &mut |_| {},
-    )
-    .unwrap()
-    .rows;
+    let rows = play(&frames, 3, 35.0, &mut sel);
     assert_eq!(
         timeline(&rows),
         vec![
@@ -532,17 +542,7 @@ fn a_late_escalation_keeps_the_device_busy_and_a_late_fallback_serves_when_it_fi
         vec![Decision::Probe(0), Decision::Escalate(1)],
         vec![Decision::Probe(0), Decision::Serve(0)],
     ]);
-    let rows = replay(
-        &frames,
-        &cands(3),
-        15.0,
-        &mut Fake,
-        &mut sel,
-        &AtomicBool::new(false),
-        &mut |_| {},
-    )
-    .unwrap()
-    .rows;
+    let rows = play(&frames, 3, 15.0, &mut sel);
     assert_eq!(
         timeline(&rows),
         vec![
@@ -559,17 +559,7 @@ fn a_late_escalation_keeps_the_device_busy_and_a_late_fallback_serves_when_it_fi
     // A fallback whose own run was late is served when it finished.
     let frames = frames_every(0.1, 1);
     let mut sel = Script::new(vec![vec![Decision::Probe(1), Decision::Escalate(2)]]);
-    let rows = replay(
-        &frames,
-        &cands(3),
-        15.0,
-        &mut Fake,
-        &mut sel,
-        &AtomicBool::new(false),
-        &mut |_| {},
-    )
-    .unwrap()
-    .rows;
+    let rows = play(&frames, 3, 15.0, &mut sel);
     assert_eq!(
         timeline(&rows)[2],
         (Phase::Serve, 1, 0.0, 20.0, 20.0, false)
@@ -586,17 +576,7 @@ fn a_probe_run_served_after_later_runs_is_served_when_the_last_one_finished() {
         Decision::Probe(1),
         Decision::Serve(0),
     ]]);
-    let rows = replay(
-        &frames,
-        &cands(2),
-        25.0,
-        &mut Fake,
-        &mut sel,
-        &AtomicBool::new(false),
-        &mut |_| {},
-    )
-    .unwrap()
-    .rows;
+    let rows = play(&frames, 2, 25.0, &mut sel);
     assert_eq!(
         timeline(&rows),
         vec![
