@@ -203,6 +203,8 @@ pub struct Opa {
     /// Per-frame mode: every candidate's top-1 on a frame per bin of the probe's confidence
     /// on it (`table[bin][candidate]`, the profile's per-frame tables); None in round mode.
     frame_table: Option<Vec<Vec<f64>>>,
+    /// Per bin of `frame_table`: the candidates by top-1, highest first.
+    frame_order: Vec<Vec<usize>>,
     /// Per-frame mode: the same given the probe's confidence on another frame of the scene
     /// (the profile's other-view tables), for the frames after the reading's; None without
     /// them (or with `view_table` off): the same-image table serves every frame.
@@ -331,6 +333,15 @@ impl Opa {
             conf_sum: 0.0,
             conf_n: 0,
             conf_ema: 0.0,
+            frame_order: frame_table
+                .iter()
+                .flatten()
+                .map(|row| {
+                    let mut o: Vec<usize> = (0..row.len()).collect();
+                    o.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+                    o
+                })
+                .collect(),
             frame_table,
             view_table,
             unread,
@@ -580,7 +591,24 @@ impl Opa {
                 acc[c] * self.chance_now(c)
             }
         };
-        let (best, best_value) = most_valued(acc.len(), value);
+        let (best, best_value) = if probed_now {
+            // No candidate is worth more than its top-1 (its chance is at most 1): weighed
+            // by top-1, highest first, the rest cannot win once their top-1 is below the
+            // best value found (most probe frames need a few chances, not every one).
+            let mut found = vec![f64::MIN; acc.len()];
+            let mut top = f64::MIN;
+            for &c in &self.frame_order[bin] {
+                if acc[c].max(0.0) < top - 1e-9 {
+                    break;
+                }
+                found[c] = value(c);
+                top = top.max(found[c]);
+            }
+            found[probe] = value(probe);
+            most_valued(acc.len(), |c| found[c])
+        } else {
+            most_valued(acc.len(), value)
+        };
         // A larger candidate only for a clear predicted gain over the probe: the gains at
         // stake are often a point or two, less than what latency predictions miss by.
         let probe_value = value(self.probe);
@@ -594,11 +622,15 @@ impl Opa {
             // this very frame, and a larger candidate can still run in the time it leaves
             // when the reading says. With a fallback, that beats serving a larger candidate
             // outright unless the outright one is clearly ahead.
-            let cascade_ahead = pick == self.probe || {
-                let acc = acc.to_vec();
-                let esc = self.escalation_gain(ctx.deadline_ms, &acc, state, &unestimated);
-                best_value < probe_value + esc + self.p.min_gain
-            };
+            // (An escalation adds at most the best top-1 gain over the probe: most frames
+            // are decided without computing the chances it needs.)
+            let most_added = acc.iter().fold(0.0f64, |m, &a| m.max(a - acc[self.probe]));
+            let cascade_ahead = pick == self.probe
+                || best_value < probe_value + most_added + self.p.min_gain && {
+                    let acc = acc.to_vec();
+                    let esc = self.escalation_gain(ctx.deadline_ms, &acc, state, &unestimated);
+                    best_value < probe_value + esc + self.p.min_gain
+                };
             if cascade_ahead {
                 self.probed_frame = Some(ctx.frame);
                 self.last_probe = Some(ctx.frame);
@@ -1008,6 +1040,20 @@ impl Tails {
     fn chances(&self, kind: usize, z: f64) -> [f64; 2] {
         let grid = &self.grid[kind / 2];
         let t = (z - Z_LO) / Z_STEP;
+        if t >= (Z_N - 1) as f64 {
+            // Past the grid (the normal chance is 1 there) and every run the pools hold:
+            // every run counts as in time, without searching the pools.
+            let above = |k: usize| self.sorted[k].last().is_none_or(|&m| m <= z);
+            if above(kind) && above(kind + 1) && (kind != AFTER_PROBE || above(2) && above(3)) {
+                let all = |k: usize| (self.sorted[k].len() as f64, self.sorted[k].len() as f64);
+                let prior = if kind == AFTER_PROBE {
+                    mix(all(2), all(3), 1.0)[1]
+                } else {
+                    1.0
+                };
+                return mix(all(kind), all(kind + 1), prior);
+            }
+        }
         if grid.is_empty() || !(t >= 0.0 && t < (Z_N - 1) as f64) {
             return self.exact(kind, z);
         }
