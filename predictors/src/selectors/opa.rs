@@ -434,11 +434,22 @@ impl Opa {
         state: Option<usize>,
         unestimated: &[LatencyStats],
     ) -> f64 {
-        let l = match state {
+        let l = self.latency_at(c, state, unestimated);
+        self.chance_of(c, budget, &l, state, true)
+    }
+
+    /// Candidate `c`'s latency distribution at the estimated state `state`, or without an
+    /// estimate its entry of `unestimated` (every candidate's [`Opa::latencies`]).
+    fn latency_at(
+        &self,
+        c: usize,
+        state: Option<usize>,
+        unestimated: &[LatencyStats],
+    ) -> LatencyStats {
+        match state {
             Some(g) => self.load.latency(c, g),
             None => unestimated[c],
-        };
-        self.chance_of(c, budget, &l, state, true)
+        }
     }
 
     /// Candidate `c`'s chance of finishing within `budget` ms now, when its latency is `l` at
@@ -657,10 +668,7 @@ impl Opa {
         state: Option<usize>,
         unestimated: &[LatencyStats],
     ) -> f64 {
-        let probe_ms = match state {
-            Some(g) => self.load.latency(self.probe, g).p50_ms,
-            None => unestimated[self.probe].p50_ms,
-        };
+        let probe_ms = self.latency_at(self.probe, state, unestimated).p50_ms;
         let budget = deadline_ms - probe_ms;
         let key = (state, budget, self.tails.version);
         if state.is_none() || self.esc_key != Some(key) {
@@ -668,10 +676,7 @@ impl Opa {
             let mut out = std::mem::take(&mut self.chance_esc);
             out.clear();
             out.extend((0..acc.len()).map(|c| {
-                let l = match state {
-                    Some(g) => self.load.latency(c, g),
-                    None => unestimated[c],
-                };
+                let l = self.latency_at(c, state, unestimated);
                 self.chances(c, budget, &l, state, true)[1]
             }));
             self.chance_esc = out;
@@ -831,9 +836,9 @@ impl Selector for Opa {
         }
         if let Some(g) = self.load_state().filter(|_| o.candidate < self.preds.len()) {
             let z = z_score(o.compute_ms, &self.load.latency(o.candidate, g));
-            // (A late escalation reports as a probe: it ran right after the probe all the same.)
-            let after_probe = self.probed_frame == Some(o.frame)
-                && (o.phase == Phase::Serve || self.frame_table.is_some());
+            // Any run on the frame the probe ran on came right after it (a late escalation
+            // reports as a probe; in rounds only the probe itself probes).
+            let after_probe = self.probed_frame == Some(o.frame);
             self.tails.push(self.pool(o.candidate, after_probe), z);
         }
         self.last_run = Some(o.candidate);
