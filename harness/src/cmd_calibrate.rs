@@ -12,7 +12,7 @@ use opa_datasets::{CorruptionKind, ImageSet};
 use opa_harness::backend::Backend;
 use opa_harness::deployment;
 use opa_harness::live::signals;
-use opa_harness::load::CpuInjector;
+use opa_harness::load::{CpuInjector, GPU_MATRIX, GpuInjector};
 use opa_predictors::predict::{Variant, VariantScore, evaluate};
 use opa_predictors::profile::{ContentStats, LatencyStats, PROBE_BINS, Profile, probe_bin};
 use opa_supernet::eval::{latency, predict};
@@ -43,7 +43,10 @@ pub struct CalibrateArgs {
     /// Calibration-half images per content condition (drawn at random, seeded).
     #[arg(long, default_value_t = 1000)]
     images: usize,
-    /// Injected CPU loads to measure latency at (comma-separated, each within 0..=1).
+    /// Injected loads to measure latency at (comma-separated, each within 0..=1): the share of
+    /// the cores a CPU co-runner keeps busy, or on `tch-cuda` the duty cycle of a GPU
+    /// co-runner (2048² matrix products on the same GPU), as the scenarios' `cpu-load` and
+    /// `gpu-load` inject them.
     #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
     loads: Vec<f64>,
     /// Seconds of timed batch-1 runs per candidate and load.
@@ -252,7 +255,12 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     match achieved {
         None => println!("latency tables kept; profile: {}", a.out.display()),
         Some(achieved) => {
-            println!("load levels requested / achieved by the injector:");
+            let co = if a.backend == Backend::TchCuda {
+                "GPU"
+            } else {
+                "CPU"
+            };
+            println!("load levels requested / achieved by the {co} co-runner:");
             let largest = opa_predictors::selectors::most_macs(&dep.infos);
             for (i, (l, got)) in loads.iter().zip(&achieved).enumerate() {
                 println!(
@@ -266,8 +274,48 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     Ok(())
 }
 
-/// Every candidate's batch-1 latency on `img` at each of `loads` (a CPU co-runner injecting
-/// it): `latency[candidate][load]`, and the load the injector achieved at each level.
+/// The co-runner that injects calibration's load levels: on `tch-cuda`, where inference runs
+/// on the GPU, a GPU matrix-multiply loop (what `gpu-load` injects in a scenario); elsewhere a
+/// CPU spinner (what `cpu-load` injects).
+enum CoRunner {
+    Cpu(CpuInjector),
+    Gpu(GpuInjector),
+}
+
+impl CoRunner {
+    fn start(backend: Backend, device: &burn::tensor::Device, seed: u64) -> CoRunner {
+        if backend == Backend::TchCuda {
+            CoRunner::Gpu(GpuInjector::start(device.clone(), GPU_MATRIX))
+        } else {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            CoRunner::Cpu(CpuInjector::start(cores, seed))
+        }
+    }
+
+    fn set_load(&self, load: f64) {
+        match self {
+            CoRunner::Cpu(c) => c.set_load(load),
+            CoRunner::Gpu(g) => g.set_load(load),
+        }
+    }
+
+    fn mark(&self) -> (u64, std::time::Instant) {
+        match self {
+            CoRunner::Cpu(c) => c.achieved_since_reset(),
+            CoRunner::Gpu(g) => g.mark(),
+        }
+    }
+
+    fn achieved_since(&self, mark: (u64, std::time::Instant)) -> f64 {
+        match self {
+            CoRunner::Cpu(c) => c.achieved_since(mark),
+            CoRunner::Gpu(g) => g.achieved_since(mark),
+        }
+    }
+}
+
+/// Every candidate's batch-1 latency on `img` at each of `loads` (a co-runner injecting it,
+/// [`CoRunner`]): `latency[candidate][load]`, and the load the injector achieved at each level.
 fn time_latency(
     a: &CalibrateArgs,
     dep: &deployment::Deployment,
@@ -277,15 +325,14 @@ fn time_latency(
     device: &burn::tensor::Device,
 ) -> (Vec<Vec<LatencyStats>>, Vec<f64>) {
     let n = dep.plans.len();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let injector = CpuInjector::start(cores, a.seed);
+    let injector = CoRunner::start(a.backend, device, a.seed);
     let mut lat: Vec<Vec<LatencyStats>> = vec![Vec::new(); n];
     let b = bar((loads.len() * n) as u64, "latency");
     let mut achieved = Vec::new();
     for &l in loads {
         injector.set_load(l);
         std::thread::sleep(std::time::Duration::from_millis(200));
-        let mark = injector.achieved_since_reset();
+        let mark = injector.mark();
         for (c, plan) in dep.plans.iter().enumerate() {
             b.set_message(format!("load {l}, candidate {}/{n}", c + 1));
             let t = latency(

@@ -417,7 +417,10 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
         })
         .collect();
     let arrivals: Vec<f64> = slots.iter().map(|s| s.arrival_s).collect();
-    let oracle_truth = truth(&facts, &arrivals, &sc.workload);
+    // The profile's load levels are the co-runner calibration used on this backend: GPU duty
+    // cycle on tch-cuda, CPU share elsewhere.
+    let profile_workload = sc.workload.on_profile_axis(backend);
+    let oracle_truth = truth(&facts, &arrivals, &profile_workload);
 
     // Every selector is built once before anything is written: one that cannot run (say, on
     // a profile without the tables it reads) is an error that leaves no run directory.
@@ -542,7 +545,7 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
                 (None, Some(p)) => AnyTarget::Profile(ProfileTarget::new(
                     p,
                     &facts,
-                    &sc.workload,
+                    &profile_workload,
                     replay_seed,
                     sc.slowdown,
                 )),

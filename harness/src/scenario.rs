@@ -240,6 +240,28 @@ impl Workload {
             _ => LoadPoint { time_s: t_s, ..p },
         }
     }
+
+    /// The trace along the load axis of a profile calibrated on `backend`: `opa calibrate`
+    /// injects its load levels with a GPU co-runner on `tch-cuda` and a CPU one elsewhere, so
+    /// for `tch-cuda` the returned trace carries `gpu_load` where replay from a profile and
+    /// the oracle read a frame's load (`cpu_load`). Other backends get the trace unchanged.
+    pub fn on_profile_axis(&self, backend: Backend) -> Workload {
+        if backend != Backend::TchCuda {
+            return self.clone();
+        }
+        Workload {
+            points: self
+                .points
+                .iter()
+                .map(|p| LoadPoint {
+                    time_s: p.time_s,
+                    cpu_load: p.gpu_load,
+                    gpu_load: p.gpu_load,
+                })
+                .collect(),
+            interpolation: self.interpolation,
+        }
+    }
 }
 
 /// Where frames come from.

@@ -144,6 +144,22 @@ fn traces_parse_and_interpolate() {
     );
 }
 
+/// A tch-cuda profile's load levels are GPU duty cycles (calibration's co-runner there), so
+/// replay and the oracle read a tch-cuda trace's `gpu_load`; elsewhere its `cpu_load`.
+#[test]
+fn the_profile_load_axis_follows_the_backend() {
+    let w = scenario::Workload {
+        points: parse_trace("time_s,cpu_load,gpu_load\n0,0.2,0.9\n10,0.4,0.1\n").unwrap(),
+        interpolation: Interpolation::Linear,
+    };
+    let gpu = w.on_profile_axis(Backend::TchCuda);
+    assert!((gpu.at(5.0).cpu_load - 0.5).abs() < 1e-12);
+    assert_eq!(gpu.at(0.0).cpu_load, 0.9);
+    for b in [Backend::Flex, Backend::Ndarray, Backend::TchCpu] {
+        assert_eq!(w.on_profile_axis(b), w);
+    }
+}
+
 #[test]
 fn gpu_scenario_without_a_gpu_build_fails_with_advice() {
     let s = scenario::load(&scenarios_dir().join("gpu-contention.toml")).unwrap();

@@ -1005,9 +1005,16 @@ impl Tails {
         }
     }
 
-    /// [`Tails::exact`] on the z grid for `kind`, by one sweep through its sorted runs.
+    /// [`Tails::exact`] on the z grid for `kind`, by one sweep through its sorted runs
+    /// ([`mix`] with its divisions, the same at every grid point, taken once).
     fn rebuild(&mut self, kind: usize) {
         let (s0, s1) = (&self.sorted[kind], &self.sorted[kind + 1]);
+        let (n0, n1) = (s0.len() as f64, s1.len() as f64);
+        let (r, r0, r1) = (
+            1.0 / (n0 + n1 + TAIL_PRIOR),
+            1.0 / (n0 + TAIL_PRIOR),
+            1.0 / (n1 + TAIL_PRIOR),
+        );
         let (mut i0, mut i1) = (0, 0);
         let mut grid = std::mem::take(&mut self.grid[kind / 2]);
         grid.clear();
@@ -1020,11 +1027,12 @@ impl Tails {
             while i1 < s1.len() && s1[i1] <= z {
                 i1 += 1;
             }
-            grid.push(mix(
-                (i0 as f64, s0.len() as f64),
-                (i1 as f64, s1.len() as f64),
-                phi,
-            ));
+            let (b0, b1) = (i0 as f64, i1 as f64);
+            let parent = (b0 + b1 + TAIL_PRIOR * phi) * r;
+            grid.push([
+                (b0 + TAIL_PRIOR * parent) * r0,
+                (b1 + TAIL_PRIOR * parent) * r1,
+            ]);
         }
         self.grid[kind / 2] = grid;
     }
@@ -1093,6 +1101,25 @@ fn mix((b0, n0): (f64, f64), (b1, n1): (f64, f64), phi: f64) -> [f64; 2] {
     ]
 }
 
+/// The index of the least of `v` (the first of equals; 0 when empty): the least value found
+/// on four independent lanes, then its first position (one compare-and-branch chain over
+/// every value took a third of OPA's time per run).
+fn least(v: &[f64]) -> usize {
+    let mut lanes = [f64::INFINITY; 4];
+    let chunks = v.chunks_exact(4);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for k in 0..4 {
+            lanes[k] = if c[k] < lanes[k] { c[k] } else { lanes[k] };
+        }
+    }
+    let low = rest
+        .iter()
+        .chain(&lanes)
+        .fold(f64::INFINITY, |a, &x| if x < a { x } else { a });
+    v.iter().position(|&x| x == low).unwrap_or(0)
+}
+
 /// Grid points of the load estimate within the calibrated load range.
 const LOAD_STEPS: usize = 41;
 /// Beyond the calibrated range, the grid continues as the top load's latencies scaled up
@@ -1127,8 +1154,11 @@ const STRETCH_TAILS: [f64; 6] = [1.0, 1.4, 2.0, 2.8, 4.0, 5.6];
 /// similar length to every candidate, so a stall of a small candidate does not make the
 /// large ones look slower than they are.
 struct LoadTracker {
-    /// (candidate, ln compute ms) of the most recent runs.
-    runs: std::collections::VecDeque<(usize, f64)>,
+    /// (candidate, ln compute ms) of the most recent runs, each with its misfit at every
+    /// grid point (what its leaving the window takes away).
+    runs: std::collections::VecDeque<((usize, f64), Vec<f64>)>,
+    /// The buffer of the latest run to leave the window (the next run's misfits go there).
+    spare: Option<Vec<f64>>,
     /// Per candidate: every grid point's median log latency, 1 / sigma and ln sigma (apart,
     /// so that the per-run sweep over the grid vectorises).
     fit: Vec<[Vec<f64>; 3]>,
@@ -1219,6 +1249,7 @@ impl LoadTracker {
         let states = stats.first().map_or(0, Vec::len);
         LoadTracker {
             runs: std::collections::VecDeque::new(),
+            spare: None,
             fit,
             stats,
             misfit: vec![0.0; states],
@@ -1227,26 +1258,35 @@ impl LoadTracker {
         }
     }
 
-    /// Adds one run's misfit (`add`) at every grid point and takes another's (`take`) away;
-    /// returns the grid point of the least misfit. One sweep, vectorised.
-    fn account(&mut self, add: Option<(usize, f64)>, take: Option<(usize, f64)>) -> usize {
+    /// Run `(c, t)`'s misfit at every grid point, into `out`. One sweep, vectorised.
+    fn misfit_of(&self, (c, t): (usize, f64), out: &mut Vec<f64>) {
         let n = self.misfit.len();
-        // A missing run is any run with a weight of 0.
-        let side = |r: Option<(usize, f64)>| {
-            let ((c, t), w) = r.map_or(((0, 0.0), 0.0), |r| (r, 1.0));
-            let f = &self.fit[c];
-            (&f[0][..n], &f[1][..n], &f[2][..n], t, w)
-        };
-        let (mu, inv, ls, t, w) = side(add);
-        let (muo, invo, lso, to, wo) = side(take);
-        let m = &mut self.misfit[..n];
-        for g in 0..n {
+        let [mu, inv, ls] = &self.fit[c];
+        out.clear();
+        out.extend((0..n).map(|g| {
             let z = (t - mu[g]) * inv[g];
-            let zo = (to - muo[g]) * invo[g];
-            m[g] += w * (ls[g] + 0.5 * (z * z).min(Z2_CAP))
-                - wo * (lso[g] + 0.5 * (zo * zo).min(Z2_CAP));
+            ls[g] + 0.5 * (z * z).min(Z2_CAP)
+        }));
+    }
+
+    /// Adds `add` (a run's misfits, from [`LoadTracker::misfit_of`]) at every grid point and
+    /// takes `take` (a run's that leaves the window) away; returns the grid point of the least
+    /// misfit.
+    fn account(&mut self, add: Option<&[f64]>, take: Option<&[f64]>) -> usize {
+        let n = self.misfit.len();
+        let m = &mut self.misfit[..n];
+        match (add, take) {
+            (Some(a), Some(b)) => {
+                let (a, b) = (&a[..n], &b[..n]);
+                for g in 0..n {
+                    m[g] += a[g] - b[g];
+                }
+            }
+            (Some(a), None) => m.iter_mut().zip(a).for_each(|(m, a)| *m += a),
+            (None, Some(b)) => m.iter_mut().zip(b).for_each(|(m, b)| *m -= b),
+            (None, None) => {}
         }
-        (0..n).fold(0, |b, g| if m[g] < m[b] { g } else { b })
+        least(m)
     }
 
     /// Records a run; keeps the most recent `window` (at least one).
@@ -1255,28 +1295,35 @@ impl LoadTracker {
             return;
         }
         let run = (candidate, compute_ms.ln());
-        self.runs.push_back(run);
-        let full = |runs: &std::collections::VecDeque<_>| runs.len() > window.max(1);
+        let full = |runs: &std::collections::VecDeque<_>| runs.len() >= window.max(1);
+        // The leaving run's misfits are taken away as they were added (and its buffer
+        // holds the new run's).
         let oldest = if full(&self.runs) {
-            self.runs.pop_front()
+            self.runs.pop_front().map(|(_, m)| m)
         } else {
             None
         };
-        let mut best = self.account(Some(run), oldest);
+        let mut fresh = self.spare.take().unwrap_or_default();
+        self.misfit_of(run, &mut fresh);
+        let mut best = self.account(Some(&fresh), oldest.as_deref());
+        self.spare = oldest;
+        self.runs.push_back((run, fresh));
         // Only when the window shrank (never while OPA runs: its window is fixed).
-        while full(&self.runs) {
-            let oldest = self.runs.pop_front();
-            best = self.account(None, oldest);
+        while self.runs.len() > window.max(1) {
+            let (_, oldest) = self.runs.pop_front().expect("over a window of at least 1");
+            best = self.account(None, Some(&oldest));
         }
         self.pushed += 1;
         if self.pushed >= 4096 {
             // Re-sum now and then so that rounding does not accumulate over long streams.
             self.pushed = 0;
-            self.misfit.iter_mut().for_each(|m| *m = 0.0);
-            let runs: Vec<(usize, f64)> = self.runs.iter().copied().collect();
-            for r in runs {
-                best = self.account(Some(r), None);
+            let mut misfit = std::mem::take(&mut self.misfit);
+            misfit.iter_mut().for_each(|m| *m = 0.0);
+            for (_, m) in &self.runs {
+                misfit.iter_mut().zip(m).for_each(|(s, m)| *s += m);
             }
+            self.misfit = misfit;
+            best = self.account(None, None);
         }
         // The estimate moves only to a state that explains the window clearly better
         // (neighbouring states fit about as well; every move makes OPA recompute chances).
@@ -1305,6 +1352,22 @@ mod tests {
     // Synthetic latency: mean (0.2 + 0.3 c)(1 + 2 load), median 0.9 × mean, p95 1.6 × mean.
     fn median(p: &Profile, c: usize, load: usize) -> f64 {
         p.latency[c][load].p50_ms
+    }
+
+    #[test]
+    fn least_is_the_first_of_the_smallest() {
+        assert_eq!(least(&[]), 0);
+        assert_eq!(least(&[3.0]), 0);
+        // On a lane, in the remainder, tied across lanes and with the remainder.
+        assert_eq!(least(&[5.0, 4.0, 1.0, 7.0, 2.0, 1.5, 9.0, 8.0]), 2);
+        assert_eq!(
+            least(&[5.0, 4.0, 3.0, 7.0, 2.0, 1.5, 9.0, 8.0, 6.0, 0.5]),
+            9
+        );
+        assert_eq!(least(&[2.0, 4.0, 3.0, 1.0, 1.0, 0.0, 9.0, 0.0, 0.0]), 5);
+        let v: Vec<f64> = (0..190).map(|i| ((i * 37) % 101) as f64).collect();
+        let first = (0..v.len()).fold(0, |b, g| if v[g] < v[b] { g } else { b });
+        assert_eq!(least(&v), first);
     }
 
     #[test]
