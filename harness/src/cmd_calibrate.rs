@@ -12,7 +12,7 @@ use opa_datasets::{CorruptionKind, ImageSet};
 use opa_harness::backend::Backend;
 use opa_harness::deployment;
 use opa_harness::live::signals;
-use opa_harness::load::{CpuInjector, GPU_MATRIX, GpuInjector};
+use opa_harness::load::CoRunner;
 use opa_predictors::predict::{Variant, VariantScore, evaluate};
 use opa_predictors::profile::{ContentStats, LatencyStats, PROBE_BINS, Profile, probe_bin};
 use opa_supernet::eval::{latency, predict};
@@ -274,46 +274,6 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     Ok(())
 }
 
-/// The co-runner that injects calibration's load levels: on `tch-cuda`, where inference runs
-/// on the GPU, a GPU matrix-multiply loop (what `gpu-load` injects in a scenario); elsewhere a
-/// CPU spinner (what `cpu-load` injects).
-enum CoRunner {
-    Cpu(CpuInjector),
-    Gpu(GpuInjector),
-}
-
-impl CoRunner {
-    fn start(backend: Backend, device: &burn::tensor::Device, seed: u64) -> CoRunner {
-        if backend == Backend::TchCuda {
-            CoRunner::Gpu(GpuInjector::start(device.clone(), GPU_MATRIX))
-        } else {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            CoRunner::Cpu(CpuInjector::start(cores, seed))
-        }
-    }
-
-    fn set_load(&self, load: f64) {
-        match self {
-            CoRunner::Cpu(c) => c.set_load(load),
-            CoRunner::Gpu(g) => g.set_load(load),
-        }
-    }
-
-    fn mark(&self) -> (u64, std::time::Instant) {
-        match self {
-            CoRunner::Cpu(c) => c.achieved_since_reset(),
-            CoRunner::Gpu(g) => g.mark(),
-        }
-    }
-
-    fn achieved_since(&self, mark: (u64, std::time::Instant)) -> f64 {
-        match self {
-            CoRunner::Cpu(c) => c.achieved_since(mark),
-            CoRunner::Gpu(g) => g.achieved_since(mark),
-        }
-    }
-}
-
 /// Every candidate's batch-1 latency on `img` at each of `loads` (a co-runner injecting it,
 /// [`CoRunner`]): `latency[candidate][load]`, and the load the injector achieved at each level.
 fn time_latency(
@@ -325,7 +285,16 @@ fn time_latency(
     device: &burn::tensor::Device,
 ) -> (Vec<Vec<LatencyStats>>, Vec<f64>) {
     let n = dep.plans.len();
-    let injector = CoRunner::start(a.backend, device, a.seed);
+    // On tch-cuda, where inference runs on the GPU, the load is a GPU co-runner's (what
+    // `gpu-load` injects in a scenario); elsewhere a CPU one's (what `cpu-load` injects).
+    let injector = if a.backend == Backend::TchCuda {
+        CoRunner::gpu(device)
+    } else {
+        CoRunner::cpu(
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            a.seed,
+        )
+    };
     let mut lat: Vec<Vec<LatencyStats>> = vec![Vec::new(); n];
     let b = bar((loads.len() * n) as u64, "latency");
     let mut achieved = Vec::new();

@@ -4,7 +4,7 @@ use crate::bad;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use opa_harness::backend::Backend;
-use opa_harness::load::{CpuInjector, GPU_MATRIX, GpuInjector};
+use opa_harness::load::{CoRunner, GPU_MATRIX};
 use opa_supernet::eval::latency;
 use std::path::PathBuf;
 
@@ -74,10 +74,11 @@ pub fn run(c: LoadCmd) -> Result<()> {
             a.backend.name()
         );
     }
-    let cpu = (!a.gpu).then(|| CpuInjector::start(cores, 1));
-    let gpu = a
-        .gpu
-        .then(|| GpuInjector::start(device.clone(), GPU_MATRIX));
+    let co = if a.gpu {
+        CoRunner::gpu(&device)
+    } else {
+        CoRunner::cpu(cores, 1)
+    };
     println!(
         "latency of {} (batch {}) on {} with {}, {} s per level",
         arch.id(),
@@ -99,13 +100,9 @@ pub fn run(c: LoadCmd) -> Result<()> {
     );
     let mut idle = None;
     for load in [0.0, 0.25, 0.5, 0.75, 1.0] {
-        cpu.iter().for_each(|i| i.set_load(load));
-        gpu.iter().for_each(|g| g.set_load(load));
+        co.set_load(load);
         std::thread::sleep(std::time::Duration::from_millis(200));
-        let (cm, gm) = (
-            cpu.as_ref().map(|i| i.achieved_since_reset()),
-            gpu.as_ref().map(|g| g.mark()),
-        );
+        let mark = co.mark();
         let l = latency(
             &plan,
             &cfg,
@@ -117,11 +114,7 @@ pub fn run(c: LoadCmd) -> Result<()> {
             a.seconds,
             std::time::Duration::from_secs_f64(a.gap_ms / 1e3),
         );
-        let achieved = match (&cpu, cm, &gpu, gm) {
-            (Some(i), Some(m), _, _) => i.achieved_since(m),
-            (_, _, Some(g), Some(m)) => g.achieved_since(m),
-            _ => 0.0,
-        };
+        let achieved = co.achieved_since(mark);
         let base = *idle.get_or_insert(l.mean_ms);
         println!(
             "{load:>6.2} {achieved:>9.2} {:>9.3} {:>10.3} {:>9.3} {:>7} {:>12.2}",

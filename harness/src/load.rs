@@ -246,3 +246,47 @@ impl Drop for GpuInjector {
         }
     }
 }
+
+/// Whichever co-runner injects a load: CPU spinners or the GPU matrix-multiply loop, behind
+/// one interface for the commands that use one or the other (`opa calibrate`, `opa load
+/// check`).
+pub enum CoRunner {
+    Cpu(CpuInjector),
+    Gpu(GpuInjector),
+}
+
+impl CoRunner {
+    /// CPU spinners on `cores` cores ([`CpuInjector::start`]).
+    pub fn cpu(cores: usize, seed: u64) -> CoRunner {
+        CoRunner::Cpu(CpuInjector::start(cores, seed))
+    }
+
+    /// The GPU co-runner on `device`, [`GPU_MATRIX`]² products ([`GpuInjector::start`]).
+    pub fn gpu(device: &burn::tensor::Device) -> CoRunner {
+        CoRunner::Gpu(GpuInjector::start(device.clone(), GPU_MATRIX))
+    }
+
+    /// Sets the target load (clamped to 0..=1).
+    pub fn set_load(&self, load: f64) {
+        match self {
+            CoRunner::Cpu(c) => c.set_load(load),
+            CoRunner::Gpu(g) => g.set_load(load),
+        }
+    }
+
+    /// A mark for [`CoRunner::achieved_since`].
+    pub fn mark(&self) -> (u64, Instant) {
+        match self {
+            CoRunner::Cpu(c) => c.achieved_since_reset(),
+            CoRunner::Gpu(g) => g.mark(),
+        }
+    }
+
+    /// Load achieved since `mark`.
+    pub fn achieved_since(&self, mark: (u64, Instant)) -> f64 {
+        match self {
+            CoRunner::Cpu(c) => c.achieved_since(mark),
+            CoRunner::Gpu(g) => g.achieved_since(mark),
+        }
+    }
+}

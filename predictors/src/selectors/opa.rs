@@ -1005,16 +1005,10 @@ impl Tails {
         }
     }
 
-    /// [`Tails::exact`] on the z grid for `kind`, by one sweep through its sorted runs
-    /// ([`mix`] with its divisions, the same at every grid point, taken once).
+    /// [`Tails::exact`] on the z grid for `kind`, by one sweep through its sorted runs.
     fn rebuild(&mut self, kind: usize) {
         let (s0, s1) = (&self.sorted[kind], &self.sorted[kind + 1]);
-        let (n0, n1) = (s0.len() as f64, s1.len() as f64);
-        let (r, r0, r1) = (
-            1.0 / (n0 + n1 + TAIL_PRIOR),
-            1.0 / (n0 + TAIL_PRIOR),
-            1.0 / (n1 + TAIL_PRIOR),
-        );
+        let shrink = Shrink::new(s0.len() as f64, s1.len() as f64);
         let (mut i0, mut i1) = (0, 0);
         let mut grid = std::mem::take(&mut self.grid[kind / 2]);
         grid.clear();
@@ -1027,12 +1021,7 @@ impl Tails {
             while i1 < s1.len() && s1[i1] <= z {
                 i1 += 1;
             }
-            let (b0, b1) = (i0 as f64, i1 as f64);
-            let parent = (b0 + b1 + TAIL_PRIOR * phi) * r;
-            grid.push([
-                (b0 + TAIL_PRIOR * parent) * r0,
-                (b1 + TAIL_PRIOR * parent) * r1,
-            ]);
+            grid.push(shrink.mix(i0 as f64, i1 as f64, phi));
         }
         self.grid[kind / 2] = grid;
     }
@@ -1094,16 +1083,39 @@ impl Tails {
 /// A kind's two pools' chances from (runs at or below z, runs) of each and the predicted
 /// chance `phi`: each pool shrunk toward both together, those toward the prediction.
 fn mix((b0, n0): (f64, f64), (b1, n1): (f64, f64), phi: f64) -> [f64; 2] {
-    let parent = (b0 + b1 + TAIL_PRIOR * phi) / (n0 + n1 + TAIL_PRIOR);
-    [
-        (b0 + TAIL_PRIOR * parent) / (n0 + TAIL_PRIOR),
-        (b1 + TAIL_PRIOR * parent) / (n1 + TAIL_PRIOR),
-    ]
+    Shrink::new(n0, n1).mix(b0, b1, phi)
+}
+
+/// [`mix`] for pools of `n0` and `n1` runs, its divisions taken once (the tail grid's
+/// rebuild mixes at every grid point with the same pools).
+struct Shrink {
+    /// 1 / (n0 + n1 + prior), 1 / (n0 + prior), 1 / (n1 + prior).
+    r: f64,
+    r0: f64,
+    r1: f64,
+}
+
+impl Shrink {
+    fn new(n0: f64, n1: f64) -> Self {
+        Shrink {
+            r: 1.0 / (n0 + n1 + TAIL_PRIOR),
+            r0: 1.0 / (n0 + TAIL_PRIOR),
+            r1: 1.0 / (n1 + TAIL_PRIOR),
+        }
+    }
+
+    fn mix(&self, b0: f64, b1: f64, phi: f64) -> [f64; 2] {
+        let parent = (b0 + b1 + TAIL_PRIOR * phi) * self.r;
+        [
+            (b0 + TAIL_PRIOR * parent) * self.r0,
+            (b1 + TAIL_PRIOR * parent) * self.r1,
+        ]
+    }
 }
 
 /// The index of the least of `v` (the first of equals; 0 when empty): the least value found
 /// on four independent lanes, then its first position (one compare-and-branch chain over
-/// every value took a third of OPA's time per run).
+/// every value took about a third of OPA's `observe` in a profile of the replay bench).
 fn least(v: &[f64]) -> usize {
     let mut lanes = [f64::INFINITY; 4];
     let chunks = v.chunks_exact(4);
@@ -1295,10 +1307,9 @@ impl LoadTracker {
             return;
         }
         let run = (candidate, compute_ms.ln());
-        let full = |runs: &std::collections::VecDeque<_>| runs.len() >= window.max(1);
         // The leaving run's misfits are taken away as they were added (and its buffer
         // holds the new run's).
-        let oldest = if full(&self.runs) {
+        let oldest = if self.runs.len() >= window.max(1) {
             self.runs.pop_front().map(|(_, m)| m)
         } else {
             None
@@ -1317,13 +1328,11 @@ impl LoadTracker {
         if self.pushed >= 4096 {
             // Re-sum now and then so that rounding does not accumulate over long streams.
             self.pushed = 0;
-            let mut misfit = std::mem::take(&mut self.misfit);
-            misfit.iter_mut().for_each(|m| *m = 0.0);
+            self.misfit.iter_mut().for_each(|m| *m = 0.0);
             for (_, m) in &self.runs {
-                misfit.iter_mut().zip(m).for_each(|(s, m)| *s += m);
+                self.misfit.iter_mut().zip(m).for_each(|(s, m)| *s += m);
             }
-            self.misfit = misfit;
-            best = self.account(None, None);
+            best = least(&self.misfit);
         }
         // The estimate moves only to a state that explains the window clearly better
         // (neighbouring states fit about as well; every move makes OPA recompute chances).
