@@ -307,7 +307,7 @@ fn stream(sc: &Scenario, file: &Path, render: bool, channels: u8) -> Result<Stre
                     slots.push(FrameSlot {
                         arrival_s: t,
                         label,
-                        condition: condition.to_string(),
+                        condition: condition.to_string().into(),
                     });
                 }
             }
@@ -324,7 +324,7 @@ fn stream(sc: &Scenario, file: &Path, render: bool, channels: u8) -> Result<Stre
             .map(|f| FrameSlot {
                 arrival_s: f.timestamp_s,
                 label: f.label,
-                condition: f.condition.to_string(),
+                condition: f.condition.to_string().into(),
             })
             .collect();
     }
@@ -675,7 +675,7 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
                     correct: r.correct,
                     deadline_met: r.deadline_met,
                     cpu_load: loads.get(k).copied().unwrap_or(0.0),
-                    condition: r.condition.clone(),
+                    condition: r.condition.to_string(),
                 });
             }
             let mut summary = summarize(

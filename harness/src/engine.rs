@@ -12,7 +12,7 @@
 //! on a frame and reports what it measured) and a [`Selector`].
 
 use opa_predictors::{CandidateInfo, Context, Decision, Outcome, Phase, Selector};
-use serde::Serialize;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What one run of a candidate on a frame produced.
@@ -44,12 +44,13 @@ pub struct FrameSlot {
     pub arrival_s: f64,
     /// True class.
     pub label: u16,
-    /// Content condition, as text (`clean`, `fog@3`).
-    pub condition: String,
+    /// Content condition, as text (`clean`, `fog@3`); shared (each of a frame's runs has
+    /// it, and a copy per run cost a sixth of a replay from a profile).
+    pub condition: Arc<str>,
 }
 
 /// One row of `samples`: one run (served or probe).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SampleRow {
     /// Frame index.
     pub frame: u64,
@@ -79,7 +80,7 @@ pub struct SampleRow {
     /// Latency within the deadline (always false for probes: they serve nothing).
     pub deadline_met: bool,
     /// Content condition.
-    pub condition: String,
+    pub condition: Arc<str>,
 }
 
 /// Why a replay stopped.

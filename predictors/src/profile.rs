@@ -440,11 +440,22 @@ pub fn within(budget_ms: f64, l: &LatencyStats) -> f64 {
 /// log latency from the median (negative infinity for `ms <= 0`): a run of `ms` is on
 /// time for any budget of `z_score(budget)` or more.
 pub fn z_score(ms: f64, l: &LatencyStats) -> f64 {
+    z_score_with(ms, l.p50_ms, z_sigma(l))
+}
+
+/// [`z_score`] with `l`'s median `p50_ms` and [`z_sigma`] taken apart (for callers that
+/// read many z-scores of the same distributions and keep the sigmas).
+#[inline]
+pub fn z_score_with(ms: f64, p50_ms: f64, sigma: f64) -> f64 {
     if ms <= 0.0 {
         return f64::NEG_INFINITY;
     }
-    let sigma = l.log_sigma().max((1.0f64 + 1e-9).ln() / Z95);
-    (ms / l.p50_ms).ln() / sigma
+    (ms / p50_ms).ln() / sigma
+}
+
+/// The log-latency spread [`z_score`] divides by: `l`'s, at least a hair above zero.
+pub fn z_sigma(l: &LatencyStats) -> f64 {
+    l.log_sigma().max((1.0f64 + 1e-9).ln() / Z95)
 }
 
 /// The standard normal distribution function.
