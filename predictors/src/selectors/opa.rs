@@ -1020,9 +1020,16 @@ struct Tails {
     /// The z grid, and the normal distribution function on it.
     z: Vec<f64>,
     phi: Vec<f64>,
-    /// Per kind (probe, other, after the probe): [`Tails::exact`] on the z grid, rebuilt when
-    /// a pool changes.
-    grid: [Vec<[f64; 2]>; POOLS / 2],
+    /// Per kind (probe, other, after the probe): [`Tails::exact`] on the z grid, each point
+    /// computed when first read after its pools last changed (decisions read a few points;
+    /// rebuilding the whole grid at every change took a tenth of a replay's time).
+    grid: [Lazy<[f64; 2]>; POOLS / 2],
+    /// Per kind: its pools' [`Shrink`] at their latest change; None before any.
+    shrink: [Option<Shrink>; POOLS / 2],
+    /// What the [`AFTER_PROBE`] pools shrink toward: the other candidates' cold pool as it
+    /// was at the after-probe pools' latest change (both of the other candidates' pools
+    /// then, and their [`Shrink`]), None when those had no runs yet then.
+    after_prior: Option<([Vec<f64>; 2], Shrink)>,
     /// Per kind: the highest z-score its pools (and those it shrinks toward) hold, and its
     /// chances past it and the grid (every run in time), updated with `sorted`.
     past: [(f64, [f64; 2]); POOLS / 2],
@@ -1050,6 +1057,8 @@ impl Tails {
                 .map(|i| normal_cdf(Z_LO + Z_STEP * i as f64))
                 .collect(),
             grid: Default::default(),
+            shrink: [None, None, None],
+            after_prior: None,
             past: [(f64::NEG_INFINITY, [1.0; 2]); POOLS / 2],
         }
     }
@@ -1073,7 +1082,15 @@ impl Tails {
             // (Runs after the probe shrink toward the other candidates' cold ones as they
             // were at the after-probe pools' latest update: rebuilding those on every update
             // of the others cost a fifth of a replay's time.)
-            self.rebuild(pool - pool % 2);
+            let kind = pool - pool % 2;
+            let n = |k: usize| self.sorted[k].len() as f64;
+            self.shrink[kind / 2] = Some(Shrink::new(n(kind), n(kind + 1)));
+            self.grid[kind / 2].clear(Z_N);
+            if kind == AFTER_PROBE {
+                self.after_prior = self.shrink[1]
+                    .as_ref()
+                    .map(|&sh| ([self.sorted[2].clone(), self.sorted[3].clone()], sh));
+            }
             self.past = [0, 2, AFTER_PROBE].map(|kind| self.past_all(kind));
         }
     }
@@ -1090,27 +1107,23 @@ impl Tails {
         (high, mix(all(kind), all(kind + 1), prior))
     }
 
-    /// [`Tails::exact`] on the z grid for `kind`, by one sweep through its sorted runs. A
-    /// kind's pools shrink toward the normal distribution, or for [`AFTER_PROBE`], toward the
-    /// other candidates' cold pool.
-    fn rebuild(&mut self, kind: usize) {
-        let (s0, s1) = (&self.sorted[kind], &self.sorted[kind + 1]);
-        let shrink = Shrink::new(s0.len() as f64, s1.len() as f64);
-        let (mut i0, mut i1) = (0, 0);
-        let mut grid = std::mem::take(&mut self.grid[kind / 2]);
-        grid.resize(Z_N, [0.0; 2]);
-        let after = (kind == AFTER_PROBE && self.grid[1].len() == Z_N).then_some(&self.grid[1]);
-        for (i, (cell, &z)) in grid.iter_mut().zip(&self.z).enumerate() {
-            while i0 < s0.len() && s0[i0] <= z {
-                i0 += 1;
+    /// [`Tails::exact`] at point `i` of the z grid for `kind`, whose pools have runs
+    /// (`shrink`: theirs). A kind's pools shrink toward the normal distribution, or for
+    /// [`AFTER_PROBE`], toward the other candidates' cold pool ([`Tails::after_prior`]).
+    fn grid_point(&self, kind: usize, i: usize, shrink: &Shrink) -> [f64; 2] {
+        let z = self.z[i];
+        let below = |s: &[f64]| s.partition_point(|&v| v <= z) as f64;
+        let phi = match &self.after_prior {
+            Some(([s0, s1], sh)) if kind == AFTER_PROBE => {
+                sh.mix(below(s0), below(s1), self.phi[i])[1]
             }
-            while i1 < s1.len() && s1[i1] <= z {
-                i1 += 1;
-            }
-            let phi = after.map_or(self.phi[i], |a| a[i][1]);
-            *cell = shrink.mix(i0 as f64, i1 as f64, phi);
-        }
-        self.grid[kind / 2] = grid;
+            _ => self.phi[i],
+        };
+        shrink.mix(
+            below(&self.sorted[kind]),
+            below(&self.sorted[kind + 1]),
+            phi,
+        )
     }
 
     /// The chance that a run of `pool` lands at or below z-score `z` (see [`Tails::chances`]).
@@ -1127,7 +1140,6 @@ impl Tails {
     ///
     /// Interpolated on the z grid (exact outside it, and before any run of the kind).
     fn chances(&self, kind: usize, z: f64) -> [f64; 2] {
-        let grid = &self.grid[kind / 2];
         let t = (z - Z_LO) / Z_STEP;
         let (high, past) = self.past[kind / 2];
         if t >= (Z_N - 1) as f64 && z >= high {
@@ -1135,13 +1147,17 @@ impl Tails {
             // every run counts as in time, without searching the pools.
             return past;
         }
-        if grid.is_empty() || !(t >= 0.0 && t < (Z_N - 1) as f64) {
+        let Some(shrink) = &self.shrink[kind / 2] else {
+            return self.exact(kind, z);
+        };
+        if !(t >= 0.0 && t < (Z_N - 1) as f64) {
             return self.exact(kind, z);
         }
         // (`t - i` is `t.fract()` for t >= 0, without the call to libm's trunc.)
         let i = t as usize;
         let f = t - i as f64;
-        let (a, b) = (grid[i], grid[i + 1]);
+        let point = |i: usize| self.grid[kind / 2].get(i, || self.grid_point(kind, i, shrink));
+        let (a, b) = (point(i), point(i + 1));
         [a[0] + f * (b[0] - a[0]), a[1] + f * (b[1] - a[1])]
     }
 
@@ -1168,7 +1184,8 @@ fn mix((b0, n0): (f64, f64), (b1, n1): (f64, f64), phi: f64) -> [f64; 2] {
 }
 
 /// [`mix`] for pools of `n0` and `n1` runs, its divisions taken once (the tail grid's
-/// rebuild mixes at every grid point with the same pools).
+/// points mix with the same pools until they change).
+#[derive(Clone, Copy, Debug)]
 struct Shrink {
     /// 1 / (n0 + n1 + prior), 1 / (n0 + prior), 1 / (n1 + prior).
     r: f64,
@@ -1576,6 +1593,118 @@ mod tests {
         // is never run twice on a frame).
         assert_eq!(o.pool(3, true), AFTER_PROBE + 1);
         assert_eq!(o.pool(0, true), 0);
+    }
+
+    /// The tail grid as a full sweep through the sorted pools computed it before the grid
+    /// was lazy: kind `kind`'s points, shrinking toward `prior` at each.
+    fn swept_grid(t: &Tails, kind: usize, prior: &[f64]) -> Vec<[f64; 2]> {
+        let (s0, s1) = (&t.sorted[kind], &t.sorted[kind + 1]);
+        let shrink = Shrink::new(s0.len() as f64, s1.len() as f64);
+        let (mut i0, mut i1) = (0, 0);
+        (0..Z_N)
+            .map(|i| {
+                let z = Z_LO + Z_STEP * i as f64;
+                while i0 < s0.len() && s0[i0] <= z {
+                    i0 += 1;
+                }
+                while i1 < s1.len() && s1[i1] <= z {
+                    i1 += 1;
+                }
+                shrink.mix(i0 as f64, i1 as f64, prior[i])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lazy_tail_grid_points_equal_a_full_sweep_to_the_bit() {
+        let mut t = Tails::new(64);
+        let mut h = 7u64;
+        let mut draw = || {
+            h = h
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((h >> 11) as f64 / (1u64 << 53) as f64) * 16.0 - 7.0
+        };
+        let grid_of = |t: &Tails, kind: usize| -> Vec<[f64; 2]> {
+            let sh = t.shrink[kind / 2].expect("pools updated");
+            (0..Z_N)
+                .map(|i| t.grid[kind / 2].get(i, || t.grid_point(kind, i, &sh)))
+                .collect()
+        };
+        // The other candidates' pools first, then the after-probe ones: these shrink toward
+        // the other candidates' cold pool as it was then...
+        for pool in [2, 3, 2, 0, 1, 3, AFTER_PROBE + 1, AFTER_PROBE] {
+            for _ in 0..TAIL_BATCH * 3 {
+                t.push(pool, draw());
+            }
+        }
+        let other = swept_grid(&t, 2, &t.phi);
+        let prior: Vec<f64> = other.iter().map(|g| g[1]).collect();
+        let after = swept_grid(&t, AFTER_PROBE, &prior);
+        assert_eq!(grid_of(&t, 0), swept_grid(&t, 0, &t.phi));
+        assert_eq!(grid_of(&t, 2), other);
+        assert_eq!(grid_of(&t, AFTER_PROBE), after);
+        // ...and keep it while the other candidates' pools change, until their own do.
+        for _ in 0..TAIL_BATCH {
+            t.push(3, 5.0);
+        }
+        assert_ne!(grid_of(&t, 2), other);
+        assert_eq!(grid_of(&t, AFTER_PROBE), after);
+        for _ in 0..TAIL_BATCH {
+            t.push(AFTER_PROBE + 1, draw());
+        }
+        let prior: Vec<f64> = swept_grid(&t, 2, &t.phi).iter().map(|g| g[1]).collect();
+        assert_eq!(
+            grid_of(&t, AFTER_PROBE),
+            swept_grid(&t, AFTER_PROBE, &prior)
+        );
+        // The windows stay sorted as a sort of the most recent runs would have them.
+        for pool in 0..POOLS {
+            let mut want: Vec<f64> = t.recent[pool].iter().copied().collect();
+            want.sort_by(f64::total_cmp);
+            assert_eq!(t.live[pool], want, "pool {pool}");
+        }
+    }
+
+    #[test]
+    fn the_load_sweep_matches_plain_arithmetic_to_the_bit() {
+        let n = 190;
+        let v = |k: u64| -> Vec<f64> {
+            (0..n as u64)
+                .map(|g| ((g * 7919 + k * 104_729) % 1000) as f64 / 137.0 - 2.0)
+                .collect()
+        };
+        let fit = [v(1), v(2).iter().map(|x| x.abs() + 0.5).collect(), v(3)];
+        let take = v(4);
+        let mut m = v(5);
+        let mut want = m.clone();
+        let mut fresh = vec![0.0; n];
+        let t = 0.37;
+        sweep(&fit, t, &take, &mut fresh, &mut m);
+        for g in 0..n {
+            let z = (t - fit[0][g]) * fit[1][g];
+            let f = fit[2][g] + 0.5 * (z * z).min(Z2_CAP);
+            assert_eq!(fresh[g].to_bits(), f.to_bits(), "{g}");
+            want[g] += f - take[g];
+        }
+        assert_eq!(m, want);
+    }
+
+    #[test]
+    fn lazy_values_are_computed_once_per_clear() {
+        let mut l: Lazy<f64> = Lazy::default();
+        l.clear(3);
+        let calls = std::cell::Cell::new(0);
+        let f = |v: f64| {
+            calls.set(calls.get() + 1);
+            v
+        };
+        assert_eq!(l.get(1, || f(2.5)), 2.5);
+        assert_eq!(l.get(1, || f(9.0)), 2.5);
+        assert_eq!(calls.get(), 1);
+        l.clear(3);
+        assert_eq!(l.get(1, || f(9.0)), 9.0);
+        assert_eq!(calls.get(), 2);
     }
 
     #[test]
