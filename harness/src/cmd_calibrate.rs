@@ -13,7 +13,7 @@ use opa_harness::backend::Backend;
 use opa_harness::deployment;
 use opa_harness::live::signals;
 use opa_harness::load::CoRunner;
-use opa_predictors::predict::{Variant, VariantScore, evaluate};
+use opa_predictors::predict::{Variant, VariantScore, evaluate_with};
 use opa_predictors::profile::{ContentStats, LatencyStats, PROBE_BINS, Profile, probe_bin};
 use opa_supernet::eval::{latency, predict};
 use rand::SeedableRng;
@@ -144,7 +144,7 @@ fn content_grid(quick: bool) -> Vec<ContentCondition> {
     g
 }
 
-fn bar(len: u64, what: &str) -> ProgressBar {
+pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
     let b = ProgressBar::new(len);
     b.set_style(
         ProgressStyle::with_template(&format!(
@@ -487,19 +487,24 @@ pub fn predictors(c: PredictorsCmd) -> Result<()> {
         "variant", "top-1 MAE (pts)", "latency MAPE %", "Spearman ρ", "folds"
     );
     let mut scores: Vec<VariantScore> = Vec::new();
+    let progress = bar((Variant::ALL.len() * p.conditions().len()) as u64, "folds");
     for v in Variant::ALL {
-        let s = evaluate(v, &p).map_err(bad)?;
+        progress.set_message(v.name());
+        let s = evaluate_with(v, &p, &|| progress.inc(1)).map_err(bad)?;
         let name = if v.deployable() {
             v.name().to_string()
         } else {
             format!("{} (upper bound)", v.name())
         };
-        println!(
-            "{name:<28} {:>16.2} {:>16.1} {:>12.3} {:>7}",
-            s.accuracy_mae_points, s.latency_mape_percent, s.spearman_rho, s.folds
-        );
+        progress.suspend(|| {
+            println!(
+                "{name:<28} {:>16.2} {:>16.1} {:>12.3} {:>7}",
+                s.accuracy_mae_points, s.latency_mape_percent, s.spearman_rho, s.folds
+            )
+        });
         scores.push(s);
     }
+    progress.finish_and_clear();
     if let Some(j) = a.json {
         opa_reports::write_json(&j, &scores)?;
         println!("scores: {}", j.display());

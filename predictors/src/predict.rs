@@ -617,31 +617,57 @@ pub struct HeldOut {
 /// Leave-condition-out cross-validation: each fold holds out one content condition and one
 /// load level, fits on the conditions that share neither, and predicts the held-out one.
 pub fn cross_validate(variant: Variant, p: &Profile) -> Result<Vec<HeldOut>, String> {
+    cross_validate_with(variant, p, &|| {})
+}
+
+/// [`cross_validate`] with `on_fold` called as each fold ends (one per condition of the
+/// profile; for a progress bar). The folds are fitted in parallel, on every core (each fit
+/// is seeded: the result is the same on any number of cores).
+pub fn cross_validate_with(
+    variant: Variant,
+    p: &Profile,
+    on_fold: &(dyn Fn() + Sync),
+) -> Result<Vec<HeldOut>, String> {
+    use rayon::prelude::*;
     p.validate()?;
-    let mut out = Vec::new();
-    for held in p.conditions() {
-        let train: Vec<Cond> = p
-            .conditions()
-            .into_iter()
+    let conditions = p.conditions();
+    let fold = |held: Cond| -> Result<Vec<HeldOut>, String> {
+        let train: Vec<Cond> = conditions
+            .iter()
+            .copied()
             .filter(|c| c.content != held.content && (c.load != held.load || p.loads.len() == 1))
             .collect();
         if train.is_empty() {
-            continue;
+            return Ok(Vec::new());
         }
         let model = fit(variant, p, &train)?;
         let pred = model.predict(
             &p.signals(held),
             Some(p.content[p.probe][held.content].top1),
         );
-        for (c, pr) in pred.into_iter().enumerate() {
-            out.push(HeldOut {
+        Ok(pred
+            .into_iter()
+            .enumerate()
+            .map(|(c, pr)| HeldOut {
                 candidate: c,
                 cond: held,
                 predicted: pr,
                 top1: p.content[c][held.content].top1,
                 latency_ms: p.latency[c][held.load].mean_ms,
-            });
-        }
+            })
+            .collect())
+    };
+    let folds: Vec<Result<Vec<HeldOut>, String>> = conditions
+        .par_iter()
+        .map(|&held| {
+            let f = fold(held);
+            on_fold();
+            f
+        })
+        .collect();
+    let mut out = Vec::new();
+    for f in folds {
+        out.extend(f?);
     }
     if out.is_empty() {
         return Err("the profile needs at least two content conditions to hold one out".into());
@@ -651,7 +677,17 @@ pub fn cross_validate(variant: Variant, p: &Profile) -> Result<Vec<HeldOut>, Str
 
 /// Scores a variant from its cross-validated predictions (see [`cross_validate`]).
 pub fn evaluate(variant: Variant, p: &Profile) -> Result<VariantScore, String> {
-    let held = cross_validate(variant, p)?;
+    evaluate_with(variant, p, &|| {})
+}
+
+/// [`evaluate`] with `on_fold` called as each cross-validation fold ends (see
+/// [`cross_validate_with`]).
+pub fn evaluate_with(
+    variant: Variant,
+    p: &Profile,
+    on_fold: &(dyn Fn() + Sync),
+) -> Result<VariantScore, String> {
+    let held = cross_validate_with(variant, p, on_fold)?;
     let n = held.len() as f64;
     let mae = held
         .iter()

@@ -4,7 +4,7 @@
 use crate::figures::{self, Figure, ParetoPanel, Series, TimelinePanel};
 use crate::format::{RunError, RunSummary, Sample, write_atomic};
 use crate::summary::SelectorSummary;
-use opa_predictors::predict::{Variant, cross_validate};
+use opa_predictors::predict::{Variant, cross_validate_with};
 use opa_predictors::profile::Profile;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -261,11 +261,19 @@ pub fn markdown(
 /// A figure to write: file stem, data, size in pixels.
 pub type FigureSpec = (&'static str, Figure, (u32, u32));
 
-/// The figures' data.
+/// Cross-validation folds the figures of `profile` fit (every predictor variant's; see
+/// [`figure_data`]'s `on_fold`).
+pub fn cross_validation_folds(profile: &Profile) -> usize {
+    Variant::ALL.len() * profile.conditions().len()
+}
+
+/// The figures' data; `on_fold` is called as each of the predictors' cross-validation folds
+/// ends (with a profile: [`cross_validation_folds`] calls, the long part of a report).
 pub fn figure_data(
     runs: &[Run],
     deadline_ms: f64,
     profile: Option<&Profile>,
+    on_fold: &(dyn Fn() + Sync),
 ) -> Result<Vec<FigureSpec>, String> {
     let mut figs = Vec::new();
     // 1. Headline.
@@ -423,7 +431,7 @@ pub fn figure_data(
         // 5. Predicted vs measured.
         let (mut acc, mut lat) = (Vec::new(), Vec::new());
         for v in Variant::ALL {
-            let held = cross_validate(v, p)?;
+            let held = cross_validate_with(v, p, on_fold)?;
             let name = if v.deployable() {
                 v.name().to_string()
             } else {
@@ -471,12 +479,13 @@ pub fn read_runs(dirs: &[PathBuf]) -> Result<Vec<Run>, RunError> {
 }
 
 /// Writes `report.md`, the CSV tables and every figure (PNG and SVG) into `out`; returns
-/// the files written.
+/// the files written. `on_fold`: see [`figure_data`].
 pub fn write_report(
     runs: &[Run],
     deadline_ms: f64,
     profile: Option<&Profile>,
     out: &Path,
+    on_fold: &(dyn Fn() + Sync),
 ) -> Result<Vec<PathBuf>, RunError> {
     let bad = |m: String| RunError::Table {
         path: out.into(),
@@ -487,7 +496,7 @@ pub fn write_report(
         source: e,
     })?;
     let mut written = Vec::new();
-    for (name, fig, size) in figure_data(runs, deadline_ms, profile).map_err(bad)? {
+    for (name, fig, size) in figure_data(runs, deadline_ms, profile, on_fold).map_err(bad)? {
         let r = figures::render(&fig, size).map_err(|m| bad(format!("figure {name}: {m}")))?;
         let png = out.join(format!("{name}.png"));
         let svg = out.join(format!("{name}.svg"));

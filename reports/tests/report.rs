@@ -104,7 +104,16 @@ fn png_size(bytes: &[u8]) -> (u32, u32) {
 fn figures_are_written_as_png_and_svg_of_the_expected_size() {
     let dir = tempfile::tempdir().unwrap();
     let profile = opa_predictors::profile::synthetic(5, 3, &[0.0, 0.5, 1.0]);
-    let files = write_report(&[synthetic_run()], 2.0, Some(&profile), dir.path()).unwrap();
+    let folds = std::sync::atomic::AtomicUsize::new(0);
+    let tick = || {
+        folds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    };
+    let files = write_report(&[synthetic_run()], 2.0, Some(&profile), dir.path(), &tick).unwrap();
+    assert_eq!(
+        folds.into_inner(),
+        opa_reports::report::cross_validation_folds(&profile),
+        "every fold reports its end"
+    );
     for (name, size) in [
         ("headline", (1000, 650)),
         ("latency-cdf", (1000, 650)),
