@@ -263,7 +263,7 @@ pub fn report(a: ReportArgs) -> Result<()> {
         None => None,
     };
     let out = a.out.clone().unwrap_or_else(|| a.runs[0].clone());
-    // With a profile, the predictors' cross-validation is most of the time (about 20 s on
+    // With a profile, the predictors' cross-validation is most of the time (about 26 s on
     // two cores for the shipped one).
     let progress = match &profile {
         Some(p) => crate::cmd_calibrate::bar(

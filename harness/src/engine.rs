@@ -45,7 +45,7 @@ pub struct FrameSlot {
     /// True class.
     pub label: u16,
     /// Content condition, as text (`clean`, `fog@3`); shared (each of a frame's runs has
-    /// it, and a copy per run cost a sixth of a replay from a profile).
+    /// it, and a copy per run was about a twentieth of a replay from a profile's work).
     pub condition: Arc<str>,
 }
 

@@ -1412,15 +1412,6 @@ impl LoadTracker {
         }
     }
 
-    /// Adds run `(c, t)`'s misfit at every grid point (kept in `fresh`, which it resizes)
-    /// and takes `take` (the misfits a run that leaves the window added, or zeros) away;
-    /// returns the grid point of the least misfit.
-    fn account(&mut self, (c, t): (usize, f64), fresh: &mut Vec<f64>, take: &[f64]) -> usize {
-        fresh.resize(self.misfit.len(), 0.0);
-        sweep(&self.fit[c], t, take, fresh, &mut self.misfit);
-        least(&self.misfit)
-    }
-
     /// Records a run; keeps the most recent `window` (at least one).
     fn push(&mut self, candidate: usize, compute_ms: f64, window: usize) {
         if candidate >= self.fit.len() || !(compute_ms > 0.0 && compute_ms.is_finite()) {
@@ -1435,9 +1426,10 @@ impl LoadTracker {
             None
         };
         let mut fresh = self.spare.take().unwrap_or_default();
-        let zeros = std::mem::take(&mut self.zeros);
-        let mut best = self.account(run, &mut fresh, oldest.as_deref().unwrap_or(&zeros));
-        self.zeros = zeros;
+        fresh.resize(self.misfit.len(), 0.0);
+        let take = oldest.as_deref().unwrap_or(&self.zeros);
+        sweep(&self.fit[run.0], run.1, take, &mut fresh, &mut self.misfit);
+        let mut best = least(&self.misfit);
         self.spare = oldest;
         self.runs.push_back((run, fresh));
         // Only when the window shrank (never while OPA runs: its window is fixed).
