@@ -202,6 +202,7 @@ impl Replayer {
                     deadline_ms,
                     candidates,
                     serving: self.serving,
+                    waited_ms: (self.free_at_s - f.arrival_s).max(0.0) * 1000.0,
                 };
                 let (candidate, phase, escalate) = match selector.decide(&ctx) {
                     Decision::Serve(c) => (c, Phase::Serve, false),

@@ -586,3 +586,55 @@ fn a_probe_run_served_after_later_runs_is_served_when_the_last_one_finished() {
         ]
     );
 }
+
+#[test]
+fn a_frame_is_told_how_long_it_waited_for_the_device() {
+    // Frames every 1 ms, each run 2.5 ms: frame 0 finds the device idle, every later one
+    // waits for the runs before it; on frame 2's second decision (after its probe) the wait
+    // runs to the probe's end, and serving the probe's run takes no more device time.
+    struct Waits(Vec<(u64, f64)>);
+    impl Selector for Waits {
+        fn name(&self) -> &str {
+            "waits"
+        }
+        fn decide(&mut self, ctx: &Context) -> Decision {
+            self.0.push((ctx.frame, ctx.waited_ms));
+            if ctx.frame == 2 && self.0.iter().filter(|w| w.0 == 2).count() == 1 {
+                Decision::Probe(0)
+            } else {
+                Decision::Serve(0)
+            }
+        }
+    }
+    struct Slow;
+    impl Target for Slow {
+        fn run(&mut self, _: usize, _: usize, _: f64) -> Result<Inference, String> {
+            Ok(Inference {
+                compute_ms: 2.5,
+                predicted: 0,
+                confidence: 1.0,
+                entropy: 0.0,
+                margin: 1.0,
+            })
+        }
+    }
+    let frames = frames_every(0.001, 4);
+    let mut s = Waits(Vec::new());
+    let stop = AtomicBool::new(false);
+    replay(
+        &frames,
+        &cands(1),
+        100.0,
+        &mut Slow,
+        &mut s,
+        &stop,
+        &mut |_| {},
+    )
+    .unwrap();
+    let expect = [(0, 0.0), (1, 1.5), (2, 3.0), (2, 5.5), (3, 4.5)];
+    assert_eq!(s.0.len(), expect.len(), "{:?}", s.0);
+    for ((f, w), (ef, ew)) in s.0.iter().zip(expect) {
+        assert_eq!(*f, ef);
+        assert!((w - ew).abs() < 1e-9, "frame {f} waited {w} ms, not {ew}");
+    }
+}

@@ -9,7 +9,7 @@
 //!     CandidateInfo { id: "large".into(), macs: 9_000, calibration_top1: 0.92 },
 //! ];
 //! let mut s = FixedLargest::default();
-//! let ctx = Context { frame: 0, arrival_s: 0.0, deadline_ms: 20.0, candidates: &cands, serving: None };
+//! let ctx = Context { frame: 0, arrival_s: 0.0, deadline_ms: 20.0, candidates: &cands, serving: None, waited_ms: 0.0 };
 //! assert_eq!(s.decide(&ctx), Decision::Serve(1));
 //! ```
 
@@ -43,6 +43,11 @@ pub struct Context<'a> {
     pub candidates: &'a [CandidateInfo],
     /// The candidate that served the previous frame.
     pub serving: Option<usize>,
+    /// How long the frame has waited for the device when the decision is asked for: from
+    /// its arrival to the end of the device's latest run (an earlier frame's, or a probe's on
+    /// this one), 0 when the device was idle at arrival; ms. A deployed system knows this
+    /// (the frame's age in its queue); at high frame rates it eats into the deadline.
+    pub waited_ms: f64,
 }
 
 /// What the selector wants done with the current frame.

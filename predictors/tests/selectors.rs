@@ -63,6 +63,7 @@ fn drive_with(
                 deadline_ms,
                 candidates: &cands,
                 serving: served.last().copied(),
+                waited_ms: spent_ms,
             };
             let (c, phase, escalate) = match s.decide(&ctx) {
                 Decision::Serve(c) => (c, Phase::Serve, false),
@@ -739,4 +740,41 @@ fn opa_per_frame_escalates_from_the_probe_with_its_answer_in_hand() {
     };
     let d = drive_with(&mut new_opa(&p, plain), &p, 60, 2.0, slow);
     assert!(d.late > 0);
+}
+
+#[test]
+fn opa_per_frame_counts_the_time_a_frame_waited_in_the_queue() {
+    // A hard object read on the same-image table (see the other-view test): candidate 4
+    // (1.4 ms idle mean) serves the frames after the probe's at a 2 ms deadline (budget 0.9
+    // x 2 = 1.8 ms). A frame that waited 1.2 ms for the device behind earlier frames' runs
+    // (frames coming faster than they are served) has 0.6 ms left: candidate 4 would be
+    // late, so a smaller one serves it; the same frame without the wait gets candidate 4.
+    let p = profile();
+    let same = OpaParams {
+        view_table: false,
+        ..per_frame()
+    };
+    let cands = cands(&p);
+    let decide_after = |waited_ms: f64| {
+        let mut s = new_opa(&p, same.clone());
+        let d = drive_scenes(&mut s, &p, 5, 2.0, |_| (0.3, 1));
+        assert_eq!(d.served[1..], [4, 4, 4, 4]);
+        let ctx = Context {
+            frame: 5,
+            arrival_s: 0.5,
+            deadline_ms: 2.0,
+            candidates: &cands,
+            serving: Some(4),
+            waited_ms,
+        };
+        match s.decide(&ctx) {
+            Decision::Serve(c) => c,
+            d => panic!("a frame after the probe's is served outright: {d:?}"),
+        }
+    };
+    assert_eq!(decide_after(0.0), 4);
+    let queued = decide_after(1.2);
+    assert!(queued < 3, "served candidate {queued} with 0.6 ms left");
+    // Waiting past the budget leaves the probe, the fastest.
+    assert_eq!(decide_after(1.9), 0);
 }

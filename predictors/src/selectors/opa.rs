@@ -41,7 +41,8 @@
 //! latency distribution at that state (in rounds it re-plans every
 //! `replan_every` served frames with the latest round's content signals, without probing).
 //! With `load_window = 0` it reads latency as in the paper: the predictor's latency model on
-//! the probe's own timed runs. Where recent runs fell in their predicted distributions
+//! the probe's own timed runs. Per frame, the time a frame waited for the device (frames
+//! queued behind earlier frames' runs, at high frame rates) comes off its budget. Where recent runs fell in their predicted distributions
 //! corrects every chance of finishing in time (`tail_window`, [`Tails`]).
 
 use super::best_feasible;
@@ -586,7 +587,8 @@ impl Opa {
             // The same share of the deadline as on other frames, less what the probe took.
             self.p.margin * ctx.deadline_ms - self.probe_done_ms
         } else {
-            self.p.margin * ctx.deadline_ms
+            // Time the frame spent queued behind earlier frames' runs is gone too.
+            self.p.margin * ctx.deadline_ms - ctx.waited_ms
         };
         let state = self.load_state();
         if !probed_now {
@@ -600,7 +602,7 @@ impl Opa {
             Vec::new()
         };
         if self.p.cascade && !probed_now && fallback {
-            self.refresh_escalation(ctx.deadline_ms, state, &unestimated);
+            self.refresh_escalation(ctx.deadline_ms - ctx.waited_ms, state, &unestimated);
         }
         let table = self
             .frame_table
@@ -707,17 +709,17 @@ impl Opa {
 
     /// Per-frame mode with `fallback`, on a frame the probe has not run on: the chances
     /// [`Opa::escalation_gain`] reads, for the time the probe's median latency now leaves
-    /// of `deadline_ms` (kept while the load estimate, that time and the tails stay the
-    /// same; without a load estimate, `unestimated` holds every candidate's
-    /// [`Opa::latencies`]).
+    /// of `left_ms` (the deadline less the time the frame has waited; kept while the load
+    /// estimate, that time and the tails stay the same; without a load estimate,
+    /// `unestimated` holds every candidate's [`Opa::latencies`]).
     fn refresh_escalation(
         &mut self,
-        deadline_ms: f64,
+        left_ms: f64,
         state: Option<usize>,
         unestimated: &[LatencyStats],
     ) {
         let probe_ms = self.latency_at(self.probe, state, unestimated).p50_ms;
-        let budget = deadline_ms - probe_ms;
+        let budget = left_ms - probe_ms;
         let key = (state, budget, self.tails.version);
         if state.is_some() && self.esc_key == Some(key) {
             return;

@@ -64,6 +64,7 @@ mod tests {
                         deadline_ms: 1.0,
                         candidates: &cands,
                         serving: None,
+                        waited_ms: 0.0,
                     }) {
                         Decision::Serve(c) => c,
                         d => panic!("random only serves: {d:?}"),
