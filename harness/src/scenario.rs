@@ -1,7 +1,7 @@
 //! Scenario files: what to replay (device, deadline, stream, workload, selectors, output).
 //!
 //! Read in two stages (as cargo-deny does): raw serde types that keep source spans and reject
-//! unknown keys, then [`validate`], which checks every value and reports *every* problem at
+//! unknown keys, then `validate`, which checks every value and reports *every* problem at
 //! once, each as `file:line:column: key.path = value: what is wrong`. Every key is documented
 //! in `scenarios/README.md`.
 

@@ -380,7 +380,7 @@ impl Plan {
     }
 
     /// Binds stored statistics into the plan, making it a standalone network that needs no
-    /// [`BnStats`] at run time (see [`crate::extract`]). Fails when a layer has none.
+    /// [`BnStats`] at run time (see [`Plan::extract`]). Fails when a layer has none.
     pub fn bind_stats(mut self, stats: &BnStats) -> Result<Plan, String> {
         let device = self.classifier_w.device();
         let bind = |c: &mut PlanConv| -> Result<(), String> {

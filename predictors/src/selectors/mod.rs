@@ -14,7 +14,7 @@ pub use dynamic_ofa::{DynamicOfa, DynamicOfaParams};
 pub use exhaustive::{Exhaustive, ExhaustiveParams};
 pub use fixed::{FixedLargest, FixedSmallest};
 pub use ofa_static::{OfaStatic, OfaStaticParams};
-pub use opa::{Opa, OpaParams};
+pub use opa::{GAIN_QUANTILE, Opa, OpaParams};
 pub use oracle::{FrameTruth, Oracle, OracleParams};
 pub use random::RandomSelector;
 

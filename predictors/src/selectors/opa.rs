@@ -41,9 +41,10 @@
 //! latency distribution at that state (in rounds it re-plans every
 //! `replan_every` served frames with the latest round's content signals, without probing).
 //! With `load_window = 0` it reads latency as in the paper: the predictor's latency model on
-//! the probe's own timed runs. Per frame, the time a frame waited for the device (frames
-//! queued behind earlier frames' runs, at high frame rates) comes off its budget. Where recent runs fell in their predicted distributions
-//! corrects every chance of finishing in time (`tail_window`, [`Tails`]).
+//! the probe's own timed runs. Where recent runs fell in their predicted distributions
+//! corrects every chance of finishing in time (`tail_window`, [`Tails`]). Per frame, the
+//! time a frame waited for the device ([`Context::waited_ms`]: frames queued behind earlier
+//! frames' runs, at high frame rates) comes off its budget.
 
 use super::best_feasible;
 use crate::predict::Prediction;
