@@ -50,8 +50,7 @@ use super::best_feasible;
 use crate::predict::Prediction;
 use crate::predict::Predictor;
 use crate::profile::{
-    LatencyStats, PROBE_BINS, Profile, Signals, normal_cdf, probe_bin, z_score, z_score_with,
-    z_sigma,
+    LatencyStats, PROBE_BINS, Profile, Signals, normal_cdf, probe_bin, z_score, z_sigma,
 };
 use crate::{Context, Decision, Outcome, Phase, Selector};
 use serde::{Deserialize, Serialize};
@@ -240,11 +239,15 @@ pub struct Opa {
     /// point, budget, tails version) it is for.
     chance: Lazy<[f64; 2]>,
     chance_key: Option<(Option<usize>, f64, u64)>,
+    /// [`ln_ms`] of `chance_key`'s budget.
+    chance_ln: f64,
     /// Per-frame mode with `fallback`: every candidate's chance of finishing in the time a
     /// probe run would leave on the frame (run right after it), and the (load grid point,
     /// budget, tails version) it is for.
     chance_esc: Lazy<f64>,
     esc_key: Option<(Option<usize>, f64, u64)>,
+    /// [`ln_ms`] of `esc_key`'s budget.
+    esc_ln: f64,
     /// Where recent runs fell in their predicted latency distributions.
     tails: Tails,
     /// The candidate of the latest run (probe or served).
@@ -257,6 +260,31 @@ fn most_valued(n: usize, value: impl Fn(usize) -> f64) -> (usize, f64) {
         (0, f64::MIN),
         |b, (c, v)| if v > b.1 + 1e-12 { (c, v) } else { b },
     )
+}
+
+/// [`most_valued`] of `value` over the candidates of the bits set in `seen` (the rest of
+/// `value` at f64::MIN: none of them could be picked), visiting only those.
+fn most_valued_of(mut seen: u64, value: &[f64]) -> (usize, f64) {
+    let mut b = (0, f64::MIN);
+    while seen != 0 {
+        let c = seen.trailing_zeros() as usize;
+        seen &= seen - 1;
+        if value[c] > b.1 + 1e-12 {
+            b = (c, value[c]);
+        }
+    }
+    b
+}
+
+/// The natural logarithm of a time `ms`, minus infinity for no time or less (a z-score of
+/// minus infinity: no chance of finishing in it).
+#[inline]
+fn ln_ms(ms: f64) -> f64 {
+    if ms <= 0.0 {
+        f64::NEG_INFINITY
+    } else {
+        ms.ln()
+    }
 }
 
 /// The indices of `row` by value, highest first.
@@ -395,8 +423,10 @@ impl Opa {
             last_probe: None,
             chance: Lazy::default(),
             chance_key: None,
+            chance_ln: 0.0,
             chance_esc: Lazy::default(),
             esc_key: None,
+            esc_ln: 0.0,
             tails,
             last_run: None,
         })
@@ -443,6 +473,7 @@ impl Opa {
             return;
         }
         self.chance_key = Some(key);
+        self.chance_ln = ln_ms(budget);
         self.chance.clear(self.preds.len());
         if state.is_none() {
             for (c, l) in self.latencies(None).iter().enumerate() {
@@ -456,29 +487,31 @@ impl Opa {
     /// now.
     fn chance_now(&self, c: usize) -> f64 {
         let v = self.chance.get(c, || {
-            let (state, budget, _) = self.chance_key.expect("chances refreshed");
+            let (state, _, _) = self.chance_key.expect("chances refreshed");
             let g = state.expect("without a load estimate, chances are computed at refresh");
             self.tails
-                .chances(self.kind(c, false), self.load.z_score(c, g, budget))
+                .chances(self.kind(c, false), self.load.z_of_ln(c, g, self.chance_ln))
         });
         v[self.cold(c)]
     }
 
     /// Candidate `c`'s chance of finishing within `budget` ms when run right after the
     /// probe's run on this frame (computed when asked: the budget differs on every probe
-    /// frame, and most candidates are ruled out before their chance matters). Without a load
-    /// estimate (`state` None), `unestimated` holds every candidate's [`Opa::latencies`].
+    /// frame, and most candidates are ruled out before their chance matters; `ln_budget`:
+    /// [`ln_ms`] of `budget`, taken once per decision). Without a load estimate (`state`
+    /// None), `unestimated` holds every candidate's [`Opa::latencies`].
     fn chance_after_probe(
         &self,
         c: usize,
         budget: f64,
+        ln_budget: f64,
         state: Option<usize>,
         unestimated: &[LatencyStats],
     ) -> f64 {
         match state {
-            // (The hot path: the z-score from the load grid's kept sigmas.)
+            // (The hot path: the z-score from the load grid's kept medians and sigmas.)
             Some(g) => {
-                let z = self.load.z_score(c, g, budget);
+                let z = self.load.z_of_ln(c, g, ln_budget);
                 self.tails.chances(self.kind(c, true), z)[self.cold(c)]
             }
             None => self.chance_of(c, budget, &unestimated[c], None, true),
@@ -630,6 +663,9 @@ impl Opa {
         } else {
             0.0
         };
+        // (After the probe, every candidate's chance is for the same budget: its logarithm
+        // once.)
+        let ln_budget = if probed_now { ln_ms(budget) } else { 0.0 };
         let value = |c: usize| {
             if c != probe && self.not_smaller[c] && acc[c] < acc[probe] + min_gain {
                 // No faster than the probe and not clearly more accurate: a predicted gain
@@ -641,7 +677,7 @@ impl Opa {
                 if acc[c] < in_hand + min_gain {
                     0.0
                 } else {
-                    let chance = self.chance_after_probe(c, budget, state, &unestimated);
+                    let chance = self.chance_after_probe(c, budget, ln_budget, state, &unestimated);
                     if fallback && in_hand > 0.0 {
                         // Late, it leaves the probe's answer to serve.
                         if chance < self.p.escalate_chance {
@@ -657,22 +693,59 @@ impl Opa {
                 acc[c] * self.chance_now(c)
             }
         };
+        let probe_value = value(probe);
+        let cascading = self.p.cascade && !probed_now;
+        // Where the probe is run first unless another candidate is clearly ahead (with a
+        // fallback: by what an escalation after the probe is expected to add; an escalation
+        // adds at most the best top-1 gain over the probe).
+        let (most_added, esc) = if cascading && fallback {
+            (
+                acc.iter().fold(0.0f64, |m, &a| m.max(a - acc[self.probe])),
+                self.escalation_gain(acc, order),
+            )
+        } else {
+            (0.0, 0.0)
+        };
+        // The bar a candidate's value must reach to change the decision from the probe's:
+        // after the probe, to be served instead of its answer; on other frames when probing
+        // first, to be served outright. Only when the probe's own value is below it (else
+        // the pick among the others decides).
+        let bar = if probed_now {
+            probe_value + min_gain
+        } else if cascading && fallback {
+            (probe_value + most_added + min_gain).min(probe_value + esc + min_gain)
+        } else if cascading {
+            probe_value + min_gain
+        } else {
+            f64::MIN
+        };
+        let bar = if probe_value < bar { bar } else { f64::MIN };
         // No candidate is worth more than its top-1 (its chance is at most 1): weighed by
         // top-1, highest first, the rest cannot win once their top-1 is below the best value
-        // found (most decisions need a few chances, not every one).
+        // found, nor change the decision while it is below the bar (most decisions need a
+        // few chances, not every one).
         found.clear();
         found.resize(acc.len(), f64::MIN);
         let mut top = f64::MIN;
+        // (Bit c: candidate c's value was found; the pick is folded over those alone, in
+        // candidate order, which is what a fold over every candidate finds when the others
+        // stand at f64::MIN.)
+        let mut seen = 0u64;
         for &c in order {
-            if acc[c].max(0.0) < top - 1e-9 {
+            if acc[c].max(0.0) < top.max(bar) - 1e-9 {
                 break;
             }
             found[c] = value(c);
             top = top.max(found[c]);
+            seen |= 1u64.checked_shl(c as u32).unwrap_or(0);
         }
-        let probe_value = value(probe);
         found[probe] = probe_value;
-        let (best, best_value) = most_valued(acc.len(), |c| found[c]);
+        seen |= 1u64.checked_shl(probe as u32).unwrap_or(0);
+        let (best, best_value) = if acc.len() <= 64 {
+            most_valued_of(seen, &found)
+        } else {
+            most_valued(acc.len(), |c| found[c])
+        };
         self.found = found;
         // A larger candidate only for a clear predicted gain over the probe: the gains at
         // stake are often a point or two, less than what latency predictions miss by.
@@ -681,19 +754,14 @@ impl Opa {
         } else {
             best
         };
-        if self.p.cascade && !probed_now && (pick == self.probe || fallback) {
+        if cascading && (pick == self.probe || fallback) {
             // Probing first: the probe's run serves the frame (its answer at least), reads
             // this very frame, and a larger candidate can still run in the time it leaves
             // when the reading says. With a fallback, that beats serving a larger candidate
             // outright unless the outright one is clearly ahead.
-            // (An escalation adds at most the best top-1 gain over the probe: most frames
-            // are decided without computing the chances it needs.)
-            let most_added = acc.iter().fold(0.0f64, |m, &a| m.max(a - acc[self.probe]));
             let cascade_ahead = pick == self.probe
-                || best_value < probe_value + most_added + self.p.min_gain && {
-                    let esc = self.escalation_gain(acc, order);
-                    best_value < probe_value + esc + self.p.min_gain
-                };
+                || best_value < probe_value + most_added + self.p.min_gain
+                    && best_value < probe_value + esc + self.p.min_gain;
             if cascade_ahead {
                 self.probed_frame = Some(ctx.frame);
                 self.last_probe = Some(ctx.frame);
@@ -726,6 +794,7 @@ impl Opa {
             return;
         }
         self.esc_key = Some(key);
+        self.esc_ln = ln_ms(budget);
         self.chance_esc.clear(self.preds.len());
         if state.is_none() {
             for (c, l) in unestimated.iter().enumerate() {
@@ -754,10 +823,10 @@ impl Opa {
                 continue;
             }
             let chance = self.chance_esc.get(c, || {
-                let (state, budget, _) = self.esc_key.expect("escalation refreshed");
+                let (state, _, _) = self.esc_key.expect("escalation refreshed");
                 let g = state.expect("without a load estimate, chances are computed at refresh");
                 self.tails
-                    .chances(self.kind(c, true), self.load.z_score(c, g, budget))[1]
+                    .chances(self.kind(c, true), self.load.z_of_ln(c, g, self.esc_ln))[1]
             });
             if chance >= self.p.escalate_chance && most * chance >= self.p.min_gain {
                 best = best.max(most * chance);
@@ -909,8 +978,10 @@ impl Selector for Opa {
             }
             return;
         }
+        // (One logarithm for the tails' z-score and the load estimate.)
+        let ln = ln_ms(o.compute_ms);
         if let Some(g) = self.load_state().filter(|_| o.candidate < self.preds.len()) {
-            let z = self.load.z_score(o.candidate, g, o.compute_ms);
+            let z = self.load.z_of_ln(o.candidate, g, ln);
             // Any run on the frame the probe ran on came right after it (a late escalation
             // reports as a probe; in rounds only the probe itself probes).
             let after_probe = self.probed_frame == Some(o.frame);
@@ -918,7 +989,7 @@ impl Selector for Opa {
         }
         self.last_run = Some(o.candidate);
         self.load
-            .push(o.candidate, o.compute_ms, self.p.load_window as usize);
+            .push_ln(o.candidate, ln, self.p.load_window as usize);
         if self.frame_table.is_some() {
             self.observe_per_frame(o);
             return;
@@ -1230,42 +1301,77 @@ fn least(v: &[f64]) -> usize {
         .iter()
         .chain(&lanes)
         .fold(f64::INFINITY, |a, &x| if x < a { x } else { a });
-    v.iter().position(|&x| x == low).unwrap_or(0)
+    first_at(v, low)
 }
 
 /// The load tracker's per-run sweep over its grid: run `t`'s misfit at every grid point
 /// into `fresh` (from `fit`: median log latency, 1 / sigma and ln sigma per grid point), and
-/// the window's misfit `m` moved by it less `take`. With AVX2 where the CPU has it: four
+/// the window's misfit `m` moved by it less `take`; returns the least of the new `m` (NaN
+/// skipped, as [`least`] does; infinity when none). With AVX2 where the CPU has it: four
 /// lanes instead of SSE2's two, the same arithmetic (no fused multiply-add), so the same
 /// numbers to the bit. (Misfits, sums and the search for the least took about a quarter of
-/// the replay bench's time.)
-fn sweep(fit: &[Vec<f64>; 3], t: f64, take: &[f64], fresh: &mut [f64], m: &mut [f64]) {
+/// the replay bench's time; the least found in the same pass saves a second one.)
+fn sweep(fit: &[Vec<f64>; 3], t: f64, take: &[f64], fresh: &mut [f64], m: &mut [f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above), all `sweep_avx2` asks of it.
-        unsafe { sweep_avx2(fit, t, take, fresh, m) };
-        return;
+        return unsafe { sweep_avx2(fit, t, take, fresh, m) };
     }
-    sweep_lanes(fit, t, take, fresh, m);
+    sweep_lanes(fit, t, take, fresh, m)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn sweep_avx2(fit: &[Vec<f64>; 3], t: f64, take: &[f64], fresh: &mut [f64], m: &mut [f64]) {
-    sweep_lanes(fit, t, take, fresh, m);
+fn sweep_avx2(fit: &[Vec<f64>; 3], t: f64, take: &[f64], fresh: &mut [f64], m: &mut [f64]) -> f64 {
+    sweep_lanes(fit, t, take, fresh, m)
 }
 
 #[inline(always)]
-fn sweep_lanes(fit: &[Vec<f64>; 3], t: f64, take: &[f64], fresh: &mut [f64], m: &mut [f64]) {
+fn sweep_lanes(fit: &[Vec<f64>; 3], t: f64, take: &[f64], fresh: &mut [f64], m: &mut [f64]) -> f64 {
     let n = m.len();
     let [mu, inv, ls] = fit;
     let (mu, inv, ls, take, fresh) = (&mu[..n], &inv[..n], &ls[..n], &take[..n], &mut fresh[..n]);
-    for g in 0..n {
+    // (Whole lanes as arrays, so that the compiler sees four independent lanes.)
+    let step = |g: usize, m: &mut f64, fresh: &mut f64| {
         let z = (t - mu[g]) * inv[g];
         let f = ls[g] + 0.5 * (z * z).min(Z2_CAP);
-        fresh[g] = f;
-        m[g] += f - take[g];
+        *fresh = f;
+        *m += f - take[g];
+        *m
+    };
+    let mut lanes = [f64::INFINITY; 4];
+    let (m4, m_rest) = m.as_chunks_mut::<4>();
+    let (f4, f_rest) = fresh.as_chunks_mut::<4>();
+    let (mu4, inv4, ls4, take4) = (
+        mu.as_chunks::<4>().0,
+        inv.as_chunks::<4>().0,
+        ls.as_chunks::<4>().0,
+        take.as_chunks::<4>().0,
+    );
+    for (j, (m, fr)) in m4.iter_mut().zip(f4.iter_mut()).enumerate() {
+        let (mu, inv, ls, take) = (&mu4[j], &inv4[j], &ls4[j], &take4[j]);
+        for k in 0..4 {
+            let z = (t - mu[k]) * inv[k];
+            let f = ls[k] + 0.5 * (z * z).min(Z2_CAP);
+            fr[k] = f;
+            m[k] += f - take[k];
+            lanes[k] = if m[k] < lanes[k] { m[k] } else { lanes[k] };
+        }
     }
+    let whole = n - m_rest.len();
+    for (i, (m, fr)) in m_rest.iter_mut().zip(f_rest.iter_mut()).enumerate() {
+        let v = step(whole + i, m, fr);
+        lanes[0] = if v < lanes[0] { v } else { lanes[0] };
+    }
+    lanes
+        .iter()
+        .fold(f64::INFINITY, |a, &x| if x < a { x } else { a })
+}
+
+/// The index of the first of `v` equal to `low` (0 when none): with the least of `v`, what
+/// [`least`] finds.
+fn first_at(v: &[f64], low: f64) -> usize {
+    v.iter().position(|&x| x == low).unwrap_or(0)
 }
 
 /// Grid points of the load estimate within the calibrated load range.
@@ -1416,11 +1522,18 @@ impl LoadTracker {
     }
 
     /// Records a run; keeps the most recent `window` (at least one).
+    #[cfg(test)]
     fn push(&mut self, candidate: usize, compute_ms: f64, window: usize) {
-        if candidate >= self.fit.len() || !(compute_ms > 0.0 && compute_ms.is_finite()) {
+        self.push_ln(candidate, ln_ms(compute_ms), window);
+    }
+
+    /// [`LoadTracker::push`] with the run's [`ln_ms`] (none when not finite: a run of no
+    /// time, or of none measured).
+    fn push_ln(&mut self, candidate: usize, ln_ms: f64, window: usize) {
+        if candidate >= self.fit.len() || !ln_ms.is_finite() {
             return;
         }
-        let run = (candidate, compute_ms.ln());
+        let run = (candidate, ln_ms);
         // The leaving run's misfits are taken away as they were added (and its buffer
         // holds the new run's).
         let oldest = if self.runs.len() >= window.max(1) {
@@ -1431,8 +1544,8 @@ impl LoadTracker {
         let mut fresh = self.spare.take().unwrap_or_default();
         fresh.resize(self.misfit.len(), 0.0);
         let take = oldest.as_deref().unwrap_or(&self.zeros);
-        sweep(&self.fit[run.0], run.1, take, &mut fresh, &mut self.misfit);
-        let mut best = least(&self.misfit);
+        let low = sweep(&self.fit[run.0], run.1, take, &mut fresh, &mut self.misfit);
+        let mut best = first_at(&self.misfit, low);
         self.spare = oldest;
         self.runs.push_back((run, fresh));
         // Only when the window shrank (never while OPA runs: its window is fixed).
@@ -1472,10 +1585,13 @@ impl LoadTracker {
         self.stats[c][g]
     }
 
-    /// [`z_score`] of `ms` in candidate `c`'s latency at grid point `g` (one logarithm, not
-    /// three: chances and tails read it several times a frame).
-    fn z_score(&self, c: usize, g: usize, ms: f64) -> f64 {
-        z_score_with(ms, self.stats[c][g].p50_ms, self.sigma[c][g])
+    /// [`z_score`] of a time whose [`ln_ms`] is `ln` in candidate `c`'s latency at grid
+    /// point `g`, from the kept median logarithm and sigma (decisions take the logarithm of
+    /// a budget once, not once per candidate; a run's serves its z-score and the load
+    /// estimate).
+    #[inline]
+    fn z_of_ln(&self, c: usize, g: usize, ln: f64) -> f64 {
+        (ln - self.fit[c][0][g]) / self.sigma[c][g]
     }
 }
 
@@ -1675,7 +1791,7 @@ mod tests {
         let mut want = m.clone();
         let mut fresh = vec![0.0; n];
         let t = 0.37;
-        sweep(&fit, t, &take, &mut fresh, &mut m);
+        let low = sweep(&fit, t, &take, &mut fresh, &mut m);
         for g in 0..n {
             let z = (t - fit[0][g]) * fit[1][g];
             let f = fit[2][g] + 0.5 * (z * z).min(Z2_CAP);
@@ -1683,6 +1799,66 @@ mod tests {
             want[g] += f - take[g];
         }
         assert_eq!(m, want);
+        // The least it returns is the least of the new misfits, for every length (whole
+        // lanes and a remainder), and a NaN is skipped as `least` skips it.
+        assert_eq!(first_at(&m, low), least(&m));
+        assert_eq!(low, m.iter().copied().fold(f64::INFINITY, f64::min));
+        for len in [1, 3, 4, 5, 8, 11] {
+            let mut m = v(6)[..len].to_vec();
+            m[len / 2] = f64::NAN;
+            let mut fresh = vec![0.0; len];
+            let low = sweep(&fit, t, &take, &mut fresh, &mut m);
+            assert_eq!(first_at(&m, low), least(&m), "length {len}");
+            let plain = m.iter().copied().fold(f64::INFINITY, f64::min);
+            assert_eq!(low.to_bits(), plain.to_bits(), "length {len}");
+        }
+    }
+
+    #[test]
+    fn z_scores_from_a_logarithm_taken_once_match_the_plain_ones() {
+        let p = synthetic(4, 2, &[0.0, 0.5, 1.0]);
+        let t = LoadTracker::new(&p, 4.0);
+        for c in 0..4 {
+            for g in [0, 7, 40, 60, t.misfit.len() - 1] {
+                for ms in [0.05, 0.4, 1.0, 3.3, 25.0] {
+                    let want = z_score(ms, &t.latency(c, g));
+                    let got = t.z_of_ln(c, g, ln_ms(ms));
+                    assert!(
+                        (got - want).abs() <= 1e-12 * want.abs().max(1.0),
+                        "{got} {want}"
+                    );
+                }
+                for ms in [0.0, -1.0] {
+                    assert_eq!(t.z_of_ln(c, g, ln_ms(ms)), f64::NEG_INFINITY);
+                    assert_eq!(z_score(ms, &t.latency(c, g)), f64::NEG_INFINITY);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_pick_over_the_candidates_found_is_the_pick_over_all() {
+        // Near-ties (within 1e-12) go to the first: a fold in candidate order, which the
+        // bits of the candidates found must keep.
+        let value = [
+            f64::MIN,
+            0.5,
+            0.5 + 0.8e-12,
+            f64::MIN,
+            0.5 + 1.6e-12,
+            0.2,
+            f64::MIN,
+            0.5 + 1.6e-12,
+        ];
+        let seen = (0..value.len())
+            .filter(|&c| value[c] > f64::MIN)
+            .fold(0u64, |b, c| b | 1 << c);
+        assert_eq!(most_valued_of(seen, &value), (4, 0.5 + 1.6e-12));
+        assert_eq!(
+            most_valued_of(seen, &value),
+            most_valued(value.len(), |c| value[c])
+        );
+        assert_eq!(most_valued_of(1 << 5, &value), (5, 0.2));
     }
 
     #[test]
