@@ -181,8 +181,10 @@ pub struct Opa {
     /// The probe's mean signals over the latest round (its latency is the probe's own mean,
     /// which the plans read only with `load_window = 0`).
     content: Option<Signals>,
-    /// The predictor's output at the latest round.
+    /// The predictor's output at the latest round, and its candidates by top-1, highest
+    /// first.
     round_preds: Vec<Prediction>,
+    round_order: Vec<usize>,
     /// Served frames since the last plan.
     since_plan: u32,
     /// The latest predictions for every candidate; before the first round, the clean top-1
@@ -380,6 +382,7 @@ impl Opa {
             load: LoadTracker::new(profile, p.idle_stretch),
             content: None,
             round_preds: Vec::new(),
+            round_order: Vec::new(),
             since_plan: 0,
             preds: (0..profile.candidates.len())
                 .map(|c| {
@@ -894,8 +897,12 @@ impl Opa {
                 s.latency_ms = self.load.latency(self.probe, g).mean_ms;
             }
             self.round_preds = self.predictor.predict(&s, None);
+            let top1: Vec<f64> = self.round_preds.iter().map(|p| p.top1).collect();
+            self.round_order = by_value(&top1);
         }
-        let mut preds = self.round_preds.clone();
+        // (Into the previous plan's buffer.)
+        let mut preds = std::mem::take(&mut self.preds);
+        preds.clone_from(&self.round_preds);
         if let Some(g) = state {
             for (c, p) in preds.iter_mut().enumerate() {
                 let l = self.load.latency(c, g);
@@ -903,13 +910,39 @@ impl Opa {
             }
         }
         let budget = self.p.margin * self.deadline_ms;
-        let value =
-            |c: usize| preds[c].top1 * self.chance_of(c, budget, &preds[c].latency(), state, false);
-        let (best, best_value) = most_valued(preds.len(), value);
+        let ln_budget = ln_ms(budget);
+        let mut found = std::mem::take(&mut self.found);
+        let value = |c: usize| {
+            let chance = match state {
+                // (The latency is the load grid's: its kept median logarithm and sigma, and
+                // the budget's logarithm once.)
+                Some(g) => {
+                    let z = self.load.z_of_ln(c, g, ln_budget);
+                    self.tails.chances(self.kind(c, false), z)[self.cold(c)]
+                }
+                None => self.chance_of(c, budget, &preds[c].latency(), None, false),
+            };
+            preds[c].top1 * chance
+        };
+        // Weighed by predicted top-1, highest first, the rest skipped once their top-1 is
+        // below the best value found: they could not be picked (a value is at most its
+        // top-1), nor change which one is, which a fold over every candidate would pick.
+        found.clear();
+        found.resize(preds.len(), f64::MIN);
+        let mut top = f64::MIN;
+        for &c in &self.round_order {
+            if preds[c].top1.max(0.0) < top - 1e-9 {
+                break;
+            }
+            found[c] = value(c);
+            top = top.max(found[c]);
+        }
+        let (best, best_value) = most_valued(preds.len(), |c| found[c]);
         let pick = match self.serving {
             Some(cur) if best_value < value(cur) + self.p.min_gain => cur,
             _ => best,
         };
+        self.found = found;
         self.predicted_ms = preds[pick].latency().p50_ms;
         self.preds = preds;
         self.since_plan = 0;
@@ -1030,7 +1063,10 @@ impl Selector for Opa {
                 }
                 if o.frame >= self.round_start + self.p.min_gap as u64 {
                     let lat_off = self.recent_ms.len() == LAT_WINDOW && {
-                        let mut v: Vec<f64> = self.recent_ms.iter().copied().collect();
+                        let mut v = [0.0; LAT_WINDOW];
+                        v.iter_mut()
+                            .zip(&self.recent_ms)
+                            .for_each(|(v, &ms)| *v = ms);
                         v.sort_by(f64::total_cmp);
                         (v[LAT_WINDOW / 2] / self.predicted_ms.max(1e-9) - 1.0).abs()
                             > self.p.latency_drift
