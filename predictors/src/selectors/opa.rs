@@ -314,12 +314,21 @@ impl<T: Copy + Default> Lazy<T> {
             .resize_with(n, || std::cell::Cell::new((T::default(), 0)));
     }
 
-    /// Candidate `c`'s value, from `compute` unless known.
+    /// Candidate `c`'s value, from `compute` unless known. (Inlined, the computing apart:
+    /// decisions read a dozen values a frame, most of them known.)
+    #[inline]
     fn get(&self, c: usize, compute: impl FnOnce() -> T) -> T {
         let (v, g) = self.cells[c].get();
         if g == self.generation {
             return v;
         }
+        self.fill(c, compute)
+    }
+
+    /// [`Lazy::get`] of a value not known yet.
+    #[cold]
+    #[inline(never)]
+    fn fill(&self, c: usize, compute: impl FnOnce() -> T) -> T {
         let v = compute();
         self.cells[c].set((v, self.generation));
         v
@@ -1342,12 +1351,12 @@ fn least(v: &[f64]) -> usize {
 
 /// The load tracker's per-run sweep over its grid: run `t`'s misfit at every grid point
 /// into `fresh` (from `fit`: median log latency, 1 / sigma and ln sigma per grid point), and
-/// the window's misfit `m` moved by it less `take`; returns the least of the new `m` (NaN
-/// skipped, as [`least`] does; infinity when none). With AVX2 where the CPU has it: four
-/// lanes instead of SSE2's two, the same arithmetic (no fused multiply-add), so the same
-/// numbers to the bit. (Misfits, sums and the search for the least took about a quarter of
-/// the replay bench's time; the least found in the same pass saves a second one.)
-fn sweep(fit: &[Vec<f64>; 3], t: f64, take: &[f64], fresh: &mut [f64], m: &mut [f64]) -> f64 {
+/// the window's misfit `m` moved by it less `take`; returns where the least of the new `m`
+/// first is (what [`least`] finds). With AVX2 where the CPU has it: four lanes instead of
+/// SSE2's two, the same arithmetic (no fused multiply-add), so the same numbers to the bit.
+/// (Misfits, sums and the search for the least took about a quarter of the replay bench's
+/// time; the least is found in the same pass, then its first place.)
+fn sweep(fit: &[Vec<f64>; 3], t: f64, take: &[f64], fresh: &mut [f64], m: &mut [f64]) -> usize {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above), all `sweep_avx2` asks of it.
@@ -1358,12 +1367,24 @@ fn sweep(fit: &[Vec<f64>; 3], t: f64, take: &[f64], fresh: &mut [f64], m: &mut [
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn sweep_avx2(fit: &[Vec<f64>; 3], t: f64, take: &[f64], fresh: &mut [f64], m: &mut [f64]) -> f64 {
+fn sweep_avx2(
+    fit: &[Vec<f64>; 3],
+    t: f64,
+    take: &[f64],
+    fresh: &mut [f64],
+    m: &mut [f64],
+) -> usize {
     sweep_lanes(fit, t, take, fresh, m)
 }
 
 #[inline(always)]
-fn sweep_lanes(fit: &[Vec<f64>; 3], t: f64, take: &[f64], fresh: &mut [f64], m: &mut [f64]) -> f64 {
+fn sweep_lanes(
+    fit: &[Vec<f64>; 3],
+    t: f64,
+    take: &[f64],
+    fresh: &mut [f64],
+    m: &mut [f64],
+) -> usize {
     let n = m.len();
     let [mu, inv, ls] = fit;
     let (mu, inv, ls, take, fresh) = (&mu[..n], &inv[..n], &ls[..n], &take[..n], &mut fresh[..n]);
@@ -1399,9 +1420,10 @@ fn sweep_lanes(fit: &[Vec<f64>; 3], t: f64, take: &[f64], fresh: &mut [f64], m: 
         let v = step(whole + i, m, fr);
         lanes[0] = if v < lanes[0] { v } else { lanes[0] };
     }
-    lanes
+    let low = lanes
         .iter()
-        .fold(f64::INFINITY, |a, &x| if x < a { x } else { a })
+        .fold(f64::INFINITY, |a, &x| if x < a { x } else { a });
+    first_at(m, low)
 }
 
 /// The index of the first of `v` equal to `low` (0 when none): with the least of `v`, what
@@ -1580,8 +1602,7 @@ impl LoadTracker {
         let mut fresh = self.spare.take().unwrap_or_default();
         fresh.resize(self.misfit.len(), 0.0);
         let take = oldest.as_deref().unwrap_or(&self.zeros);
-        let low = sweep(&self.fit[run.0], run.1, take, &mut fresh, &mut self.misfit);
-        let mut best = first_at(&self.misfit, low);
+        let mut best = sweep(&self.fit[run.0], run.1, take, &mut fresh, &mut self.misfit);
         self.spare = oldest;
         self.runs.push_back((run, fresh));
         // Only when the window shrank (never while OPA runs: its window is fixed).
@@ -1827,7 +1848,7 @@ mod tests {
         let mut want = m.clone();
         let mut fresh = vec![0.0; n];
         let t = 0.37;
-        let low = sweep(&fit, t, &take, &mut fresh, &mut m);
+        let at = sweep(&fit, t, &take, &mut fresh, &mut m);
         for g in 0..n {
             let z = (t - fit[0][g]) * fit[1][g];
             let f = fit[2][g] + 0.5 * (z * z).min(Z2_CAP);
@@ -1835,18 +1856,47 @@ mod tests {
             want[g] += f - take[g];
         }
         assert_eq!(m, want);
-        // The least it returns is the least of the new misfits, for every length (whole
-        // lanes and a remainder), and a NaN is skipped as `least` skips it.
-        assert_eq!(first_at(&m, low), least(&m));
-        assert_eq!(low, m.iter().copied().fold(f64::INFINITY, f64::min));
-        for len in [1, 3, 4, 5, 8, 11] {
-            let mut m = v(6)[..len].to_vec();
-            m[len / 2] = f64::NAN;
-            let mut fresh = vec![0.0; len];
-            let low = sweep(&fit, t, &take, &mut fresh, &mut m);
-            assert_eq!(first_at(&m, low), least(&m), "length {len}");
-            let plain = m.iter().copied().fold(f64::INFINITY, f64::min);
-            assert_eq!(low.to_bits(), plain.to_bits(), "length {len}");
+        assert_eq!(at, least(&m));
+    }
+
+    #[test]
+    fn the_load_sweep_finds_the_first_least_as_least_does() {
+        // A sweep that adds nothing (every misfit 0: zero medians, 1 / sigma and ln sigma)
+        // leaves the misfits as given, so that ties, NaN and infinities can be set up.
+        let check = |m: Vec<f64>| {
+            let n = m.len();
+            let fit = [vec![0.0; n], vec![0.0; n], vec![0.0; n]];
+            let (mut swept, mut fresh) = (m.clone(), vec![0.0; n]);
+            let at = sweep(&fit, 0.3, &vec![0.0; n], &mut fresh, &mut swept);
+            assert_eq!(at, least(&swept), "{m:?}");
+        };
+        let (inf, nan) = (f64::INFINITY, f64::NAN);
+        check(vec![3.0, 1.0, 1.0, 2.0]);
+        check(vec![5.0, 2.0, 7.0, 2.0, 2.0, 9.0, 1.0, 1.0, 1.0]);
+        check(vec![4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0]);
+        check(vec![9.0, 8.0, 7.0, 6.0, 1.0, 6.0, 7.0, 1.0, 1.0, 0.5]);
+        check(vec![nan, 2.0, nan, 1.0, nan, 1.0]);
+        check(vec![inf, inf, inf, inf, inf]);
+        check(vec![nan, inf, nan, inf]);
+        check(vec![nan, nan, nan, nan, nan]);
+        check(vec![f64::NEG_INFINITY, 3.0, f64::NEG_INFINITY, 1.0]);
+        check(vec![2.0]);
+        check(vec![]);
+        // Every length up to three whole lanes and a remainder, with the least repeated
+        // in several lanes and the remainder.
+        for n in 1..=15 {
+            for first in 0..n {
+                let m: Vec<f64> = (0..n)
+                    .map(|g| {
+                        if g >= first && (g - first) % 3 == 0 {
+                            -1.0
+                        } else {
+                            g as f64
+                        }
+                    })
+                    .collect();
+                check(m);
+            }
         }
     }
 
