@@ -250,11 +250,18 @@ pub struct Opa {
     esc_key: Option<(Option<usize>, f64, u64)>,
     /// [`ln_ms`] of `esc_key`'s budget.
     esc_ln: f64,
+    /// The latest (table row, `chance_esc` generation) a frame the probe had not run on
+    /// was weighed on, and the most top-1 a candidate adds over the probe's there and
+    /// [`Opa::escalation_gain`].
+    esc_memo: std::cell::Cell<Option<EscMemo>>,
     /// Where recent runs fell in their predicted latency distributions.
     tails: Tails,
     /// The candidate of the latest run (probe or served).
     last_run: Option<usize>,
 }
+
+/// See `Opa::esc_memo`: ((table, bin), generation) and (most added, escalation gain).
+type EscMemo = (((u8, usize), u64), (f64, f64));
 
 /// The candidate of the highest `value` among `n` (the first of near-ties), and its value.
 fn most_valued(n: usize, value: impl Fn(usize) -> f64) -> (usize, f64) {
@@ -439,6 +446,7 @@ impl Opa {
             chance_esc: Lazy::default(),
             esc_key: None,
             esc_ln: 0.0,
+            esc_memo: std::cell::Cell::new(None),
             tails,
             last_run: None,
         })
@@ -655,15 +663,16 @@ impl Opa {
             .as_ref()
             .expect("per-frame mode has its table");
         let bin = self.reading.map_or(PROBE_BINS - 1, |r| r.bin);
-        let (acc, order) = if unread && !probed_now {
-            (&self.unread, &self.unread_order)
+        // (Which table row: 0 the unread, 1 the same-image, 2 the other-view one.)
+        let (acc, order, row) = if unread && !probed_now {
+            (&self.unread, &self.unread_order, (0, 0))
         } else if probed_now {
-            (&table[bin], &self.frame_order[bin])
+            (&table[bin], &self.frame_order[bin], (1, bin))
         } else {
             // The reading is of another frame of the scene: it says less about this one.
             match &self.view_table {
-                Some(v) => (&v[bin], &self.view_order[bin]),
-                None => (&table[bin], &self.frame_order[bin]),
+                Some(v) => (&v[bin], &self.view_order[bin], (2, bin)),
+                None => (&table[bin], &self.frame_order[bin], (1, bin)),
             }
         };
         let mut found = std::mem::take(&mut self.found);
@@ -711,10 +720,20 @@ impl Opa {
         // fallback: by what an escalation after the probe is expected to add; an escalation
         // adds at most the best top-1 gain over the probe).
         let (most_added, esc) = if cascading && fallback {
-            (
-                acc.iter().fold(0.0f64, |m, &a| m.max(a - acc[self.probe])),
-                self.escalation_gain(acc, order),
-            )
+            // (The same row with the same escalation chances gives the same: kept from the
+            // previous frame while neither changed, most frames.)
+            let key = (row, self.chance_esc.generation);
+            match self.esc_memo.get() {
+                Some((k, kept)) if k == key => kept,
+                _ => {
+                    let kept = (
+                        acc.iter().fold(0.0f64, |m, &a| m.max(a - acc[self.probe])),
+                        self.escalation_gain(acc, order),
+                    );
+                    self.esc_memo.set(Some((key, kept)));
+                    kept
+                }
+            }
         } else {
             (0.0, 0.0)
         };
