@@ -260,6 +260,63 @@ pub struct Opa {
     last_run: Option<usize>,
 }
 
+/// What a per-frame decision weighs the candidates with ([`Weigh::value`]; a method that
+/// is inlined, not a closure the compiler kept apart).
+struct Weigh<'a> {
+    opa: &'a Opa,
+    /// The scene's table row.
+    acc: &'a [f64],
+    probed_now: bool,
+    fallback: bool,
+    /// The probe's answer's top-1 on this frame, when it ran on it in time.
+    in_hand: f64,
+    /// A run's time budget, and its [`ln_ms`] (after the probe).
+    budget: f64,
+    ln_budget: f64,
+    state: Option<usize>,
+    unestimated: &'a [LatencyStats],
+}
+
+impl Weigh<'_> {
+    /// Candidate `c`'s value: its expected top-1 within the deadline.
+    #[inline(always)]
+    fn value(&self, c: usize) -> f64 {
+        let (o, acc) = (self.opa, self.acc);
+        let (probe, min_gain, in_hand) = (o.probe, o.p.min_gain, self.in_hand);
+        if c != probe && o.not_smaller[c] && acc[c] < acc[probe] + min_gain {
+            // No faster than the probe and not clearly more accurate: a predicted gain
+            // could only come from noise in the calibrated latency tables.
+            0.0
+        } else if self.probed_now && c == probe {
+            in_hand
+        } else if self.probed_now {
+            if acc[c] < in_hand + min_gain {
+                0.0
+            } else {
+                let chance = o.chance_after_probe(
+                    c,
+                    self.budget,
+                    self.ln_budget,
+                    self.state,
+                    self.unestimated,
+                );
+                if self.fallback && in_hand > 0.0 {
+                    // Late, it leaves the probe's answer to serve.
+                    if chance < o.p.escalate_chance {
+                        0.0
+                    } else {
+                        in_hand + (acc[c] - in_hand) * chance
+                    }
+                } else {
+                    acc[c] * chance
+                }
+            }
+        } else {
+            acc[c] * o.chance_now(c)
+        }
+    }
+}
+
 /// See `Opa::esc_memo`: ((table, bin), generation) and (most added, escalation gain).
 type EscMemo = (((u8, usize), u64), (f64, f64));
 
@@ -687,33 +744,18 @@ impl Opa {
         // (After the probe, every candidate's chance is for the same budget: its logarithm
         // once.)
         let ln_budget = if probed_now { ln_ms(budget) } else { 0.0 };
-        let value = |c: usize| {
-            if c != probe && self.not_smaller[c] && acc[c] < acc[probe] + min_gain {
-                // No faster than the probe and not clearly more accurate: a predicted gain
-                // could only come from noise in the calibrated latency tables.
-                0.0
-            } else if probed_now && c == probe {
-                in_hand
-            } else if probed_now {
-                if acc[c] < in_hand + min_gain {
-                    0.0
-                } else {
-                    let chance = self.chance_after_probe(c, budget, ln_budget, state, &unestimated);
-                    if fallback && in_hand > 0.0 {
-                        // Late, it leaves the probe's answer to serve.
-                        if chance < self.p.escalate_chance {
-                            0.0
-                        } else {
-                            in_hand + (acc[c] - in_hand) * chance
-                        }
-                    } else {
-                        acc[c] * chance
-                    }
-                }
-            } else {
-                acc[c] * self.chance_now(c)
-            }
+        let weigh = Weigh {
+            opa: self,
+            acc,
+            probed_now,
+            fallback,
+            in_hand,
+            budget,
+            ln_budget,
+            state,
+            unestimated: &unestimated,
         };
+        let value = |c: usize| weigh.value(c);
         let probe_value = value(probe);
         let cascading = self.p.cascade && !probed_now;
         // Where the probe is run first unless another candidate is clearly ahead (with a
