@@ -1,14 +1,22 @@
 //! The engine's own overhead: frames scheduled per second with a null target (zero-cost
-//! inference) and a fixed selector; and replay from a profile with OPA deciding (frame
-//! decisions per second, target >= 1,000,000).
+//! inference) and a fixed selector; and replay from a profile with OPA deciding (frames
+//! decided per second, target >= 1,000,000): on a synthetic profile and stream where OPA
+//! probes and decides twice on every frame, and on the shipped profile with the shipped
+//! `dynamic.toml` and `high-fps.toml` scenarios' streams, load traces and deadlines.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use opa_datasets::FrameSource;
+use opa_datasets::shipped::{Split, load_shipped_split};
+use opa_datasets::stream::SyntheticStream;
 use opa_harness::engine::{FrameSlot, Inference, Target, replay};
-use opa_harness::profile_target::{FrameFacts, ProfileTarget};
-use opa_harness::scenario::{Interpolation, LoadPoint, Workload};
+use opa_harness::profile_target::{FrameFacts, ProfileTarget, content_index};
+use opa_harness::scenario::{self, Interpolation, LoadPoint, StreamSource, Workload};
 use opa_predictors::CandidateInfo;
 use opa_predictors::predict::{Variant, fit};
+use opa_predictors::profile::Profile;
 use opa_predictors::selectors::{Opa, OpaParams, RandomSelector};
+use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 struct Null;
@@ -103,14 +111,17 @@ fn bench(c: &mut Criterion) {
         ("opa-rounds-shared-mlp", Variant::SharedMlp, rounds),
     ];
     for (name, variant, params) in runs {
-        let model = || fit(variant, &profile, &profile.conditions()).expect("fit");
+        // The fit and the selector's and target's tables are set-up, not timed: what is
+        // measured is deciding and drawing.
+        let setup = || {
+            let m = fit(variant, &profile, &profile.conditions()).expect("fit");
+            let sel = Opa::new("opa", params.clone(), &profile, m).unwrap();
+            (sel, ProfileTarget::new(&profile, &facts, &workload, 1, 1.0))
+        };
         g.bench_function(format!("{name}-100k-frames"), |b| {
-            // The fit is set-up, not timed: what is measured is deciding and drawing.
             b.iter_batched(
-                model,
-                |m| {
-                    let mut sel = Opa::new("opa", params.clone(), &profile, m).unwrap();
-                    let mut t = ProfileTarget::new(&profile, &facts, &workload, 1, 1.0);
+                setup,
+                |(mut sel, mut t)| {
                     replay(&frames, &cands, 20.0, &mut t, &mut sel, &stop, &mut |_| {})
                         .expect("replay")
                         .rows
@@ -121,6 +132,102 @@ fn bench(c: &mut Criterion) {
         });
     }
     g.finish();
+
+    // The shipped profile and scenarios: per-frame OPA as `opa replay` runs it (its
+    // default selector: default parameters, the linear predictor).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let profile = opa_reports::profile::read_profile(
+        &root.join("supernet/checkpoints/fashion-mnist/profile.parquet"),
+    )
+    .expect("the shipped profile");
+    let mut g = c.benchmark_group("replay-shipped-profile");
+    for file in ["dynamic", "high-fps"] {
+        let w = World::of(&root.join(format!("scenarios/{file}.toml")), &profile);
+        g.throughput(Throughput::Elements(w.slots.len() as u64));
+        let setup = || {
+            let m = fit(Variant::Linear, &profile, &profile.conditions()).expect("fit");
+            let sel = Opa::new("opa", OpaParams::default(), &profile, m).unwrap();
+            let t = ProfileTarget::new(&profile, &w.facts, &w.workload, w.seed, w.slowdown);
+            (sel, t)
+        };
+        let name = format!("opa-per-frame-{file}-{}-frames", w.slots.len());
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                setup,
+                |(mut sel, mut t)| {
+                    replay(
+                        &w.slots,
+                        &w.cands,
+                        w.deadline_ms,
+                        &mut t,
+                        &mut sel,
+                        &stop,
+                        &mut |_| {},
+                    )
+                    .expect("replay")
+                    .rows
+                    .len()
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+/// A shipped scenario's stream, load trace and deadline, as `opa replay` sees them.
+struct World {
+    slots: Vec<FrameSlot>,
+    facts: Vec<FrameFacts>,
+    cands: Vec<CandidateInfo>,
+    workload: Workload,
+    deadline_ms: f64,
+    seed: u64,
+    slowdown: f64,
+}
+
+impl World {
+    fn of(file: &Path, profile: &Profile) -> World {
+        let sc = scenario::load(file).expect("a shipped scenario");
+        let StreamSource::Synthetic(spec) = &sc.stream else {
+            panic!("{} has no synthetic stream", file.display());
+        };
+        let eval = Arc::new(load_shipped_split(Split::Evaluation).expect("the shipped data"));
+        let s = SyntheticStream::new(eval, spec, sc.seed_stream).expect("the stream");
+        let (mut slots, mut facts) = (Vec::new(), Vec::new());
+        for i in 0..s.len() {
+            let (label, condition, arrival_s) = s.meta(i);
+            let condition: Arc<str> = condition.to_string().into();
+            facts.push(FrameFacts {
+                label,
+                object: s.object(i),
+                content: content_index(profile, &condition),
+            });
+            slots.push(FrameSlot {
+                arrival_s,
+                label,
+                condition,
+            });
+        }
+        World {
+            slots,
+            facts,
+            cands: profile
+                .candidates
+                .iter()
+                .map(|c| CandidateInfo {
+                    id: c.id.clone(),
+                    macs: c.macs,
+                    calibration_top1: 0.0,
+                })
+                .collect(),
+            workload: sc.workload.on_profile_axis(sc.backend),
+            deadline_ms: sc.deadline_ms,
+            // (As `opa replay` seeds its draws.)
+            seed: sc.seed_stream.wrapping_mul(0x9e37_79b9) ^ sc.seed_load,
+            slowdown: sc.slowdown,
+        }
+    }
 }
 
 criterion_group! {
