@@ -11,10 +11,10 @@ use opa_datasets::stream::SyntheticStream;
 use opa_harness::engine::{FrameSlot, Inference, Target, replay};
 use opa_harness::profile_target::{FrameFacts, ProfileTarget, content_index};
 use opa_harness::scenario::{self, Interpolation, LoadPoint, StreamSource, Workload};
-use opa_predictors::CandidateInfo;
 use opa_predictors::predict::{Variant, fit};
 use opa_predictors::profile::Profile;
 use opa_predictors::selectors::{Opa, OpaParams, RandomSelector};
+use opa_predictors::{CandidateInfo, Selector};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -60,18 +60,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("null-target-100k-frames", |b| {
         b.iter(|| {
             let mut sel = RandomSelector::new(1, 30);
-            replay(
-                &frames,
-                &cands,
-                20.0,
-                &mut Null,
-                &mut sel,
-                &stop,
-                &mut |_| {},
-            )
-            .expect("replay")
-            .rows
-            .len()
+            rows(&frames, &cands, 20.0, &mut Null, &mut sel, &stop)
         })
     });
     g.finish();
@@ -121,12 +110,7 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("{name}-100k-frames"), |b| {
             b.iter_batched(
                 setup,
-                |(mut sel, mut t)| {
-                    replay(&frames, &cands, 20.0, &mut t, &mut sel, &stop, &mut |_| {})
-                        .expect("replay")
-                        .rows
-                        .len()
-                },
+                |(mut sel, mut t)| rows(&frames, &cands, 20.0, &mut t, &mut sel, &stop),
                 BatchSize::LargeInput,
             )
         });
@@ -154,25 +138,35 @@ fn bench(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter_batched(
                 setup,
-                |(mut sel, mut t)| {
-                    replay(
-                        &w.slots,
-                        &w.cands,
-                        w.deadline_ms,
-                        &mut t,
-                        &mut sel,
-                        &stop,
-                        &mut |_| {},
-                    )
-                    .expect("replay")
-                    .rows
-                    .len()
-                },
+                |(mut sel, mut t)| rows(&w.slots, &w.cands, w.deadline_ms, &mut t, &mut sel, &stop),
                 BatchSize::LargeInput,
             )
         });
     }
     g.finish();
+}
+
+/// Replays `frames` and returns how many rows it gave (what the benches time).
+fn rows(
+    frames: &[FrameSlot],
+    cands: &[CandidateInfo],
+    deadline_ms: f64,
+    target: &mut dyn Target,
+    selector: &mut dyn Selector,
+    stop: &AtomicBool,
+) -> usize {
+    replay(
+        frames,
+        cands,
+        deadline_ms,
+        target,
+        selector,
+        stop,
+        &mut |_| {},
+    )
+    .expect("replay")
+    .rows
+    .len()
 }
 
 /// A shipped scenario's stream, load trace and deadline, as `opa replay` sees them.
