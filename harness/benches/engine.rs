@@ -217,8 +217,7 @@ impl World {
                 .collect(),
             workload: sc.workload.on_profile_axis(sc.backend),
             deadline_ms: sc.deadline_ms,
-            // (As `opa replay` seeds its draws.)
-            seed: sc.seed_stream.wrapping_mul(0x9e37_79b9) ^ sc.seed_load,
+            seed: sc.replay_seed(),
             slowdown: sc.slowdown,
         }
     }

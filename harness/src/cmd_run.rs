@@ -493,7 +493,7 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
         truth: &oracle_truth,
         seed: sc.seed_selector,
     };
-    let replay_seed = sc.seed_stream.wrapping_mul(0x9e37_79b9) ^ sc.seed_load;
+    let replay_seed = sc.replay_seed();
 
     let mut samples: Vec<Sample> = Vec::new();
     let mut events: Vec<Event> = Vec::new();

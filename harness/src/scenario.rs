@@ -1145,6 +1145,13 @@ pub fn check_backend(s: &Scenario) -> Result<(), String> {
 }
 
 impl Scenario {
+    /// The seed of replay's draws from a profile (`opa replay`; [`crate::profile_target`]):
+    /// from the stream's and the load's seeds, so that every selector of a replay draws
+    /// the same outcomes.
+    pub fn replay_seed(&self) -> u64 {
+        self.seed_stream.wrapping_mul(0x9e37_79b9) ^ self.seed_load
+    }
+
     /// The scenario in its own file format with every default written out: loading the
     /// result gives this scenario back (paths become absolute where they were resolved).
     pub fn to_toml(&self) -> String {
