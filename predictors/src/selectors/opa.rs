@@ -342,6 +342,49 @@ fn most_valued_of(mut seen: u64, value: &[f64]) -> (usize, f64) {
     b
 }
 
+/// The candidate of the highest value (the first of near-ties, as [`most_valued`] picks),
+/// and its value, weighing as few as can decide it: in `order`, highest `bound` first (no
+/// candidate's value above its bound), stopping once the rest are bounded below the best
+/// value found, or below `bar` while the best is (where a caller's decision cannot change
+/// below the bar; `f64::MIN` for none). `known`: a candidate whose value is known, weighed
+/// besides. `found`: a buffer for the values. A skipped candidate could neither be picked
+/// nor change which one is (it is more than 1e-9 below the best, and the first of
+/// near-ties is decided 1e-12 apart), so the pick is the one a fold over every candidate
+/// finds.
+fn weigh_in_order(
+    order: &[usize],
+    bound: impl Fn(usize) -> f64,
+    bar: f64,
+    value: impl Fn(usize) -> f64,
+    known: Option<(usize, f64)>,
+    found: &mut Vec<f64>,
+) -> (usize, f64) {
+    found.clear();
+    found.resize(order.len(), f64::MIN);
+    let mut top = f64::MIN;
+    // (Bit c: candidate c's value was found; the pick is folded over those alone, in
+    // candidate order, which is what a fold over every candidate finds when the others
+    // stand at f64::MIN.)
+    let mut seen = 0u64;
+    for &c in order {
+        if bound(c).max(0.0) < top.max(bar) - 1e-9 {
+            break;
+        }
+        found[c] = value(c);
+        top = top.max(found[c]);
+        seen |= 1u64.checked_shl(c as u32).unwrap_or(0);
+    }
+    if let Some((c, v)) = known {
+        found[c] = v;
+        seen |= 1u64.checked_shl(c as u32).unwrap_or(0);
+    }
+    if order.len() <= 64 {
+        most_valued_of(seen, found)
+    } else {
+        most_valued(order.len(), |c| found[c])
+    }
+}
+
 /// The natural logarithm of a time `ms`, minus infinity for no time or less (a z-score of
 /// minus infinity: no chance of finishing in it).
 #[inline]
@@ -793,32 +836,17 @@ impl Opa {
             f64::MIN
         };
         let bar = if probe_value < bar { bar } else { f64::MIN };
-        // No candidate is worth more than its top-1 (its chance is at most 1): weighed by
-        // top-1, highest first, the rest cannot win once their top-1 is below the best value
-        // found, nor change the decision while it is below the bar (most decisions need a
-        // few chances, not every one).
-        found.clear();
-        found.resize(acc.len(), f64::MIN);
-        let mut top = f64::MIN;
-        // (Bit c: candidate c's value was found; the pick is folded over those alone, in
-        // candidate order, which is what a fold over every candidate finds when the others
-        // stand at f64::MIN.)
-        let mut seen = 0u64;
-        for &c in order {
-            if acc[c].max(0.0) < top.max(bar) - 1e-9 {
-                break;
-            }
-            found[c] = value(c);
-            top = top.max(found[c]);
-            seen |= 1u64.checked_shl(c as u32).unwrap_or(0);
-        }
-        found[probe] = probe_value;
-        seen |= 1u64.checked_shl(probe as u32).unwrap_or(0);
-        let (best, best_value) = if acc.len() <= 64 {
-            most_valued_of(seen, &found)
-        } else {
-            most_valued(acc.len(), |c| found[c])
-        };
+        // No candidate is worth more than its top-1 (its chance is at most 1): the rest
+        // cannot win once their top-1 is below the best value found, nor change the decision
+        // while it is below the bar (most decisions need a few chances, not every one).
+        let (best, best_value) = weigh_in_order(
+            order,
+            |c| acc[c],
+            bar,
+            value,
+            Some((probe, probe_value)),
+            &mut found,
+        );
         self.found = found;
         // A larger candidate only for a clear predicted gain over the probe: the gains at
         // stake are often a point or two, less than what latency predictions miss by.
@@ -994,20 +1022,15 @@ impl Opa {
             };
             preds[c].top1 * chance
         };
-        // Weighed by predicted top-1, highest first, the rest skipped once their top-1 is
-        // below the best value found: they could not be picked (a value is at most its
-        // top-1), nor change which one is, which a fold over every candidate would pick.
-        found.clear();
-        found.resize(preds.len(), f64::MIN);
-        let mut top = f64::MIN;
-        for &c in &self.round_order {
-            if preds[c].top1.max(0.0) < top - 1e-9 {
-                break;
-            }
-            found[c] = value(c);
-            top = top.max(found[c]);
-        }
-        let (best, best_value) = most_valued(preds.len(), |c| found[c]);
+        // A value is at most its predicted top-1.
+        let (best, best_value) = weigh_in_order(
+            &self.round_order,
+            |c| preds[c].top1,
+            f64::MIN,
+            value,
+            None,
+            &mut found,
+        );
         let pick = match self.serving {
             Some(cur) if best_value < value(cur) + self.p.min_gain => cur,
             _ => best,
@@ -1453,13 +1476,6 @@ fn sweep_lanes(fit: &[Vec<f64>; 3], t: f64, take: &[f64], fresh: &mut [f64], m: 
     let [mu, inv, ls] = fit;
     let (mu, inv, ls, take, fresh) = (&mu[..n], &inv[..n], &ls[..n], &take[..n], &mut fresh[..n]);
     // (Whole lanes as arrays, so that the compiler sees four independent lanes.)
-    let step = |g: usize, m: &mut f64, fresh: &mut f64| {
-        let z = (t - mu[g]) * inv[g];
-        let f = ls[g] + 0.5 * (z * z).min(Z2_CAP);
-        *fresh = f;
-        *m += f - take[g];
-        *m
-    };
     let mut lanes = [f64::INFINITY; 4];
     let (m4, m_rest) = m.as_chunks_mut::<4>();
     let (f4, f_rest) = fresh.as_chunks_mut::<4>();
@@ -1472,21 +1488,30 @@ fn sweep_lanes(fit: &[Vec<f64>; 3], t: f64, take: &[f64], fresh: &mut [f64], m: 
     for (j, (m, fr)) in m4.iter_mut().zip(f4.iter_mut()).enumerate() {
         let (mu, inv, ls, take) = (&mu4[j], &inv4[j], &ls4[j], &take4[j]);
         for k in 0..4 {
-            let z = (t - mu[k]) * inv[k];
-            let f = ls[k] + 0.5 * (z * z).min(Z2_CAP);
-            fr[k] = f;
-            m[k] += f - take[k];
+            fr[k] = misfit(t, mu[k], inv[k], ls[k]);
+            m[k] += fr[k] - take[k];
             lanes[k] = if m[k] < lanes[k] { m[k] } else { lanes[k] };
         }
     }
     let whole = n - m_rest.len();
     for (i, (m, fr)) in m_rest.iter_mut().zip(f_rest.iter_mut()).enumerate() {
-        let v = step(whole + i, m, fr);
-        lanes[0] = if v < lanes[0] { v } else { lanes[0] };
+        let g = whole + i;
+        *fr = misfit(t, mu[g], inv[g], ls[g]);
+        *m += *fr - take[g];
+        lanes[0] = if *m < lanes[0] { *m } else { lanes[0] };
     }
     lanes
         .iter()
         .fold(f64::INFINITY, |a, &x| if x < a { x } else { a })
+}
+
+/// One run's misfit (negative log-likelihood up to a constant) at a grid point: log latency
+/// `t` against the point's median log latency `mu`, 1 / sigma `inv` and ln sigma `ls`, the
+/// squared z-score capped at [`Z2_CAP`].
+#[inline(always)]
+fn misfit(t: f64, mu: f64, inv: f64, ls: f64) -> f64 {
+    let z = (t - mu) * inv;
+    ls + 0.5 * (z * z).min(Z2_CAP)
 }
 
 /// The index of the first of `v` equal to `low` (0 when none): with the least of `v`, what
