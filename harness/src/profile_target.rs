@@ -57,7 +57,8 @@ pub struct FrameFacts {
     pub content: usize,
 }
 
-/// The oracle's knowledge of a stream: each frame's content, label and load on arrival.
+/// The oracle's knowledge of a stream: each frame's content, label, arrival and load on
+/// arrival.
 pub fn truth(facts: &[FrameFacts], arrivals_s: &[f64], workload: &Workload) -> Vec<FrameTruth> {
     facts
         .iter()
@@ -66,6 +67,7 @@ pub fn truth(facts: &[FrameFacts], arrivals_s: &[f64], workload: &Workload) -> V
             content: f.content,
             label: f.label,
             load: workload.at(t).cpu_load,
+            arrival_s: t,
         })
         .collect()
 }

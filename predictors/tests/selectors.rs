@@ -358,6 +358,7 @@ fn oracle_knows_the_future_and_costs_nothing() {
             content: 0,
             label: 0,
             load: if f < 100 { 0.0 } else { 1.0 },
+            arrival_s: f as f64 * 0.1,
         })
         .collect();
     let mut s = Oracle::new(OracleParams { window: 10 }, p.clone(), truth);
@@ -370,6 +371,41 @@ fn oracle_knows_the_future_and_costs_nothing() {
     assert_eq!(d.served[50], 3);
     assert_eq!(d.served[150], 0);
     assert_eq!(d.served[100], 0, "the switch happens exactly at the step");
+}
+
+#[test]
+fn the_oracle_counts_the_queue_its_pick_would_build() {
+    // Idle, 2 ms deadline. At 10 fps nothing queues and candidate 3 is the pick (see
+    // above). At 2,000 fps (0.5 ms between frames) a candidate slower than that builds a
+    // queue: candidate 2 (mean 0.8 ms) makes the window's later frames wait 0.3, 0.6, ...
+    // ms and miss; candidate 1 (mean 0.5 ms) keeps up and serves 0.84 of them in time.
+    let p = Arc::new(profile());
+    let cands = cands(&p);
+    let pick = |period_s: f64, waited_ms: f64, window: u32| {
+        let truth: Vec<FrameTruth> = (0..20)
+            .map(|f| FrameTruth {
+                content: 0,
+                label: 0,
+                load: 0.0,
+                arrival_s: f as f64 * period_s,
+            })
+            .collect();
+        let mut s = Oracle::new(OracleParams { window }, p.clone(), truth);
+        let ctx = Context {
+            frame: 0,
+            arrival_s: 0.0,
+            deadline_ms: 2.0,
+            candidates: &cands,
+            serving: None,
+            waited_ms,
+        };
+        s.decide(&ctx)
+    };
+    assert_eq!(pick(0.1, 0.0, 10), Decision::Serve(3));
+    assert_eq!(pick(0.0005, 0.0, 10), Decision::Serve(1));
+    // The window's first frame waited 1.8 ms for earlier runs: 0.2 ms left, which only
+    // the smallest (median 0.18 ms) is likely to make.
+    assert_eq!(pick(0.1, 1.8, 1), Decision::Serve(0));
 }
 
 #[test]

@@ -1,6 +1,11 @@
-//! `oracle`: hindsight upper bound, not implementable. Knows each frame's true content
-//! condition, label and load, and the measured tables of the profile; serves, per window of
-//! `window` frames, the candidate with the most expected frames correct within the deadline.
+//! `oracle`: hindsight reference, not implementable. Knows each frame's true content
+//! condition, label, load and arrival, and the measured tables of the profile; serves, per
+//! window of `window` frames, the candidate with the most expected frames correct within the
+//! deadline, counting the queue its pick would build: each frame of the window waits for the
+//! runs before it (the first for what the device still has to finish when the window starts,
+//! which the engine tells), each taking the candidate's mean latency at its frame's load.
+//! Where frames never queue (a run takes less than the time between frames), that is each
+//! frame's chance of finishing within the deadline, as it was before the queue was counted.
 //! Costs nothing to decide; used for regret only.
 
 use crate::profile::{Profile, within};
@@ -29,6 +34,8 @@ pub struct FrameTruth {
     pub label: u16,
     /// Injected CPU load when the frame arrives.
     pub load: f64,
+    /// Arrival, seconds from the stream start.
+    pub arrival_s: f64,
 }
 
 /// The hindsight oracle.
@@ -50,18 +57,27 @@ impl Oracle {
         }
     }
 
-    fn best(&self, w: u64, deadline_ms: f64) -> usize {
+    /// The pick for window `w` whose first frame waits `waited_ms` for the device.
+    fn best(&self, w: u64, deadline_ms: f64, waited_ms: f64) -> usize {
         let len = self.p.window.max(1) as u64;
         let frames = (w * len) as usize..(((w + 1) * len) as usize).min(self.truth.len());
         let p = &self.profile;
         let score = |c: usize| -> f64 {
-            self.truth[frames.clone()]
-                .iter()
-                .map(|t| {
-                    p.class_top1(c, t.content, t.label)
-                        * within(deadline_ms, &p.latency_at(c, t.load))
-                })
-                .sum()
+            // When the device frees (s): after the window's first frame waited, then after
+            // each frame's run at the candidate's mean latency.
+            let mut free_s = f64::NEG_INFINITY;
+            let mut score = 0.0;
+            for (i, t) in self.truth[frames.clone()].iter().enumerate() {
+                let wait_ms = if i == 0 {
+                    waited_ms.max(0.0)
+                } else {
+                    ((free_s - t.arrival_s) * 1e3).max(0.0)
+                };
+                let l = p.latency_at(c, t.load);
+                free_s = t.arrival_s + (wait_ms + l.mean_ms) / 1e3;
+                score += p.class_top1(c, t.content, t.label) * within(deadline_ms - wait_ms, &l);
+            }
+            score
         };
         (0..p.candidates.len())
             .map(|c| (c, score(c)))
@@ -83,7 +99,7 @@ impl Selector for Oracle {
         match self.window {
             Some((cw, c)) if cw == w => Decision::Serve(c),
             _ => {
-                let c = self.best(w, ctx.deadline_ms);
+                let c = self.best(w, ctx.deadline_ms, ctx.waited_ms);
                 self.window = Some((w, c));
                 Decision::Serve(c)
             }
