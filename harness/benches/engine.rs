@@ -5,18 +5,15 @@
 //! `dynamic.toml` and `high-fps.toml` scenarios' streams, load traces and deadlines.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use opa_datasets::FrameSource;
-use opa_datasets::shipped::{Split, load_shipped_split};
-use opa_datasets::stream::SyntheticStream;
 use opa_harness::engine::{FrameSlot, Inference, Target, replay};
-use opa_harness::profile_target::{FrameFacts, ProfileTarget, content_index};
-use opa_harness::scenario::{self, Interpolation, LoadPoint, StreamSource, Workload};
+use opa_harness::frames::Stream;
+use opa_harness::profile_target::{FrameFacts, ProfileTarget};
+use opa_harness::scenario::{self, Interpolation, LoadPoint, Workload};
 use opa_predictors::predict::{Variant, fit};
 use opa_predictors::profile::Profile;
 use opa_predictors::selectors::{Opa, OpaParams, RandomSelector};
 use opa_predictors::{CandidateInfo, Selector};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 struct Null;
@@ -183,26 +180,9 @@ struct World {
 impl World {
     fn of(file: &Path, profile: &Profile) -> World {
         let sc = scenario::load(file).expect("a shipped scenario");
-        let StreamSource::Synthetic(spec) = &sc.stream else {
-            panic!("{} has no synthetic stream", file.display());
-        };
-        let eval = Arc::new(load_shipped_split(Split::Evaluation).expect("the shipped data"));
-        let s = SyntheticStream::new(eval, spec, sc.seed_stream).expect("the stream");
-        let (mut slots, mut facts) = (Vec::new(), Vec::new());
-        for i in 0..s.len() {
-            let (label, condition, arrival_s) = s.meta(i);
-            let condition: Arc<str> = condition.to_string().into();
-            facts.push(FrameFacts {
-                label,
-                object: s.object(i),
-                content: content_index(profile, &condition),
-            });
-            slots.push(FrameSlot {
-                arrival_s,
-                label,
-                condition,
-            });
-        }
+        let st = Stream::of(&sc, file, false, 1).expect("the stream");
+        let facts = st.facts(Some(profile));
+        let slots = st.slots;
         World {
             slots,
             facts,

@@ -6,15 +6,13 @@ use crate::bad;
 use anyhow::{Context as _, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use opa_datasets::shipped::{self, Split};
-use opa_datasets::stream::{FrameDir, SyntheticStream};
-use opa_datasets::{Frame, FrameSource};
 use opa_harness::deployment::{self, Deployment};
-use opa_harness::engine::{FrameSlot, Replayer, SampleRow, Target};
+use opa_harness::engine::{Replayer, SampleRow, Target};
+use opa_harness::frames::Stream;
 use opa_harness::live::{LiveTarget, RunCache};
 use opa_harness::load::{CpuInjector, GPU_MATRIX, GpuInjector};
-use opa_harness::profile_target::{FrameFacts, ProfileTarget, content_index, truth};
-use opa_harness::scenario::{self, Scenario, SelectorSpec, StreamSource};
+use opa_harness::profile_target::{ProfileTarget, truth};
+use opa_harness::scenario::{self, SelectorSpec};
 use opa_predictors::predict::{Variant, fit};
 use opa_predictors::profile::Profile;
 use opa_predictors::selectors::*;
@@ -281,60 +279,6 @@ pub fn replay_cmd(a: ReplayArgs) -> Result<()> {
     execute(a.run, Some(profile))
 }
 
-/// Frames as the engine and the selectors see them (no pixels in replay mode).
-struct Stream {
-    slots: Vec<FrameSlot>,
-    frames: Vec<Frame>,
-    /// Per frame, what it shows (the image of a synthetic stream; each real frame its own).
-    objects: Vec<u64>,
-}
-
-fn stream(sc: &Scenario, file: &Path, render: bool, channels: u8) -> Result<Stream> {
-    let mut slots = Vec::new();
-    let mut frames = Vec::new();
-    let objects;
-    match &sc.stream {
-        StreamSource::Synthetic(spec) => {
-            let eval = Arc::new(shipped::load_shipped_split(Split::Evaluation).map_err(bad)?);
-            let s = SyntheticStream::new(eval, spec, sc.seed_stream)
-                .map_err(|e| bad(format!("{}: {e}", file.display())))?;
-            objects = (0..s.len()).map(|i| s.object(i)).collect();
-            if render {
-                frames = s.frames().collect::<Result<_, _>>().map_err(bad)?;
-            } else {
-                for i in 0..s.len() {
-                    let (label, condition, t) = s.meta(i);
-                    slots.push(FrameSlot {
-                        arrival_s: t,
-                        label,
-                        condition: condition.to_string().into(),
-                    });
-                }
-            }
-        }
-        StreamSource::Frames { dir, fps } => {
-            let s = FrameDir::open(dir, *fps, channels).map_err(bad)?;
-            frames = s.frames().collect::<Result<_, _>>().map_err(bad)?;
-            objects = (0..frames.len() as u64).collect();
-        }
-    }
-    if slots.is_empty() {
-        slots = frames
-            .iter()
-            .map(|f| FrameSlot {
-                arrival_s: f.timestamp_s,
-                label: f.label,
-                condition: f.condition.to_string().into(),
-            })
-            .collect();
-    }
-    Ok(Stream {
-        slots,
-        frames,
-        objects,
-    })
-}
-
 fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
     let live = profile_replay.is_none();
     let sc = scenario::load(&a.file).map_err(bad)?;
@@ -387,7 +331,7 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
     } else {
         None
     };
-    let st = stream(&sc, &a.file, live, dep.cfg.in_channels as u8)?;
+    let st = Stream::of(&sc, &a.file, live, dep.cfg.in_channels as u8).map_err(bad)?;
     let slots = &st.slots;
     if let Some(f) = st.frames.iter().find(|f| {
         f.image.width as usize != dep.cfg.input_size
@@ -405,17 +349,7 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
             dep.cfg.input_size
         )));
     }
-    let facts: Vec<FrameFacts> = slots
-        .iter()
-        .zip(&st.objects)
-        .map(|(s, &object)| FrameFacts {
-            label: s.label,
-            object,
-            content: profile
-                .as_ref()
-                .map_or(0, |p| content_index(p, &s.condition)),
-        })
-        .collect();
+    let facts = st.facts(profile.as_deref());
     let arrivals: Vec<f64> = slots.iter().map(|s| s.arrival_s).collect();
     // The profile's load levels are the co-runner calibration used on this backend: GPU duty
     // cycle on tch-cuda, CPU share elsewhere.

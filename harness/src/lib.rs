@@ -1,5 +1,6 @@
-//! The harness library behind the `opa` binary: scenario files (and, next, the replay engine
-//! and load injection). The binary (`src/main.rs`) is a thin clap shell over this and the
+//! The harness library behind the `opa` binary: scenario files, a scenario's frames, the
+//! replay engine, its targets (live runs and replay from a profile), load injection and
+//! deployment of the candidates. The binary (`src/main.rs`) is a thin clap shell over this and the
 //! other `opa-*` crates.
 //!
 //! ```no_run
@@ -11,6 +12,7 @@
 pub mod backend;
 pub mod deployment;
 pub mod engine;
+pub mod frames;
 pub mod live;
 pub mod load;
 pub mod profile_target;
