@@ -18,8 +18,8 @@ use opa_predictors::profile::Profile;
 use opa_predictors::selectors::*;
 use opa_predictors::{Phase, Selector};
 use opa_reports::{
-    Event, MachineInfo, RunSummary, Sample, SelectorSummary, SummaryInputs, fill_regret, summarize,
-    write_json, write_jsonl, write_samples,
+    Event, MachineInfo, NO_ANSWER, RunSummary, Sample, SelectorSummary, SummaryInputs, fill_regret,
+    summarize, write_json, write_jsonl, write_samples,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -172,6 +172,7 @@ fn build_selector(
                 fallback: u("fallback") == 1,
                 escalate_chance: spec.get("escalate-chance"),
                 robust_gain: u("robust-gain") == 1,
+                skip_late: u("skip-late") == 1,
             };
             Box::new(
                 Opa::new(&spec.name, params, p, model)
@@ -526,7 +527,7 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
                         lane.selector.as_mut(),
                         &stop,
                         &mut |r: &SampleRow| {
-                            if r.phase == Phase::Serve {
+                            if r.phase != Phase::Probe {
                                 misses += usize::from(!r.deadline_met);
                             }
                         },
@@ -547,68 +548,65 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
         for lane in &mut lanes {
             let spec = &sc.selectors[lane.si];
             let lane_complete = lane.run.next == slots.len();
-            let (requested, achieved, gpu_achieved, loads) = match &mut lane.target {
+            // (A row's load is the trace's when it started: rows are not runs one for one,
+            // as a served row may reuse a probe's run and a skipped frame has none.)
+            let (requested, achieved, gpu_achieved, workload) = match &mut lane.target {
                 AnyTarget::Live(t) => {
                     runs_shared += t.shared_runs as u64;
                     runs_measured += (t.requested.len() - t.shared_runs) as u64;
                     let l = t.load_account();
-                    let loads = std::mem::take(&mut t.requested);
-                    (l.requested, l.cpu_achieved, l.gpu_achieved, loads)
+                    (l.requested, l.cpu_achieved, l.gpu_achieved, t.workload)
                 }
                 AnyTarget::Profile(t) => {
                     let mean = t.requested.iter().sum::<f64>() / t.requested.len().max(1) as f64;
-                    (mean, mean, 0.0, std::mem::take(&mut t.requested))
+                    (mean, mean, 0.0, t.workload())
                 }
             };
             let start = samples.len();
             let mut prev: Option<usize> = None;
-            for (k, r) in lane.run.rows.iter().enumerate() {
-                if r.phase == Phase::Probe {
-                    events.push(Event {
-                        selector: spec.name.clone(),
-                        deadline_ms: deadline,
-                        frame: r.frame,
-                        time_s: r.start_s,
-                        kind: "probe".into(),
-                        from: Some(dep.infos[r.candidate].id.clone()),
-                        to: None,
-                    });
-                } else {
-                    if prev.is_some_and(|p| p != r.candidate) {
-                        events.push(Event {
-                            selector: spec.name.clone(),
-                            deadline_ms: deadline,
-                            frame: r.frame,
-                            time_s: r.start_s,
-                            kind: "switch".into(),
-                            from: prev.map(|p| dep.infos[p].id.clone()),
-                            to: Some(dep.infos[r.candidate].id.clone()),
-                        });
+            let id = |c: Option<usize>| c.map(|c| dep.infos[c].id.clone());
+            for r in &lane.run.rows {
+                let event = |kind: &str, from, to| Event {
+                    selector: spec.name.clone(),
+                    deadline_ms: deadline,
+                    frame: r.frame,
+                    time_s: r.start_s,
+                    kind: kind.into(),
+                    from,
+                    to,
+                };
+                match r.phase {
+                    Phase::Probe => events.push(event("probe", id(r.candidate), None)),
+                    Phase::Skip => events.push(event("skip", None, None)),
+                    Phase::Serve => {
+                        if prev.is_some() && prev != r.candidate {
+                            events.push(event("switch", id(prev), id(r.candidate)));
+                        }
+                        prev = r.candidate;
                     }
-                    prev = Some(r.candidate);
                 }
                 samples.push(Sample {
                     selector: spec.name.clone(),
                     deadline_ms: deadline,
                     frame: r.frame,
-                    phase: if r.phase == Phase::Serve {
-                        "serve"
-                    } else {
-                        "probe"
+                    phase: match r.phase {
+                        Phase::Serve => "serve",
+                        Phase::Probe => "probe",
+                        Phase::Skip => "skip",
                     }
                     .into(),
-                    candidate: dep.infos[r.candidate].id.clone(),
+                    candidate: id(r.candidate).unwrap_or_default(),
                     arrival_s: r.arrival_s,
                     start_s: r.start_s,
                     finish_s: r.finish_s,
                     compute_ms: r.compute_ms,
                     latency_ms: r.latency_ms,
                     label: r.label,
-                    predicted: r.predicted,
+                    predicted: r.predicted.unwrap_or(NO_ANSWER),
                     confidence: r.confidence,
                     correct: r.correct,
                     deadline_met: r.deadline_met,
-                    cpu_load: loads.get(k).copied().unwrap_or(0.0),
+                    cpu_load: workload.at(r.start_s).cpu_load,
                     condition: r.condition.to_string(),
                 });
             }
@@ -698,12 +696,13 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
 fn print_table(rows: &[SelectorSummary]) {
     println!();
     println!(
-        "{:<16} {:>9} {:>8} {:>12} {:>9} {:>9} {:>9} {:>8} {:>8}",
+        "{:<16} {:>9} {:>8} {:>12} {:>9} {:>8} {:>9} {:>9} {:>8} {:>8}",
         "selector",
         "deadline",
         "top-1",
         "top-1 in dl",
         "miss",
+        "skipped",
         "p95 ms",
         "overhead",
         "switches",
@@ -711,12 +710,13 @@ fn print_table(rows: &[SelectorSummary]) {
     );
     for r in rows {
         println!(
-            "{:<16} {:>7} ms {:>7.2}% {:>11.2}% {:>8.2}% {:>9.2} {:>8.2}% {:>8} {:>8}",
+            "{:<16} {:>7} ms {:>7.2}% {:>11.2}% {:>8.2}% {:>8} {:>9.2} {:>8.2}% {:>8} {:>8}",
             r.selector,
             r.deadline_ms,
             100.0 * r.top1,
             100.0 * r.top1_within_deadline,
             100.0 * r.deadline_miss_rate,
+            r.skipped,
             r.latency_p95_ms,
             100.0 * r.decision_overhead,
             r.switches,

@@ -6,7 +6,9 @@
 //! its answer is served once the selector has seen every run it asked for on the frame (at
 //! the end of the frame's latest run, not earlier). An escalation ([`Decision::Escalate`])
 //! runs a candidate with the answer of the frame's latest run in hand: late, it is a probe,
-//! and the answer in hand serves at the deadline (a deployed system's timer).
+//! and the answer in hand serves at the deadline (a deployed system's timer). A frame the
+//! selector drops ([`Decision::Skip`]) gets a row of its own, with no candidate, no run and
+//! no answer: it counts as a frame, missed.
 //!
 //! The engine knows nothing about the network: it drives a [`Target`] (which runs a candidate
 //! on a frame and reports what it measured) and a [`Selector`].
@@ -49,35 +51,36 @@ pub struct FrameSlot {
     pub condition: Arc<str>,
 }
 
-/// One row of `samples`: one run (served or probe).
+/// One row of `samples`: one run (served or probe), or a frame dropped (skip).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SampleRow {
     /// Frame index.
     pub frame: u64,
-    /// Serve or probe.
+    /// Serve, probe or skip.
     pub phase: Phase,
-    /// Candidate index.
-    pub candidate: usize,
+    /// Candidate index (none for a skip).
+    pub candidate: Option<usize>,
     /// Arrival, s.
     pub arrival_s: f64,
-    /// Start on the timeline, s.
+    /// Start on the timeline, s (of a skip, when the frame was dropped: its arrival or, if
+    /// later, the end of the device's latest run).
     pub start_s: f64,
     /// Finish on the timeline, s; of a served row, when its answer was served (see the
-    /// module's text).
+    /// module's text); of a skip, its start.
     pub finish_s: f64,
-    /// Measured compute, ms.
+    /// Measured compute, ms (0 for a skip).
     pub compute_ms: f64,
     /// Finish − arrival, ms.
     pub latency_ms: f64,
     /// True class.
     pub label: u16,
-    /// Predicted class.
-    pub predicted: u16,
-    /// Highest softmax probability.
+    /// Predicted class (none for a skip).
+    pub predicted: Option<u16>,
+    /// Highest softmax probability (0 for a skip).
     pub confidence: f32,
-    /// Prediction equals label.
+    /// Prediction equals label (false for a skip).
     pub correct: bool,
-    /// Latency within the deadline (always false for probes: they serve nothing).
+    /// Latency within the deadline (always false for probes and skips: they serve nothing).
     pub deadline_met: bool,
     /// Content condition.
     pub condition: Arc<str>,
@@ -208,6 +211,10 @@ impl Replayer {
                     Decision::Serve(c) => (c, Phase::Serve, false),
                     Decision::Probe(c) => (c, Phase::Probe, false),
                     Decision::Escalate(c) => (c, Phase::Serve, true),
+                    Decision::Skip => {
+                        self.skip(f, i, on_row);
+                        break;
+                    }
                 };
                 if candidate >= candidates.len() {
                     return Err(EngineError::Selector(format!(
@@ -313,14 +320,14 @@ impl Replayer {
         let row = SampleRow {
             frame: i as u64,
             phase,
-            candidate,
+            candidate: Some(candidate),
             arrival_s: f.arrival_s,
             start_s,
             finish_s,
             compute_ms: inf.compute_ms,
             latency_ms,
             label: f.label,
-            predicted: inf.predicted,
+            predicted: Some(inf.predicted),
             confidence: inf.confidence,
             correct: inf.predicted == f.label,
             deadline_met: phase == Phase::Serve && latency_ms <= self.deadline_ms + 1e-9,
@@ -337,6 +344,29 @@ impl Replayer {
             margin: inf.margin,
             predicted: inf.predicted,
         });
+        on_row(&row);
+        self.rows.push(row);
+    }
+
+    /// Keeps the row of frame `i` dropped ([`Decision::Skip`]) and shows it to `on_row`.
+    fn skip(&mut self, f: &FrameSlot, i: usize, on_row: &mut dyn FnMut(&SampleRow)) {
+        let at_s = f.arrival_s.max(self.free_at_s);
+        let row = SampleRow {
+            frame: i as u64,
+            phase: Phase::Skip,
+            candidate: None,
+            arrival_s: f.arrival_s,
+            start_s: at_s,
+            finish_s: at_s,
+            compute_ms: 0.0,
+            latency_ms: (at_s - f.arrival_s) * 1000.0,
+            label: f.label,
+            predicted: None,
+            confidence: 0.0,
+            correct: false,
+            deadline_met: false,
+            condition: f.condition.clone(),
+        };
         on_row(&row);
         self.rows.push(row);
     }

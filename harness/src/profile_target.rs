@@ -165,6 +165,11 @@ pub struct ProfileTarget<'a> {
 }
 
 impl<'a> ProfileTarget<'a> {
+    /// The load trace it draws latencies under.
+    pub fn workload(&self) -> &'a Workload {
+        self.workload
+    }
+
     /// A target over `facts` (one per frame); `seed` fixes every draw.
     pub fn new(
         profile: &'a Profile,

@@ -148,6 +148,7 @@ struct RawSelector {
     fallback: Option<S<toml::Value>>,
     escalate_chance: Option<S<toml::Value>>,
     robust_gain: Option<S<toml::Value>>,
+    skip_late: Option<S<toml::Value>>,
     window: Option<S<toml::Value>>,
     slack: Option<S<toml::Value>>,
     revalidate_every: Option<S<toml::Value>>,
@@ -156,7 +157,7 @@ struct RawSelector {
 
 impl RawSelector {
     /// The numeric parameters as written, by key.
-    fn numeric(&self) -> [(&'static str, &Option<S<toml::Value>>); 22] {
+    fn numeric(&self) -> [(&'static str, &Option<S<toml::Value>>); 23] {
         [
             ("switch-every", &self.switch_every),
             ("probe-frames", &self.probe_frames),
@@ -176,6 +177,7 @@ impl RawSelector {
             ("fallback", &self.fallback),
             ("escalate-chance", &self.escalate_chance),
             ("robust-gain", &self.robust_gain),
+            ("skip-late", &self.skip_late),
             ("window", &self.window),
             ("slack", &self.slack),
             ("revalidate-every", &self.revalidate_every),
@@ -345,6 +347,7 @@ pub fn selector_defaults(kind: &str) -> Vec<(&'static str, f64)> {
                 ("fallback", f64::from(u8::from(d.fallback))),
                 ("escalate-chance", d.escalate_chance),
                 ("robust-gain", f64::from(u8::from(d.robust_gain))),
+                ("skip-late", f64::from(u8::from(d.skip_late))),
             ]
         }
         "exhaustive" => {
@@ -388,7 +391,7 @@ fn param_range(key: &str) -> (f64, f64, bool) {
         "load-window" | "tail-window" => (0.0, 1000.0, true),
         "min-gain" | "escalate-chance" => (0.0, 1.0, false),
         "idle-stretch" => (0.0, 100.0, false),
-        "view-table" | "cascade" | "fallback" | "robust-gain" => (0.0, 1.0, true),
+        "view-table" | "cascade" | "fallback" | "robust-gain" | "skip-late" => (0.0, 1.0, true),
         "replan-every" | "evidence-frames" => (0.0, 1_000_000.0, true),
         _ => (1.0, 1_000_000.0, true),
     }

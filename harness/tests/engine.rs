@@ -91,7 +91,7 @@ fn timeline_matches_hand_computed_latencies_queueing_and_misses() {
         .map(|r| {
             (
                 r.phase,
-                r.candidate,
+                r.candidate.expect("a run"),
                 (r.start_s * 1e3).round(),
                 (r.latency_ms * 1e3).round() / 1e3,
                 r.deadline_met,
@@ -450,7 +450,7 @@ fn timeline(rows: &[opa_harness::engine::SampleRow]) -> Vec<(Phase, usize, f64, 
         .map(|r| {
             (
                 r.phase,
-                r.candidate,
+                r.candidate.expect("a run"),
                 ms(r.start_s),
                 ms(r.finish_s),
                 (r.latency_ms * 1e3).round() / 1e3,
@@ -488,6 +488,81 @@ fn play(
     )
     .unwrap()
     .rows
+}
+
+#[test]
+fn a_skipped_frame_runs_nothing_and_is_missed() {
+    // Frames every 10 ms, deadline 15 ms. Frame 0: c1 (20 ms) runs 0-20. Frame 1 waits 10
+    // ms, c0 runs 20-30 (late). Frame 2 (arrives 20, the device busy until 30) is dropped:
+    // no run, no answer. Frame 3 arrives at 30 to an idle device: c0 runs 30-40, on time.
+    let frames = frames_every(0.01, 4);
+    let mut sel = Script::new(vec![
+        vec![Decision::Serve(1)],
+        vec![Decision::Serve(0)],
+        vec![Decision::Skip],
+        vec![Decision::Serve(0)],
+    ]);
+    let rows = play(&frames, 2, 15.0, &mut sel);
+    let ms = |s: f64| (s * 1e6).round() / 1e3;
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.frame,
+                r.phase,
+                r.candidate,
+                ms(r.start_s),
+                ms(r.finish_s),
+                r.compute_ms,
+                r.predicted,
+                r.correct,
+                r.deadline_met,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                0,
+                Phase::Serve,
+                Some(1),
+                0.0,
+                20.0,
+                20.0,
+                Some(1),
+                true,
+                false
+            ),
+            (
+                1,
+                Phase::Serve,
+                Some(0),
+                20.0,
+                30.0,
+                10.0,
+                Some(1),
+                true,
+                false
+            ),
+            (2, Phase::Skip, None, 30.0, 30.0, 0.0, None, false, false),
+            (
+                3,
+                Phase::Serve,
+                Some(0),
+                30.0,
+                40.0,
+                10.0,
+                Some(1),
+                true,
+                true
+            ),
+        ]
+    );
+    assert!((rows[2].latency_ms - 10.0).abs() < 1e-9);
+    // The selector is told of runs only: nothing of frame 2.
+    let told: Vec<u64> = sel.seen.iter().map(|o| o.frame).collect();
+    assert_eq!(told, vec![0, 1, 3]);
 }
 
 #[test]

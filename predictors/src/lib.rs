@@ -65,6 +65,11 @@ pub enum Decision {
     /// late run still occupies the device to its end. With no run on the frame yet, or when
     /// the candidate already ran on it, the same as [`Decision::Serve`].
     Escalate(usize),
+    /// Drop the frame: run nothing more on it and serve nothing (it counts as a frame
+    /// without an answer, so as missed). For a frame that can no longer be served within
+    /// its deadline, whose runs would only delay the frames queued after it (a deployed
+    /// system drops it from its queue). Runs already made on it stay, as probes.
+    Skip,
 }
 
 /// Whether a run served the frame or probed.
@@ -75,6 +80,9 @@ pub enum Phase {
     Serve,
     /// A probe or search run.
     Probe,
+    /// A frame dropped ([`Decision::Skip`]): nothing ran for it and nothing served (a row
+    /// of its own in the samples; never an [`Outcome`]'s).
+    Skip,
 }
 
 /// What a selector is told after each run. Labels are never included: selectors must work

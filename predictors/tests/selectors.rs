@@ -69,6 +69,8 @@ fn drive_with(
                 Decision::Serve(c) => (c, Phase::Serve, false),
                 Decision::Probe(c) => (c, Phase::Probe, false),
                 Decision::Escalate(c) => (c, Phase::Serve, true),
+                // (Frames never wait for earlier ones here: at 10 fps every run is short.)
+                Decision::Skip => panic!("{} skipped frame {f}, which did not wait", s.name()),
             };
             let r = run(f, c);
             spent_ms += r.compute_ms;
@@ -404,8 +406,56 @@ fn the_oracle_counts_the_queue_its_pick_would_build() {
     assert_eq!(pick(0.1, 0.0, 10), Decision::Serve(3));
     assert_eq!(pick(0.0005, 0.0, 10), Decision::Serve(1));
     // The window's first frame waited 1.8 ms for earlier runs: 0.2 ms left, which only
-    // the smallest (median 0.18 ms) is likely to make.
+    // the smallest (median 0.18 ms) is likely to make. Waited 2 ms: nothing can make it.
     assert_eq!(pick(0.1, 1.8, 1), Decision::Serve(0));
+    assert_eq!(pick(0.1, 2.0, 1), Decision::Skip);
+}
+
+#[test]
+fn opa_drops_a_frame_that_waited_past_its_deadline_before_any_run() {
+    let p = profile();
+    let cands = cands(&p);
+    let ctx = |frame: u64, waited_ms: f64| Context {
+        frame,
+        arrival_s: frame as f64 * 0.001,
+        deadline_ms: 2.0,
+        candidates: &cands,
+        serving: None,
+        waited_ms,
+    };
+    for params in [OpaParams::default(), rounds()] {
+        let mut s = new_opa(&p, params.clone());
+        assert_eq!(
+            s.decide(&ctx(0, 2.0)),
+            Decision::Skip,
+            "waited the whole deadline"
+        );
+        assert_eq!(s.decide(&ctx(1, 5.0)), Decision::Skip);
+        // Any time left: the frame runs (the probe first, on a first frame).
+        assert_eq!(s.decide(&ctx(2, 1.9)), Decision::Probe(p.probe));
+        // Once a run was made on the frame, its answer is in hand: never dropped.
+        s.observe(&Outcome {
+            frame: 2,
+            candidate: p.probe,
+            phase: Phase::Probe,
+            compute_ms: 0.3,
+            latency_ms: 2.2,
+            confidence: 0.9,
+            entropy: 0.3,
+            margin: 0.8,
+            predicted: 1,
+        });
+        assert_ne!(s.decide(&ctx(2, 2.2)), Decision::Skip);
+        // `skip-late = 0`: every frame runs.
+        let mut s = new_opa(
+            &p,
+            OpaParams {
+                skip_late: false,
+                ..params
+            },
+        );
+        assert_ne!(s.decide(&ctx(0, 5.0)), Decision::Skip);
+    }
 }
 
 #[test]

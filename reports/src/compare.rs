@@ -82,7 +82,8 @@ pub struct MetricDelta {
     pub change: Change,
 }
 
-/// Frames served by `selector` at `deadline_ms`, grouped by time window of arrival.
+/// Frames of `selector` at `deadline_ms` (served, and dropped unanswered), grouped by time
+/// window of arrival.
 fn windows<'a>(
     rows: &'a [Sample],
     selector: &str,
@@ -92,7 +93,7 @@ fn windows<'a>(
     let mut w: Vec<Vec<&Sample>> = Vec::new();
     for r in rows
         .iter()
-        .filter(|r| r.selector == selector && r.deadline_ms == deadline_ms && r.phase == "serve")
+        .filter(|r| r.selector == selector && r.deadline_ms == deadline_ms && r.phase != "probe")
     {
         let i = (r.arrival_s / window_s.max(1e-9)).floor().max(0.0) as usize;
         if w.len() <= i {
@@ -109,8 +110,13 @@ fn top1_in_deadline(rows: &[&Sample]) -> f64 {
         / rows.len().max(1) as f64
 }
 
+/// The 95th percentile latency of the served frames (a dropped frame has none).
 fn p95(rows: &[&Sample]) -> f64 {
-    let lat: Vec<f64> = rows.iter().map(|r| r.latency_ms).collect();
+    let lat: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.phase == "serve")
+        .map(|r| r.latency_ms)
+        .collect();
     crate::summary::percentile(&lat, 95.0)
 }
 

@@ -14,9 +14,9 @@ pub struct Sample {
     pub deadline_ms: f64,
     /// Frame index.
     pub frame: u64,
-    /// `serve` or `probe`.
+    /// `serve`, `probe`, or `skip` (a frame dropped unanswered: nothing ran for it).
     pub phase: String,
-    /// Architecture id of the candidate that ran.
+    /// Architecture id of the candidate that ran (empty for a skip).
     pub candidate: String,
     /// Arrival, s.
     pub arrival_s: f64,
@@ -32,7 +32,7 @@ pub struct Sample {
     pub latency_ms: f64,
     /// True class.
     pub label: u16,
-    /// Predicted class.
+    /// Predicted class ([`NO_ANSWER`] for a skip).
     pub predicted: u16,
     /// Highest softmax probability.
     pub confidence: f32,
@@ -46,7 +46,10 @@ pub struct Sample {
     pub condition: String,
 }
 
-/// A probe or a switch, for `events.jsonl`.
+/// [`Sample::predicted`] of a frame dropped unanswered.
+pub const NO_ANSWER: u16 = u16::MAX;
+
+/// A probe, a switch or a frame dropped, for `events.jsonl`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Selector name.
@@ -57,7 +60,7 @@ pub struct Event {
     pub frame: u64,
     /// Virtual time, s.
     pub time_s: f64,
-    /// `probe` or `switch`.
+    /// `probe`, `switch` or `skip`.
     pub kind: String,
     /// Candidate before (switch) or probed (probe).
     pub from: Option<String>,

@@ -26,7 +26,7 @@ pub struct BreakdownRow {
     pub selector: String,
     /// The group (load level or content family).
     pub group: String,
-    /// Served frames.
+    /// Frames (served, and dropped unanswered: not correct, missed).
     pub frames: usize,
     /// Top-1, %.
     pub top1: f64,
@@ -34,11 +34,12 @@ pub struct BreakdownRow {
     pub top1_within_deadline: f64,
     /// Deadline misses, %.
     pub miss_rate: f64,
-    /// p95 latency, ms.
+    /// p95 latency of the served frames, ms.
     pub p95_ms: f64,
 }
 
-/// Served frames of one deadline grouped by `key`, per selector (in first-seen order).
+/// Frames of one deadline (served, and dropped unanswered) grouped by `key`, per selector
+/// (in first-seen order).
 pub fn breakdown(
     samples: &[Sample],
     deadline_ms: f64,
@@ -47,7 +48,7 @@ pub fn breakdown(
     let mut groups: Vec<((String, String), Vec<&Sample>)> = Vec::new();
     for r in samples
         .iter()
-        .filter(|r| r.phase == "serve" && r.deadline_ms == deadline_ms)
+        .filter(|r| r.phase != "probe" && r.deadline_ms == deadline_ms)
     {
         let k = (r.selector.clone(), key(r));
         match groups.iter_mut().find(|(g, _)| *g == k) {
@@ -73,7 +74,11 @@ pub fn breakdown(
         .into_iter()
         .map(|((selector, group), rows)| {
             let n = rows.len().max(1) as f64;
-            let lat: Vec<f64> = rows.iter().map(|r| r.latency_ms).collect();
+            let lat: Vec<f64> = rows
+                .iter()
+                .filter(|r| r.phase == "serve")
+                .map(|r| r.latency_ms)
+                .collect();
             BreakdownRow {
                 selector,
                 group,
@@ -103,10 +108,10 @@ pub fn content_group(r: &Sample) -> String {
 
 fn summary_table(rows: &[&SelectorSummary]) -> (String, String) {
     let mut md = String::from(
-        "| selector | deadline (ms) | frames | top-1 | top-1 within deadline | miss rate | p50 ms | p95 ms | p99 ms | decision overhead | probes | switches | regret (pts) | verdict |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| selector | deadline (ms) | frames | skipped | top-1 | top-1 within deadline | miss rate | p50 ms | p95 ms | p99 ms | decision overhead | probes | switches | regret (pts) | verdict |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut csv = String::from(
-        "selector,deadline_ms,frames,top1,top1_within_deadline,deadline_miss_rate,latency_p50_ms,latency_p95_ms,latency_p99_ms,decision_overhead,probes,switches,regret,verdict\n",
+        "selector,deadline_ms,frames,skipped,top1,top1_within_deadline,deadline_miss_rate,latency_p50_ms,latency_p95_ms,latency_p99_ms,decision_overhead,probes,switches,regret,verdict\n",
     );
     for s in rows {
         let regret = s
@@ -114,10 +119,11 @@ fn summary_table(rows: &[&SelectorSummary]) -> (String, String) {
             .map_or("–".to_string(), |r| format!("{:.2}", 100.0 * r));
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {:.2} % | {:.2} % | {:.2} % | {:.3} | {:.3} | {:.3} | {:.3} % | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {:.2} % | {:.2} % | {:.2} % | {:.3} | {:.3} | {:.3} | {:.3} % | {} | {} | {} | {} |",
             s.selector,
             s.deadline_ms,
             s.frames,
+            s.skipped,
             100.0 * s.top1,
             100.0 * s.top1_within_deadline,
             100.0 * s.deadline_miss_rate,
@@ -132,10 +138,11 @@ fn summary_table(rows: &[&SelectorSummary]) -> (String, String) {
         );
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             s.selector,
             s.deadline_ms,
             s.frames,
+            s.skipped,
             s.top1,
             s.top1_within_deadline,
             s.deadline_miss_rate,

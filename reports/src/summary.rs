@@ -19,15 +19,19 @@ pub struct SelectorSummary {
     pub selector: String,
     /// Deadline, ms.
     pub deadline_ms: f64,
-    /// Frames served.
+    /// Frames: served, and dropped unanswered (`skipped`).
     pub frames: usize,
-    /// Correct / frames served.
+    /// Frames dropped unanswered ([`Decision::Skip`](opa_predictors::Decision::Skip)): each
+    /// counts as a frame, not correct and missed.
+    #[serde(default)]
+    pub skipped: usize,
+    /// Correct / frames.
     pub top1: f64,
     /// Correct and within the deadline / frames (the headline).
     pub top1_within_deadline: f64,
-    /// Served late / frames.
+    /// Served late or dropped / frames.
     pub deadline_miss_rate: f64,
-    /// End-to-end latency percentiles of served frames, ms.
+    /// End-to-end latency percentiles of served frames (a dropped frame has none), ms.
     pub latency_p50_ms: f64,
     /// 90th percentile, ms.
     pub latency_p90_ms: f64,
@@ -86,7 +90,8 @@ pub fn percentile(values: &[f64], p: f64) -> f64 {
 /// Computes the summary of one selector's rows at one deadline.
 pub fn summarize(rows: &[Sample], inp: &SummaryInputs) -> SelectorSummary {
     let served: Vec<&Sample> = rows.iter().filter(|r| r.phase == "serve").collect();
-    let n = served.len();
+    let skipped = rows.iter().filter(|r| r.phase == "skip").count();
+    let n = served.len() + skipped;
     let nf = n.max(1) as f64;
     let lat: Vec<f64> = served.iter().map(|r| r.latency_ms).collect();
     // A probe run whose answer then served its frame (the engine reuses the run: same
@@ -127,7 +132,7 @@ pub fn summarize(rows: &[Sample], inp: &SummaryInputs) -> SelectorSummary {
     }
     if n < inp.min_frames {
         reasons.push(format!(
-            "too few frames: {n} served, at least {} needed",
+            "too few frames: {n}, at least {} needed",
             inp.min_frames
         ));
     }
@@ -141,13 +146,15 @@ pub fn summarize(rows: &[Sample], inp: &SummaryInputs) -> SelectorSummary {
         selector: inp.selector.to_string(),
         deadline_ms: inp.deadline_ms,
         frames: n,
+        skipped,
         top1: served.iter().filter(|r| r.correct).count() as f64 / nf,
         top1_within_deadline: served
             .iter()
             .filter(|r| r.correct && r.deadline_met)
             .count() as f64
             / nf,
-        deadline_miss_rate: served.iter().filter(|r| !r.deadline_met).count() as f64 / nf,
+        deadline_miss_rate: (served.iter().filter(|r| !r.deadline_met).count() + skipped) as f64
+            / nf,
         latency_p50_ms: percentile(&lat, 50.0),
         latency_p90_ms: percentile(&lat, 90.0),
         latency_p95_ms: percentile(&lat, 95.0),

@@ -89,7 +89,11 @@ fn report_markdown_matches_the_golden_file() {
         "report.md changed; rerun with UPDATE_GOLDEN=1 if intended"
     );
     assert_eq!(tables.len(), 3);
-    assert!(tables[0].1.starts_with("selector,deadline_ms,frames,top1,"));
+    assert!(
+        tables[0]
+            .1
+            .starts_with("selector,deadline_ms,frames,skipped,top1,")
+    );
     assert_eq!(tables[0].1.lines().count(), 1 + 4);
 }
 

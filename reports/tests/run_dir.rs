@@ -103,6 +103,26 @@ fn metrics_follow_the_design_definitions() {
 }
 
 #[test]
+fn a_frame_dropped_unanswered_is_a_frame_missed_without_a_latency() {
+    // Frames 0 and 2 served in time (one right), frame 1 dropped after waiting 30 ms.
+    let mut skip = row(1, "skip", "", 0.1, 0.0, 30.0, false, false);
+    skip.predicted = opa_reports::NO_ANSWER;
+    let rows = vec![
+        row(0, "serve", "a", 0.0, 10.0, 10.0, true, true),
+        skip,
+        row(2, "serve", "a", 0.2, 10.0, 12.0, false, true),
+    ];
+    let s = summarize(&rows, &inputs(1));
+    assert_eq!((s.frames, s.skipped, s.probes, s.switches), (3, 1, 0, 0));
+    assert_eq!(s.top1, 1.0 / 3.0);
+    assert_eq!(s.top1_within_deadline, 1.0 / 3.0);
+    assert_eq!(s.deadline_miss_rate, 1.0 / 3.0);
+    // Latencies of the answered frames only.
+    assert_eq!((s.latency_p50_ms, s.latency_p99_ms), (10.0, 12.0));
+    assert_eq!(s.decision_overhead, 0.0);
+}
+
+#[test]
 fn verdict_lists_every_reason() {
     let rows = vec![row(0, "serve", "a", 0.0, 1.0, 1.0, true, true)];
     let s = summarize(
@@ -120,7 +140,7 @@ fn verdict_lists_every_reason() {
     for needle in [
         "INCOMPLETE",
         "emulated",
-        "too few frames: 1 served, at least 100",
+        "too few frames: 1, at least 100",
         "load injector missed its target",
     ] {
         assert!(r.contains(needle), "{r}");

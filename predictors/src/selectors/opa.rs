@@ -44,7 +44,9 @@
 //! the probe's own timed runs. Where recent runs fell in their predicted distributions
 //! corrects every chance of finishing in time (`tail_window`, [`Tails`]). Per frame, the
 //! time a frame waited for the device ([`Context::waited_ms`]: frames queued behind earlier
-//! frames' runs, at high frame rates) comes off its budget.
+//! frames' runs, at high frame rates) comes off its budget. In both, a frame that waited as
+//! long as its deadline before anything ran on it is dropped ([`Decision::Skip`],
+//! `skip_late`): no run can serve it in time, and any would delay the frames behind it.
 
 use super::best_feasible;
 use crate::predict::Prediction;
@@ -132,6 +134,12 @@ pub struct OpaParams {
     /// on. On the probe's own frame the pooled same-image table stands. false = the pooled
     /// tables on every frame.
     pub robust_gain: bool,
+    /// Drop a frame ([`Decision::Skip`]) that has waited for the device as long as its
+    /// deadline or longer before anything ran on it: no run can serve it in time any more,
+    /// and any run would delay the frames queued after it. Frames wait only where the
+    /// device cannot keep up with the stream (at 10 frames per second never). false = run
+    /// every frame however late.
+    pub skip_late: bool,
 }
 
 impl Default for OpaParams {
@@ -154,6 +162,7 @@ impl Default for OpaParams {
             fallback: true,
             escalate_chance: 0.8,
             robust_gain: true,
+            skip_late: true,
         }
     }
 }
@@ -1056,6 +1065,13 @@ impl Selector for Opa {
 
     fn decide(&mut self, ctx: &Context) -> Decision {
         self.deadline_ms = ctx.deadline_ms;
+        if self.p.skip_late
+            && ctx.waited_ms >= ctx.deadline_ms
+            && self.probed_frame != Some(ctx.frame)
+        {
+            // Nothing ran on the frame yet and it can no longer be served in time.
+            return Decision::Skip;
+        }
         if self.frame_table.is_some() {
             return self.decide_per_frame(ctx);
         }
@@ -1179,6 +1195,8 @@ impl Selector for Opa {
                     }
                 }
             }
+            // (Never an outcome's: nothing runs on a skipped frame.)
+            Phase::Skip => {}
         }
     }
 }

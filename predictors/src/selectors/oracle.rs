@@ -6,7 +6,9 @@
 //! which the engine tells), each taking the candidate's mean latency at its frame's load.
 //! Where frames never queue (a run takes less than the time between frames), that is each
 //! frame's chance of finishing within the deadline, as it was before the queue was counted.
-//! Costs nothing to decide; used for regret only.
+//! Like OPA, it drops a frame that waited as long as its deadline before anything ran on it
+//! ([`Decision::Skip`]), and counts such drops in the queue it plans with. Costs nothing to
+//! decide; used for regret only.
 
 use crate::profile::{Profile, within};
 use crate::{Context, Decision, Selector};
@@ -73,6 +75,10 @@ impl Oracle {
                 } else {
                     ((free_s - t.arrival_s) * 1e3).max(0.0)
                 };
+                if wait_ms >= deadline_ms {
+                    // Dropped: no run, no answer.
+                    continue;
+                }
                 let l = p.latency_at(c, t.load);
                 free_s = t.arrival_s + (wait_ms + l.mean_ms) / 1e3;
                 score += p.class_top1(c, t.content, t.label) * within(deadline_ms - wait_ms, &l);
@@ -95,6 +101,9 @@ impl Selector for Oracle {
     }
 
     fn decide(&mut self, ctx: &Context) -> Decision {
+        if ctx.waited_ms >= ctx.deadline_ms {
+            return Decision::Skip;
+        }
         let w = ctx.frame / self.p.window.max(1) as u64;
         match self.window {
             Some((cw, c)) if cw == w => Decision::Serve(c),
