@@ -829,6 +829,50 @@ fn opa_per_frame_escalates_from_the_probe_with_its_answer_in_hand() {
 }
 
 #[test]
+fn opa_per_frame_escalates_with_the_fallback_only_where_frames_do_not_queue() {
+    // A hard scene (see above): after the probe on a frame that did not wait, candidate 4
+    // runs as an escalation, weighed in the whole time left (a late one leaves the probe's
+    // answer). On a frame that waited for the device, frames are queuing and a late run would
+    // delay them: a larger candidate is then held against 0.9 x the deadline less the time
+    // gone, and serves outright.
+    let p = profile();
+    let fallback = OpaParams {
+        cascade: true,
+        fallback: true,
+        ..per_frame()
+    };
+    let cands = cands(&p);
+    let after_probe = |waited_ms: f64| {
+        let mut s = new_opa(&p, fallback.clone());
+        let ctx = |waited_ms| Context {
+            frame: 0,
+            arrival_s: 0.0,
+            deadline_ms: 2.0,
+            candidates: &cands,
+            serving: None,
+            waited_ms,
+        };
+        assert_eq!(s.decide(&ctx(waited_ms)), Decision::Probe(p.probe));
+        let probe_ms = p.latency[p.probe][0].p50_ms;
+        s.observe(&Outcome {
+            frame: 0,
+            candidate: p.probe,
+            phase: Phase::Probe,
+            compute_ms: probe_ms,
+            latency_ms: waited_ms + probe_ms,
+            confidence: 0.3,
+            entropy: 0.5,
+            margin: 0.5,
+            predicted: 1,
+        });
+        s.decide(&ctx(waited_ms + probe_ms))
+    };
+    assert_eq!(after_probe(0.0), Decision::Escalate(4));
+    let queued = after_probe(0.3);
+    assert!(matches!(queued, Decision::Serve(c) if c != 4), "{queued:?}");
+}
+
+#[test]
 fn opa_per_frame_counts_the_time_a_frame_waited_in_the_queue() {
     // A hard object read on the same-image table (see the other-view test): candidate 4
     // (1.4 ms idle mean) serves the frames after the probe's at a 2 ms deadline (budget 0.9

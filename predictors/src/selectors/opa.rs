@@ -23,10 +23,11 @@
 //! latency cannot really be lower than the probe's, whatever its calibrated table says).
 //! On those later frames a larger candidate's top-1 in a bin is the probe's plus a low
 //! quantile of its gain across the profile's content conditions (`robust_gain`): a gain
-//! only some conditions show is not counted on there. Where the probe is the pick, it runs as a probe (`cascade`); with its
-//! answer in hand a larger candidate then runs as an escalation (`fallback`): if that is
-//! late, the probe's answer serves at the deadline, so probing first and escalating also
-//! competes with serving a larger candidate outright on the scene's later frames.
+//! only some conditions show is not counted on there. Where the probe is the pick, it runs
+//! as a probe (`cascade`); with its answer in hand a larger candidate then runs as an
+//! escalation (`fallback`, on frames that did not wait for the device): if that is late, the
+//! probe's answer serves at the deadline, so probing first and escalating also competes with
+//! serving a larger candidate outright on the scene's later frames.
 //!
 //! **Rounds** (`evidence_frames = 0`, the paper's scheme): the probe runs on `probe_frames`
 //! frames every `reprobe_every` frames (and early when the serving candidate's latency or
@@ -118,9 +119,10 @@ pub struct OpaParams {
     /// ([`Decision::Escalate`]): if it is late, the probe's answer serves at the deadline. A
     /// larger candidate there is then weighed by its expected gain over the probe's answer
     /// in the whole time left, and on the scene's other frames, probing first and escalating
-    /// competes with serving a larger candidate outright. false = a larger candidate after
-    /// the probe serves whatever its latency (held against `margin` x the deadline less the
-    /// probe's time).
+    /// competes with serving a larger candidate outright. Only on frames that did not wait
+    /// for the device: a late escalation keeps it busy past the deadline, which costs the
+    /// frames queued behind it. false = a larger candidate after the probe serves whatever
+    /// its latency (held against `margin` x the deadline less the probe's time).
     pub fallback: bool,
     /// With `fallback`: the least predicted chance of finishing in time a larger candidate
     /// needs to run after the probe (a late one serves nothing, and its run is decision
@@ -267,6 +269,9 @@ pub struct Opa {
     tails: Tails,
     /// The candidate of the latest run (probe or served).
     last_run: Option<usize>,
+    /// Per-frame mode: the frame being decided waited for the device before its first run
+    /// (the device is not keeping up with the stream).
+    queued: bool,
 }
 
 /// What a per-frame decision weighs the candidates with ([`Weigh::value`]; a method that
@@ -558,6 +563,7 @@ impl Opa {
             esc_memo: std::cell::Cell::new(None),
             tails,
             last_run: None,
+            queued: false,
         })
     }
 
@@ -735,13 +741,20 @@ impl Opa {
         });
         // A new object the probe may not read yet: the reading is of the previous one.
         let unread = self.scene_changed && !gap_over;
+        if self.probed_frame != Some(ctx.frame) {
+            // (The frame's first decision: the wait is before any run of its own.)
+            self.queued = ctx.waited_ms > 0.0;
+        }
         if stale && self.probed_frame != Some(ctx.frame) {
             self.probed_frame = Some(ctx.frame);
             self.last_probe = Some(ctx.frame);
             return Decision::Probe(self.probe);
         }
         let probed_now = self.probed_frame == Some(ctx.frame);
-        let fallback = self.p.fallback;
+        // A late escalation keeps the device busy past the deadline: free only while no frame
+        // waits behind it. Where this frame waited, frames are queuing, and a larger
+        // candidate after the probe is weighed as without the fallback.
+        let fallback = self.p.fallback && !self.queued;
         let budget = if probed_now && fallback {
             // A late larger candidate costs nothing on this frame: the probe's answer serves
             // at the deadline.
