@@ -198,6 +198,18 @@ fn load_step(f: u64) -> Cond {
 // The synthetic profile: 6 candidates, latency (0.2 + 0.3 i)(1 + 2 load) ms: idle
 // 0.2, 0.5, 0.8, 1.1, 1.4, 1.7; at load 1: 0.6, 1.5, 2.4, ... With a 2 ms deadline and margin
 // 0.8 (budget 1.6 ms) the right choice is candidate 4 idle and candidate 1 at full load.
+/// Frame `frame` (one per ms) with a 2 ms deadline, after waiting `waited_ms` for the device.
+fn at_2ms(cands: &[CandidateInfo], frame: u64, waited_ms: f64) -> Context<'_> {
+    Context {
+        frame,
+        arrival_s: frame as f64 * 0.001,
+        deadline_ms: 2.0,
+        candidates: cands,
+        serving: None,
+        waited_ms,
+    }
+}
+
 fn profile() -> Profile {
     synthetic(6, 5, &[0.0, 0.5, 1.0])
 }
@@ -393,15 +405,7 @@ fn the_oracle_counts_the_queue_its_pick_would_build() {
             })
             .collect();
         let mut s = Oracle::new(OracleParams { window }, p.clone(), truth);
-        let ctx = Context {
-            frame: 0,
-            arrival_s: 0.0,
-            deadline_ms: 2.0,
-            candidates: &cands,
-            serving: None,
-            waited_ms,
-        };
-        s.decide(&ctx)
+        s.decide(&at_2ms(&cands, 0, waited_ms))
     };
     assert_eq!(pick(0.1, 0.0, 10), Decision::Serve(3));
     assert_eq!(pick(0.0005, 0.0, 10), Decision::Serve(1));
@@ -415,14 +419,7 @@ fn the_oracle_counts_the_queue_its_pick_would_build() {
 fn opa_drops_a_frame_that_waited_past_its_deadline_before_any_run() {
     let p = profile();
     let cands = cands(&p);
-    let ctx = |frame: u64, waited_ms: f64| Context {
-        frame,
-        arrival_s: frame as f64 * 0.001,
-        deadline_ms: 2.0,
-        candidates: &cands,
-        serving: None,
-        waited_ms,
-    };
+    let ctx = |frame: u64, waited_ms: f64| at_2ms(&cands, frame, waited_ms);
     for params in [OpaParams::default(), rounds()] {
         let mut s = new_opa(&p, params.clone());
         assert_eq!(
@@ -844,14 +841,7 @@ fn opa_per_frame_escalates_with_the_fallback_only_where_frames_do_not_queue() {
     let cands = cands(&p);
     let after_probe = |waited_ms: f64| {
         let mut s = new_opa(&p, fallback.clone());
-        let ctx = |waited_ms| Context {
-            frame: 0,
-            arrival_s: 0.0,
-            deadline_ms: 2.0,
-            candidates: &cands,
-            serving: None,
-            waited_ms,
-        };
+        let ctx = |waited_ms| at_2ms(&cands, 0, waited_ms);
         assert_eq!(s.decide(&ctx(waited_ms)), Decision::Probe(p.probe));
         let probe_ms = p.latency[p.probe][0].p50_ms;
         s.observe(&Outcome {
