@@ -216,8 +216,10 @@ pub fn markdown(
         "\n## Top-1 within deadline against the deadline\n\n![top-1 within deadline vs deadline](headline.png)\n\n\
          Each line is a selector; a point is one replay of the whole stream at that deadline. The \
          y value counts frames that were both correct and answered within the deadline, over all \
-         frames: a late answer is a miss. Higher is better; the oracle (hindsight, zero cost) is \
-         the ceiling, and the gap to it is the regret.\n"
+         frames: a late answer, or none (a frame dropped: `skipped`), is a miss. Higher is \
+         better. The oracle (hindsight, zero cost: it knows each frame's content and load and \
+         picks by the profile's tables) is the reference, and the gap to it is the regret; it \
+         is not a bound (live, its latencies are the profile's, timed on another run).\n"
     );
     let mut all: Vec<&SelectorSummary> = runs.iter().flat_map(|r| &r.summary.selectors).collect();
     all.sort_by(|a, b| a.deadline_ms.total_cmp(&b.deadline_ms));
