@@ -50,6 +50,13 @@ pub struct Context<'a> {
     pub waited_ms: f64,
 }
 
+impl Context<'_> {
+    /// The frame has waited as long as its deadline: no run can serve it in time any more.
+    pub fn past_deadline(&self) -> bool {
+        self.waited_ms >= self.deadline_ms
+    }
+}
+
 /// What the selector wants done with the current frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {

@@ -93,7 +93,7 @@ fn windows<'a>(
     let mut w: Vec<Vec<&Sample>> = Vec::new();
     for r in rows
         .iter()
-        .filter(|r| r.selector == selector && r.deadline_ms == deadline_ms && r.phase != "probe")
+        .filter(|r| r.selector == selector && r.deadline_ms == deadline_ms && r.is_frame())
     {
         let i = (r.arrival_s / window_s.max(1e-9)).floor().max(0.0) as usize;
         if w.len() <= i {

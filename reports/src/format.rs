@@ -46,6 +46,14 @@ pub struct Sample {
     pub condition: String,
 }
 
+impl Sample {
+    /// One row per frame: its served row, or the row of a frame dropped unanswered (not
+    /// its probe runs).
+    pub fn is_frame(&self) -> bool {
+        matches!(self.phase.as_str(), "serve" | "skip")
+    }
+}
+
 /// [`Sample::predicted`] of a frame dropped unanswered.
 pub const NO_ANSWER: u16 = u16::MAX;
 

@@ -48,7 +48,7 @@ pub fn breakdown(
     let mut groups: Vec<((String, String), Vec<&Sample>)> = Vec::new();
     for r in samples
         .iter()
-        .filter(|r| r.phase != "probe" && r.deadline_ms == deadline_ms)
+        .filter(|r| r.is_frame() && r.deadline_ms == deadline_ms)
     {
         let k = (r.selector.clone(), key(r));
         match groups.iter_mut().find(|(g, _)| *g == k) {

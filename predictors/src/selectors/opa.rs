@@ -269,8 +269,8 @@ pub struct Opa {
     tails: Tails,
     /// The candidate of the latest run (probe or served).
     last_run: Option<usize>,
-    /// Per-frame mode: the frame being decided waited for the device before its first run
-    /// (the device is not keeping up with the stream).
+    /// The frame being decided waited for the device before its first run (the device is
+    /// not keeping up with the stream; read per frame).
     queued: bool,
 }
 
@@ -741,10 +741,6 @@ impl Opa {
         });
         // A new object the probe may not read yet: the reading is of the previous one.
         let unread = self.scene_changed && !gap_over;
-        if self.probed_frame != Some(ctx.frame) {
-            // (The frame's first decision: the wait is before any run of its own.)
-            self.queued = ctx.waited_ms > 0.0;
-        }
         if stale && self.probed_frame != Some(ctx.frame) {
             self.probed_frame = Some(ctx.frame);
             self.last_probe = Some(ctx.frame);
@@ -1078,12 +1074,13 @@ impl Selector for Opa {
 
     fn decide(&mut self, ctx: &Context) -> Decision {
         self.deadline_ms = ctx.deadline_ms;
-        if self.p.skip_late
-            && ctx.waited_ms >= ctx.deadline_ms
-            && self.probed_frame != Some(ctx.frame)
-        {
-            // Nothing ran on the frame yet and it can no longer be served in time.
-            return Decision::Skip;
+        if self.probed_frame != Some(ctx.frame) {
+            // The frame's first decision: nothing ran on it yet, so its wait is for earlier
+            // frames' runs.
+            if self.p.skip_late && ctx.past_deadline() {
+                return Decision::Skip;
+            }
+            self.queued = ctx.waited_ms > 0.0;
         }
         if self.frame_table.is_some() {
             return self.decide_per_frame(ctx);

@@ -101,7 +101,7 @@ impl Selector for Oracle {
     }
 
     fn decide(&mut self, ctx: &Context) -> Decision {
-        if ctx.waited_ms >= ctx.deadline_ms {
+        if ctx.past_deadline() {
             return Decision::Skip;
         }
         let w = ctx.frame / self.p.window.max(1) as u64;
