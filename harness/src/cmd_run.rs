@@ -14,7 +14,7 @@ use opa_harness::load::{CpuInjector, GPU_MATRIX, GpuInjector};
 use opa_harness::profile_target::{ProfileTarget, truth};
 use opa_harness::scenario::{self, SelectorSpec};
 use opa_predictors::predict::{Variant, fit};
-use opa_predictors::profile::Profile;
+use opa_predictors::profile::{LatencyStats, Profile};
 use opa_predictors::selectors::*;
 use opa_predictors::{Phase, Selector};
 use opa_reports::{
@@ -125,6 +125,9 @@ struct Lane<'a> {
 /// Everything a selector may be built from.
 struct SelectorInputs<'a> {
     profile: Option<&'a Arc<Profile>>,
+    /// Live, the profile with every candidate's latency timed on this machine at the start of
+    /// the run: what an oracle with `timed-latency = 1` plans with.
+    timed: Option<&'a Arc<Profile>>,
     truth: &'a [FrameTruth],
     seed: u64,
 }
@@ -191,7 +194,10 @@ fn build_selector(
             OracleParams {
                 window: u("window"),
             },
-            profile()?.clone(),
+            match inp.timed {
+                Some(t) if u("timed-latency") == 1 => t.clone(),
+                _ => profile()?.clone(),
+            },
             inp.truth.to_vec(),
         )),
         "ofa-static" => Box::new(
@@ -221,6 +227,181 @@ fn build_selector(
         )),
         other => return Err(bad(format!("unknown selector kind {other:?}"))),
     })
+}
+
+/// The file in a live run directory with the latencies the oracle planned with.
+pub const TIMED_FILE: &str = "oracle-latency.json";
+
+/// About how many runs the live oracle's latency tables are timed from.
+const ORACLE_TIMED_RUNS: usize = 6_000;
+
+/// Fewest timed runs a (candidate, load level) table cell is estimated from; a cell with
+/// fewer takes the nearest level's.
+const ORACLE_MIN_CELL: usize = 8;
+
+/// `profile` with every candidate's latency tables timed on this machine in the run's own
+/// conditions: a [`LiveTarget`] under the scenario's injected load plays each candidate on
+/// every k-th frame of the stream at the frame's moment of the trace (k such that about
+/// [`ORACLE_TIMED_RUNS`] runs are timed in all; one candidate after another, so each run
+/// after the first is warm, as the oracle's are within a window). Each run counts at the
+/// profile's load level nearest the trace's load then; a level the trace does not visit takes
+/// the nearest visited level's figures. Returns the timed profile and the runs per cell.
+fn time_for_oracle(
+    sc: &scenario::Scenario,
+    dep: &Deployment,
+    st: &Stream,
+    profile: &Profile,
+    device: &burn::tensor::Device,
+    profile_workload: &scenario::Workload,
+) -> Result<(Profile, Vec<Vec<usize>>)> {
+    let (n, cands) = (st.slots.len(), dep.plans.len());
+    let every = (n * cands).div_ceil(ORACLE_TIMED_RUNS).max(1);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let injector = sc
+        .workload
+        .points
+        .iter()
+        .any(|p| p.cpu_load > 0.0)
+        .then(|| CpuInjector::start(cores, sc.seed_load));
+    let gpu = (sc.backend == opa_harness::backend::Backend::TchCuda
+        && sc.workload.points.iter().any(|p| p.gpu_load > 0.0))
+    .then(|| GpuInjector::start(device.clone(), GPU_MATRIX));
+    let mut target = LiveTarget::new(
+        &dep.plans,
+        &dep.cfg,
+        &st.frames,
+        device,
+        injector.as_ref(),
+        &sc.workload,
+        sc.slowdown,
+    )
+    .with_gpu(gpu.as_ref());
+    target.resume();
+    let frames: Vec<usize> = (0..n).step_by(every).collect();
+    let bar = crate::cmd_calibrate::bar((cands * frames.len()) as u64, "oracle");
+    bar.set_message(format!(
+        "timing every candidate on every {every}th frame (the oracle plans with this machine's latencies)"
+    ));
+    let levels = &profile.loads;
+    let nearest = |load: f64| {
+        (0..levels.len())
+            .min_by(|&a, &b| {
+                (levels[a] - load)
+                    .abs()
+                    .total_cmp(&(levels[b] - load).abs())
+            })
+            .unwrap_or(0)
+    };
+    let mut latency = Vec::with_capacity(cands);
+    let mut counts = Vec::with_capacity(cands);
+    for c in 0..cands {
+        // One untimed run first: every timed run then follows a run of the same candidate.
+        target.run(c, 0, st.slots[0].arrival_s).map_err(bad)?;
+        let mut times: Vec<Vec<f64>> = vec![Vec::new(); levels.len()];
+        for &f in &frames {
+            let at = st.slots[f].arrival_s;
+            let r = target.run(c, f, at).map_err(bad)?;
+            times[nearest(profile_workload.at(at).cpu_load)].push(r.compute_ms);
+            bar.inc(1);
+        }
+        counts.push(times.iter().map(Vec::len).collect::<Vec<_>>());
+        let cells: Vec<Option<LatencyStats>> = times
+            .iter_mut()
+            .map(|t| (t.len() >= ORACLE_MIN_CELL).then(|| latency_stats(t)))
+            .collect();
+        let row = (0..levels.len())
+            .map(|i| {
+                // The nearest level with enough runs (the lower one on a tie), else the
+                // profile's own figure.
+                (0..levels.len())
+                    .filter(|&j| cells[j].is_some())
+                    .min_by(|&a, &b| {
+                        (levels[a] - levels[i])
+                            .abs()
+                            .total_cmp(&(levels[b] - levels[i]).abs())
+                    })
+                    .and_then(|j| cells[j])
+                    .unwrap_or(profile.latency[c][i])
+            })
+            .collect();
+        latency.push(row);
+    }
+    target.pause();
+    bar.finish_and_clear();
+    Ok((
+        Profile {
+            latency,
+            ..profile.clone()
+        },
+        counts,
+    ))
+}
+
+/// Mean, median and 95th percentile of `times` (sorted in place; not empty), by the rule
+/// calibration uses.
+fn latency_stats(times: &mut [f64]) -> LatencyStats {
+    times.sort_by(f64::total_cmp);
+    let q = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+    LatencyStats {
+        mean_ms: times.iter().sum::<f64>() / times.len() as f64,
+        p50_ms: q(0.5),
+        p95_ms: q(0.95),
+    }
+}
+
+/// What the live oracle planned with ([`TIMED_FILE`]): per candidate and load level, its
+/// latency timed on this machine and the profile's.
+#[derive(serde::Serialize)]
+struct TimedLatency {
+    /// The profile's load levels.
+    loads: Vec<f64>,
+    /// The emulated slow-down the timed latencies include (1 = none).
+    slowdown: f64,
+    /// Per load level, the median over the candidates of timed over profiled median latency.
+    median_p50_ratio: Vec<f64>,
+    candidates: Vec<TimedCandidate>,
+}
+
+#[derive(serde::Serialize)]
+struct TimedCandidate {
+    id: String,
+    /// Per load level: timed on this machine during the run.
+    timed: Vec<LatencyStats>,
+    /// Per load level: the runs timed there (fewer than [`ORACLE_MIN_CELL`]: the nearest
+    /// level's figures stand in).
+    timed_runs: Vec<usize>,
+    /// Per load level: the profile's.
+    profile: Vec<LatencyStats>,
+}
+
+impl TimedLatency {
+    fn of(profile: &Profile, timed: &Profile, runs: &[Vec<usize>], slowdown: f64) -> TimedLatency {
+        let median_p50_ratio = (0..profile.loads.len())
+            .map(|i| {
+                let mut r: Vec<f64> = (0..profile.candidates.len())
+                    .map(|c| timed.latency[c][i].p50_ms / profile.latency[c][i].p50_ms)
+                    .collect();
+                r.sort_by(f64::total_cmp);
+                r[r.len() / 2]
+            })
+            .collect();
+        TimedLatency {
+            loads: profile.loads.clone(),
+            slowdown,
+            median_p50_ratio,
+            candidates: profile
+                .candidates
+                .iter()
+                .enumerate()
+                .map(|(c, a)| TimedCandidate {
+                    id: a.id.clone(),
+                    timed: timed.latency[c].clone(),
+                    timed_runs: runs[c].clone(),
+                    profile: profile.latency[c].clone(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Reads a profile and checks it was calibrated on exactly these candidates.
@@ -361,15 +542,58 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
     // a profile without the tables it reads) is an error that leaves no run directory.
     let check = SelectorInputs {
         profile: profile.as_ref(),
+        timed: None,
         truth: &oracle_truth,
         seed: sc.seed_selector,
     };
     for (si, spec) in sc.selectors.iter().enumerate() {
         build_selector(spec, si, &check)?;
     }
+    // Live, the oracle is a reference only if it knows this machine's latencies: the profile
+    // may have been timed on another (or on this one in another state). So every candidate is
+    // timed here, at the profile's load levels, before the clock starts.
+    let timed = match (&device, &profile) {
+        (Some(dev), Some(p))
+            if sc
+                .selectors
+                .iter()
+                .any(|s| s.kind == "oracle" && s.get("timed-latency") == 1.0) =>
+        {
+            let started = std::time::Instant::now();
+            let (t, runs) = time_for_oracle(&sc, &dep, &st, p, dev, &profile_workload)?;
+            let report = TimedLatency::of(p, &t, &runs, sc.slowdown);
+            println!(
+                "oracle: candidates timed on this machine in {:.1} s; median latency against the profile's: {}",
+                started.elapsed().as_secs_f64(),
+                report
+                    .loads
+                    .iter()
+                    .zip(&report.median_p50_ratio)
+                    .map(|(l, r)| format!("x{r:.2} at load {l}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            if report
+                .median_p50_ratio
+                .iter()
+                .any(|r| !(0.67..=1.5).contains(r))
+            {
+                println!(
+                    "note: the profile's latencies are off for this machine, and the other selectors plan with them (`opa calibrate --latency-only PROFILE --out NEW` re-times them)"
+                );
+            }
+            Some((Arc::new(t), report))
+        }
+        _ => None,
+    };
 
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    for stale in ["summary.json", "samples.parquet", "events.jsonl"] {
+    for stale in [
+        "summary.json",
+        "samples.parquet",
+        "events.jsonl",
+        TIMED_FILE,
+    ] {
         let _ = std::fs::remove_file(out.join(stale));
     }
     let effective = sc.to_toml();
@@ -423,8 +647,12 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
             String::new()
         }
     );
+    if let Some((_, report)) = &timed {
+        write_json(&out.join(TIMED_FILE), report)?;
+    }
     let inputs = SelectorInputs {
         profile: profile.as_ref(),
+        timed: timed.as_ref().map(|(t, _)| t),
         truth: &oracle_truth,
         seed: sc.seed_selector,
     };

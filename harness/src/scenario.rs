@@ -150,6 +150,7 @@ struct RawSelector {
     robust_gain: Option<S<toml::Value>>,
     skip_late: Option<S<toml::Value>>,
     window: Option<S<toml::Value>>,
+    timed_latency: Option<S<toml::Value>>,
     slack: Option<S<toml::Value>>,
     revalidate_every: Option<S<toml::Value>>,
     trial_frames: Option<S<toml::Value>>,
@@ -157,7 +158,7 @@ struct RawSelector {
 
 impl RawSelector {
     /// The numeric parameters as written, by key.
-    fn numeric(&self) -> [(&'static str, &Option<S<toml::Value>>); 23] {
+    fn numeric(&self) -> [(&'static str, &Option<S<toml::Value>>); 24] {
         [
             ("switch-every", &self.switch_every),
             ("probe-frames", &self.probe_frames),
@@ -179,6 +180,7 @@ impl RawSelector {
             ("robust-gain", &self.robust_gain),
             ("skip-late", &self.skip_late),
             ("window", &self.window),
+            ("timed-latency", &self.timed_latency),
             ("slack", &self.slack),
             ("revalidate-every", &self.revalidate_every),
             ("trial-frames", &self.trial_frames),
@@ -358,7 +360,11 @@ pub fn selector_defaults(kind: &str) -> Vec<(&'static str, f64)> {
                 ("margin", d.margin),
             ]
         }
-        "oracle" => vec![("window", OracleParams::default().window as f64)],
+        // (`timed-latency` is the harness's: what the oracle's latency tables are.)
+        "oracle" => vec![
+            ("window", OracleParams::default().window as f64),
+            ("timed-latency", 1.0),
+        ],
         "ofa-static" => vec![("margin", OfaStaticParams::default().margin)],
         "dynamic-ofa" => {
             let d = DynamicOfaParams::default();
@@ -391,7 +397,9 @@ fn param_range(key: &str) -> (f64, f64, bool) {
         "load-window" | "tail-window" => (0.0, 1000.0, true),
         "min-gain" | "escalate-chance" => (0.0, 1.0, false),
         "idle-stretch" => (0.0, 100.0, false),
-        "view-table" | "cascade" | "fallback" | "robust-gain" | "skip-late" => (0.0, 1.0, true),
+        "view-table" | "cascade" | "fallback" | "robust-gain" | "skip-late" | "timed-latency" => {
+            (0.0, 1.0, true)
+        }
         "replan-every" | "evidence-frames" => (0.0, 1_000_000.0, true),
         _ => (1.0, 1_000_000.0, true),
     }

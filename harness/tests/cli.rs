@@ -299,6 +299,95 @@ switch-every = 10
     assert_eq!(again.status.code(), Some(2), "{}", text(&again));
 }
 
+/// Live, the oracle plans with latencies timed on this machine during the run (in the
+/// run's own conditions), not the profile's: `oracle-latency.json` records them per load
+/// level with the profile's, levels the trace does not visit take the nearest visited
+/// level's figures, and an emulated slow-down stretches them as it stretches every run.
+#[test]
+fn the_live_oracle_plans_with_latencies_timed_in_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let timed = |slowdown: f64| -> serde_json::Value {
+        let scenario = dir.path().join(format!("timed-{slowdown}.toml"));
+        std::fs::write(
+            &scenario,
+            format!(
+                r#"name = "timed"
+[requirement]
+deadline-ms = 2.0
+[device]
+slowdown = {slowdown:?}
+[[stream.segment]]
+duration-s = 6
+fps = 10
+[[workload.phase]]
+duration-s = 3
+cpu-load = 0.0
+[[workload.phase]]
+duration-s = 3
+cpu-load = 0.75
+[[selector]]
+kind = "oracle"
+[[selector]]
+kind = "oracle"
+name = "oracle-profiled"
+timed-latency = 0
+"#
+            ),
+        )
+        .unwrap();
+        let out = dir.path().join(format!("run-{slowdown}"));
+        let o = opa(&[
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let t = text(&o);
+        assert!(o.status.success(), "{t}");
+        assert!(
+            t.contains("oracle: candidates timed on this machine"),
+            "{t}"
+        );
+        serde_json::from_slice(&std::fs::read(out.join("oracle-latency.json")).unwrap()).unwrap()
+    };
+    let (plain, slow) = (timed(1.0), timed(4.0));
+    let cands = plain["candidates"].as_array().unwrap();
+    assert_eq!(cands.len(), 24);
+    assert_eq!(plain["loads"].as_array().unwrap().len(), 5);
+    let p50 = |c: &serde_json::Value, level: usize| c["timed"][level]["p50_ms"].as_f64().unwrap();
+    for c in cands {
+        // 60 frames x 24 candidates is under the budget: every frame, half of them at load
+        // 0 and half at 0.75.
+        let runs: Vec<u64> = c["timed_runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert_eq!(runs, [30, 0, 0, 30, 0], "{c}");
+        assert!(p50(c, 0) > 0.0 && p50(c, 3) > 0.0, "{c}");
+        assert_eq!(
+            c["timed"][1], c["timed"][0],
+            "0.25 takes load 0's figures: {c}"
+        );
+        assert_eq!(c["timed"][2], c["timed"][3], "0.5 takes load 0.75's: {c}");
+        assert_eq!(c["timed"][4], c["timed"][3], "1.0 takes load 0.75's: {c}");
+        assert_ne!(c["timed"][0], c["profile"][0], "{c}");
+    }
+    // The slowed-down run's latencies are about 4x the plain run's (timing noise aside).
+    let total = |v: &serde_json::Value| -> f64 {
+        v["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| p50(c, 0) + p50(c, 3))
+            .sum()
+    };
+    let ratio = total(&slow) / total(&plain);
+    assert!((2.0..8.0).contains(&ratio), "{ratio}");
+    assert_eq!(slow["slowdown"], 4.0);
+}
+
 #[test]
 fn live_selectors_take_turns_and_share_identical_runs() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,5 +1,7 @@
 //! `oracle`: hindsight reference, not implementable. Knows each frame's true content
-//! condition, label, load and arrival, and the measured tables of the profile; serves, per
+//! condition, label, load and arrival, and the measured tables of the profile it is given
+//! (live, `opa run` gives it the profile with latency tables timed on the machine during the
+//! run, not the calibration's: see the harness's `cmd_run`); serves, per
 //! window of `window` frames, the candidate with the most expected frames correct within the
 //! deadline, counting the queue its pick would build: each frame of the window waits for the
 //! runs before it (the first for what the device still has to finish when the window starts,
