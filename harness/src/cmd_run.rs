@@ -18,8 +18,8 @@ use opa_predictors::profile::{LatencyStats, Profile};
 use opa_predictors::selectors::*;
 use opa_predictors::{Phase, Selector};
 use opa_reports::{
-    Event, MachineInfo, NO_ANSWER, RunSummary, Sample, SelectorSummary, SummaryInputs, fill_regret,
-    summarize, write_json, write_jsonl, write_samples,
+    Event, MachineInfo, NO_ANSWER, ORACLE_LATENCY_FILE, RunSummary, Sample, SelectorSummary,
+    SummaryInputs, fill_regret, summarize, write_json, write_jsonl, write_samples,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -229,9 +229,6 @@ fn build_selector(
     })
 }
 
-/// The file in a live run directory with the latencies the oracle planned with.
-pub const TIMED_FILE: &str = "oracle-latency.json";
-
 /// About how many runs the live oracle's latency tables are timed from.
 const ORACLE_TIMED_RUNS: usize = 6_000;
 
@@ -349,8 +346,8 @@ fn latency_stats(times: &mut [f64]) -> LatencyStats {
     }
 }
 
-/// What the live oracle planned with ([`TIMED_FILE`]): per candidate and load level, its
-/// latency timed on this machine and the profile's.
+/// What the live oracle planned with ([`ORACLE_LATENCY_FILE`]): per candidate and load
+/// level, its latency timed on this machine and the profile's.
 #[derive(serde::Serialize)]
 struct TimedLatency {
     /// The profile's load levels.
@@ -552,13 +549,17 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
     // Live, the oracle is a reference only if it knows this machine's latencies: the profile
     // may have been timed on another (or on this one in another state). So every candidate is
     // timed here, at the profile's load levels, before the clock starts.
+    // (Only where this shard runs such an oracle: item k of the (deadline x selector) grid
+    // is shard k mod N + 1's.)
+    let nsel = sc.selectors.len();
+    let timed_oracle = sc.selectors.iter().enumerate().any(|(si, s)| {
+        s.kind == "oracle"
+            && s.get("timed-latency") == 1.0
+            && (0..deadlines.len())
+                .any(|di| a.shard.is_none_or(|(i, n)| (di * nsel + si) % n == i - 1))
+    });
     let timed = match (&device, &profile) {
-        (Some(dev), Some(p))
-            if sc
-                .selectors
-                .iter()
-                .any(|s| s.kind == "oracle" && s.get("timed-latency") == 1.0) =>
-        {
+        (Some(dev), Some(p)) if timed_oracle => {
             let started = std::time::Instant::now();
             let (t, runs) = time_for_oracle(&sc, &dep, &st, p, dev, &profile_workload)?;
             let report = TimedLatency::of(p, &t, &runs, sc.slowdown);
@@ -592,7 +593,7 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
         "summary.json",
         "samples.parquet",
         "events.jsonl",
-        TIMED_FILE,
+        ORACLE_LATENCY_FILE,
     ] {
         let _ = std::fs::remove_file(out.join(stale));
     }
@@ -648,7 +649,7 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
         }
     );
     if let Some((_, report)) = &timed {
-        write_json(&out.join(TIMED_FILE), report)?;
+        write_json(&out.join(ORACLE_LATENCY_FILE), report)?;
     }
     let inputs = SelectorInputs {
         profile: profile.as_ref(),

@@ -302,11 +302,12 @@ switch-every = 10
 /// Live, the oracle plans with latencies timed on this machine during the run (in the
 /// run's own conditions), not the profile's: `oracle-latency.json` records them per load
 /// level with the profile's, levels the trace does not visit take the nearest visited
-/// level's figures, and an emulated slow-down stretches them as it stretches every run.
+/// level's figures, and an emulated slow-down stretches them as it stretches every run. A
+/// shard without a timed oracle times nothing; `opa merge` keeps the shard's tables.
 #[test]
 fn the_live_oracle_plans_with_latencies_timed_in_the_run() {
     let dir = tempfile::tempdir().unwrap();
-    let timed = |slowdown: f64| -> serde_json::Value {
+    let timed = |slowdown: f64, shard: Option<&str>| -> Option<std::path::PathBuf> {
         let scenario = dir.path().join(format!("timed-{slowdown}.toml"));
         std::fs::write(
             &scenario,
@@ -335,22 +336,52 @@ timed-latency = 0
             ),
         )
         .unwrap();
-        let out = dir.path().join(format!("run-{slowdown}"));
-        let o = opa(&[
+        let out = dir.path().join(format!(
+            "run-{slowdown}-{}",
+            shard.map_or("all", |s| &s[..1])
+        ));
+        let mut args = vec![
             "run",
             scenario.to_str().unwrap(),
             "--out",
             out.to_str().unwrap(),
-        ]);
+        ];
+        if let Some(s) = shard {
+            args.extend(["--shard", s]);
+        }
+        let o = opa(&args);
         let t = text(&o);
         assert!(o.status.success(), "{t}");
-        assert!(
+        let file = out.join("oracle-latency.json");
+        assert_eq!(
             t.contains("oracle: candidates timed on this machine"),
+            file.is_file(),
             "{t}"
         );
-        serde_json::from_slice(&std::fs::read(out.join("oracle-latency.json")).unwrap()).unwrap()
+        file.is_file().then_some(out)
     };
-    let (plain, slow) = (timed(1.0), timed(4.0));
+    let read = |d: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(d.join("oracle-latency.json")).unwrap()).unwrap()
+    };
+    // The grid (one deadline x two oracles): shard 1/2 runs the timed oracle, 2/2 the other.
+    let first = timed(1.0, Some("1/2")).expect("shard 1/2 times the candidates");
+    assert!(
+        timed(1.0, Some("2/2")).is_none(),
+        "shard 2/2 has no timed oracle"
+    );
+    let second = dir.path().join(format!("run-{}-2", 1.0));
+    assert!(second.join("summary.json").is_file());
+    let merged = dir.path().join("merged");
+    let o = opa(&[
+        "merge",
+        "--out",
+        merged.to_str().unwrap(),
+        second.to_str().unwrap(),
+        first.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(read(&merged), read(&first));
+    let (plain, slow) = (read(&merged), read(&timed(4.0, None).unwrap()));
     let cands = plain["candidates"].as_array().unwrap();
     assert_eq!(cands.len(), 24);
     assert_eq!(plain["loads"].as_array().unwrap().len(), 5);

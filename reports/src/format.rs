@@ -57,6 +57,10 @@ impl Sample {
 /// [`Sample::predicted`] of a frame dropped unanswered.
 pub const NO_ANSWER: u16 = u16::MAX;
 
+/// The file in a live run directory with the latencies the oracle planned with (timed on the
+/// machine during the run), beside the profile's.
+pub const ORACLE_LATENCY_FILE: &str = "oracle-latency.json";
+
 /// A probe, a switch or a frame dropped, for `events.jsonl`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {

@@ -2,7 +2,8 @@
 //! become one run directory equal to an unsharded run.
 
 use crate::format::{
-    Event, RunError, RunSummary, Sample, write_atomic, write_json, write_jsonl, write_samples,
+    Event, ORACLE_LATENCY_FILE, RunError, RunSummary, Sample, write_atomic, write_json,
+    write_jsonl, write_samples,
 };
 use crate::summary::fill_regret;
 use std::path::{Path, PathBuf};
@@ -133,6 +134,14 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<RunSummary, RunError> {
     write_atomic(&out.join("scenario.toml"), &scenario_toml)?;
     if let Ok(machine) = std::fs::read(first.join("machine.json")) {
         write_atomic(&out.join("machine.json"), &machine)?;
+    }
+    // Live, each shard that ran an oracle timed the candidates itself: the first one's tables.
+    let _ = std::fs::remove_file(out.join(ORACLE_LATENCY_FILE));
+    if let Some(timed) = inputs
+        .iter()
+        .find_map(|d| std::fs::read(d.join(ORACLE_LATENCY_FILE)).ok())
+    {
+        write_atomic(&out.join(ORACLE_LATENCY_FILE), &timed)?;
     }
     write_samples(&out.join("samples.parquet"), &samples)?;
     write_jsonl(&out.join("events.jsonl"), &events)?;
