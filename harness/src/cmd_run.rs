@@ -337,12 +337,11 @@ fn time_for_oracle(
 /// Mean, median and 95th percentile of `times` (sorted in place; not empty), by the rule
 /// calibration uses.
 fn latency_stats(times: &mut [f64]) -> LatencyStats {
-    times.sort_by(f64::total_cmp);
-    let q = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+    let l = opa_supernet::eval::latency_of(times);
     LatencyStats {
-        mean_ms: times.iter().sum::<f64>() / times.len() as f64,
-        p50_ms: q(0.5),
-        p95_ms: q(0.95),
+        mean_ms: l.mean_ms,
+        p50_ms: l.median_ms,
+        p95_ms: l.p95_ms,
     }
 }
 

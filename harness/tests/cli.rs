@@ -299,6 +299,19 @@ switch-every = 10
     assert_eq!(again.status.code(), Some(2), "{}", text(&again));
 }
 
+/// Six seconds of a clean stream at 10 frames per second, idle for three and at CPU load 0.75
+/// for three (scenario keys).
+const SIX_SECONDS_TWO_LOADS: &str = "[[stream.segment]]
+duration-s = 6
+fps = 10
+[[workload.phase]]
+duration-s = 3
+cpu-load = 0.0
+[[workload.phase]]
+duration-s = 3
+cpu-load = 0.75
+";
+
 /// Live, the oracle plans with latencies timed on this machine during the run (in the
 /// run's own conditions), not the profile's: `oracle-latency.json` records them per load
 /// level with the profile's, levels the trace does not visit take the nearest visited
@@ -317,16 +330,7 @@ fn the_live_oracle_plans_with_latencies_timed_in_the_run() {
 deadline-ms = 2.0
 [device]
 slowdown = {slowdown:?}
-[[stream.segment]]
-duration-s = 6
-fps = 10
-[[workload.phase]]
-duration-s = 3
-cpu-load = 0.0
-[[workload.phase]]
-duration-s = 3
-cpu-load = 0.75
-[[selector]]
+{SIX_SECONDS_TWO_LOADS}[[selector]]
 kind = "oracle"
 [[selector]]
 kind = "oracle"
@@ -425,19 +429,11 @@ fn live_selectors_take_turns_and_share_identical_runs() {
     let scenario = dir.path().join("twins.toml");
     std::fs::write(
         &scenario,
-        r#"name = "twins"
+        format!(
+            r#"name = "twins"
 [requirement]
 deadline-ms = 1.0
-[[stream.segment]]
-duration-s = 6
-fps = 10
-[[workload.phase]]
-duration-s = 3
-cpu-load = 0.0
-[[workload.phase]]
-duration-s = 3
-cpu-load = 0.75
-[[selector]]
+{SIX_SECONDS_TWO_LOADS}[[selector]]
 kind = "fixed-smallest"
 name = "a"
 [[selector]]
@@ -446,7 +442,8 @@ name = "b"
 [[selector]]
 kind = "random"
 switch-every = 7
-"#,
+"#
+        ),
     )
     .unwrap();
     let run = |name: &str, extra: &[&str]| {

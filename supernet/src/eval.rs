@@ -167,6 +167,11 @@ pub fn latency(
         run();
         times.push(t.elapsed().as_secs_f64() * 1000.0);
     }
+    latency_of(&mut times)
+}
+
+/// Mean, median and 95th percentile of timed runs `times` (ms; sorted in place; not empty).
+pub fn latency_of(times: &mut [f64]) -> Latency {
     times.sort_by(f64::total_cmp);
     let q = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
     Latency {
