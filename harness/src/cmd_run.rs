@@ -252,6 +252,10 @@ fn time_for_oracle(
     profile_workload: &scenario::Workload,
 ) -> Result<(Profile, Vec<Vec<usize>>)> {
     let (n, cands) = (st.slots.len(), dep.plans.len());
+    let first = st
+        .slots
+        .first()
+        .ok_or_else(|| bad("the stream has no frames to time the candidates on"))?;
     let every = (n * cands).div_ceil(ORACLE_TIMED_RUNS).max(1);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let injector = sc
@@ -277,7 +281,7 @@ fn time_for_oracle(
     let frames: Vec<usize> = (0..n).step_by(every).collect();
     let bar = crate::cmd_calibrate::bar((cands * frames.len()) as u64, "oracle");
     bar.set_message(format!(
-        "timing every candidate on every {every}th frame (the oracle plans with this machine's latencies)"
+        "timing every candidate on 1 frame in {every} (the oracle plans with this machine's latencies)"
     ));
     let levels = &profile.loads;
     let nearest = |load: f64| {
@@ -293,7 +297,7 @@ fn time_for_oracle(
     let mut counts = Vec::with_capacity(cands);
     for c in 0..cands {
         // One untimed run first: every timed run then follows a run of the same candidate.
-        target.run(c, 0, st.slots[0].arrival_s).map_err(bad)?;
+        target.run(c, 0, first.arrival_s).map_err(bad)?;
         let mut times: Vec<Vec<f64>> = vec![Vec::new(); levels.len()];
         for &f in &frames {
             let at = st.slots[f].arrival_s;
