@@ -229,6 +229,56 @@ fn build_selector(
     })
 }
 
+/// The co-runners a live scenario's trace asks for: CPU spinners where it sets `cpu-load`,
+/// the GPU co-runner where it sets `gpu-load` on `tch-cuda` (GPU load means something only
+/// where inference runs on the GPU). Dropping them stops them.
+struct CoRunners {
+    cpu: Option<CpuInjector>,
+    gpu: Option<GpuInjector>,
+}
+
+impl CoRunners {
+    fn start(sc: &scenario::Scenario, device: &burn::tensor::Device) -> CoRunners {
+        let points = &sc.workload.points;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        CoRunners {
+            cpu: points
+                .iter()
+                .any(|p| p.cpu_load > 0.0)
+                .then(|| CpuInjector::start(cores, sc.seed_load)),
+            gpu: (sc.backend == opa_harness::backend::Backend::TchCuda
+                && points.iter().any(|p| p.gpu_load > 0.0))
+            .then(|| GpuInjector::start(device.clone(), GPU_MATRIX)),
+        }
+    }
+
+    /// A live target over the scenario's candidates and frames, under these co-runners.
+    fn target<'a>(
+        &'a self,
+        sc: &'a scenario::Scenario,
+        dep: &'a Deployment,
+        st: &'a Stream,
+        device: &'a burn::tensor::Device,
+    ) -> LiveTarget<'a> {
+        LiveTarget::new(
+            &dep.plans,
+            &dep.cfg,
+            &st.frames,
+            device,
+            self.cpu.as_ref(),
+            &sc.workload,
+            sc.slowdown,
+        )
+        .with_gpu(self.gpu.as_ref())
+    }
+}
+
+/// Whether item `item` (from 0, deadlines ascending, selectors in file order) of the
+/// (deadline x selector) grid is this shard's (`--shard I/N`: item k is shard k mod N + 1's).
+fn in_shard(shard: Option<(usize, usize)>, item: usize) -> bool {
+    shard.is_none_or(|(i, n)| item % n == i - 1)
+}
+
 /// About how many runs the live oracle's latency tables are timed from.
 const ORACLE_TIMED_RUNS: usize = 6_000;
 
@@ -257,26 +307,8 @@ fn time_for_oracle(
         .first()
         .ok_or_else(|| bad("the stream has no frames to time the candidates on"))?;
     let every = (n * cands).div_ceil(ORACLE_TIMED_RUNS).max(1);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let injector = sc
-        .workload
-        .points
-        .iter()
-        .any(|p| p.cpu_load > 0.0)
-        .then(|| CpuInjector::start(cores, sc.seed_load));
-    let gpu = (sc.backend == opa_harness::backend::Backend::TchCuda
-        && sc.workload.points.iter().any(|p| p.gpu_load > 0.0))
-    .then(|| GpuInjector::start(device.clone(), GPU_MATRIX));
-    let mut target = LiveTarget::new(
-        &dep.plans,
-        &dep.cfg,
-        &st.frames,
-        device,
-        injector.as_ref(),
-        &sc.workload,
-        sc.slowdown,
-    )
-    .with_gpu(gpu.as_ref());
+    let co = CoRunners::start(sc, device);
+    let mut target = co.target(sc, dep, st, device);
     target.resume();
     let frames: Vec<usize> = (0..n).step_by(every).collect();
     let bar = crate::cmd_calibrate::bar((cands * frames.len()) as u64, "oracle");
@@ -284,14 +316,11 @@ fn time_for_oracle(
         "timing every candidate on 1 frame in {every} (the oracle plans with this machine's latencies)"
     ));
     let levels = &profile.loads;
-    let nearest = |load: f64| {
+    // The level nearest `to` among those `ok` accepts (the lower one on a tie).
+    let nearest = |to: f64, ok: &dyn Fn(usize) -> bool| {
         (0..levels.len())
-            .min_by(|&a, &b| {
-                (levels[a] - load)
-                    .abs()
-                    .total_cmp(&(levels[b] - load).abs())
-            })
-            .unwrap_or(0)
+            .filter(|&j| ok(j))
+            .min_by(|&a, &b| (levels[a] - to).abs().total_cmp(&(levels[b] - to).abs()))
     };
     let mut latency = Vec::with_capacity(cands);
     let mut counts = Vec::with_capacity(cands);
@@ -302,7 +331,8 @@ fn time_for_oracle(
         for &f in &frames {
             let at = st.slots[f].arrival_s;
             let r = target.run(c, f, at).map_err(bad)?;
-            times[nearest(profile_workload.at(at).cpu_load)].push(r.compute_ms);
+            let level = nearest(profile_workload.at(at).cpu_load, &|_| true).unwrap_or(0);
+            times[level].push(r.compute_ms);
             bar.inc(1);
         }
         counts.push(times.iter().map(Vec::len).collect::<Vec<_>>());
@@ -312,15 +342,8 @@ fn time_for_oracle(
             .collect();
         let row = (0..levels.len())
             .map(|i| {
-                // The nearest level with enough runs (the lower one on a tie), else the
-                // profile's own figure.
-                (0..levels.len())
-                    .filter(|&j| cells[j].is_some())
-                    .min_by(|&a, &b| {
-                        (levels[a] - levels[i])
-                            .abs()
-                            .total_cmp(&(levels[b] - levels[i]).abs())
-                    })
+                // The nearest level with enough runs, else the profile's own figure.
+                nearest(levels[i], &|j| cells[j].is_some())
                     .and_then(|j| cells[j])
                     .unwrap_or(profile.latency[c][i])
             })
@@ -552,14 +575,12 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
     // Live, the oracle is a reference only if it knows this machine's latencies: the profile
     // may have been timed on another (or on this one in another state). So every candidate is
     // timed here, at the profile's load levels, before the clock starts.
-    // (Only where this shard runs such an oracle: item k of the (deadline x selector) grid
-    // is shard k mod N + 1's.)
+    // (Only where this shard runs such an oracle.)
     let nsel = sc.selectors.len();
     let timed_oracle = sc.selectors.iter().enumerate().any(|(si, s)| {
         s.kind == "oracle"
             && s.get("timed-latency") == 1.0
-            && (0..deadlines.len())
-                .any(|di| a.shard.is_none_or(|(i, n)| (di * nsel + si) % n == i - 1))
+            && (0..deadlines.len()).any(|di| in_shard(a.shard, di * nsel + si))
     });
     let timed = match (&device, &profile) {
         (Some(dev), Some(p)) if timed_oracle => {
@@ -627,12 +648,6 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
         let stop = stop.clone();
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
     }
-    let needs_cpu_load = live && sc.workload.points.iter().any(|p| p.cpu_load > 0.0);
-    // GPU load means something only where inference runs on the GPU.
-    let needs_gpu_load = live
-        && backend == opa_harness::backend::Backend::TchCuda
-        && sc.workload.points.iter().any(|p| p.gpu_load > 0.0);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let emulated = sc.slowdown != 1.0;
     println!(
         "{}: {} frames, {} candidates, {} selector(s) x {} deadline(s), {}{}",
@@ -675,39 +690,21 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
         0 => slots.len().max(1),
         n => n,
     };
-    let mut item = 0usize;
-    'outer: for &deadline in &deadlines {
-        let mut mine = Vec::new();
-        for si in 0..sc.selectors.len() {
-            item += 1;
-            if a.shard.is_none_or(|(i, n)| (item - 1) % n == i - 1) {
-                mine.push(si);
-            }
-        }
+    'outer: for (di, &deadline) in deadlines.iter().enumerate() {
+        let mine: Vec<usize> = (0..nsel)
+            .filter(|&si| in_shard(a.shard, di * nsel + si))
+            .collect();
         if mine.is_empty() {
             continue;
         }
-        let injector = needs_cpu_load.then(|| CpuInjector::start(cores, sc.seed_load));
-        let gpu = match &device {
-            Some(dev) if needs_gpu_load => Some(GpuInjector::start(dev.clone(), GPU_MATRIX)),
-            _ => None,
-        };
+        let co = device.as_ref().map(|dev| (dev, CoRunners::start(&sc, dev)));
         let cache = RunCache::default();
         let mut lanes = Vec::with_capacity(mine.len());
         for &si in &mine {
-            let target = match (&device, &profile) {
-                (Some(dev), _) => AnyTarget::Live(
-                    LiveTarget::new(
-                        &dep.plans,
-                        &dep.cfg,
-                        &st.frames,
-                        dev,
-                        injector.as_ref(),
-                        &sc.workload,
-                        sc.slowdown,
-                    )
-                    .with_gpu(gpu.as_ref())
-                    .with_cache((!a.independent_runs).then_some(&cache)),
+            let target = match (&co, &profile) {
+                (Some((dev, co)), _) => AnyTarget::Live(
+                    co.target(&sc, &dep, &st, dev)
+                        .with_cache((!a.independent_runs).then_some(&cache)),
                 ),
                 (None, Some(p)) => AnyTarget::Profile(ProfileTarget::new(
                     p,
@@ -854,7 +851,7 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
                     complete: lane_complete,
                 },
             );
-            if gpu.is_some() {
+            if co.as_ref().is_some_and(|(_, c)| c.gpu.is_some()) {
                 // Requested GPU duty cycle over the replay's frames vs what the co-runner did.
                 let wanted = slots
                     .iter()

@@ -218,8 +218,9 @@ pub fn markdown(
          y value counts frames that were both correct and answered within the deadline, over all \
          frames: a late answer, or none (a frame dropped: `skipped`), is a miss. Higher is \
          better. The oracle (hindsight, zero cost: it knows each frame's content and load and \
-         picks by the profile's tables) is the reference, and the gap to it is the regret; it \
-         is not a bound (live, its latencies are the profile's, timed on another run).\n"
+         picks by the profile's top-1 tables and, live, latencies timed on this machine in the \
+         run) is the reference, and the gap to it is the regret; it is not a bound (it picks \
+         by expected values).\n"
     );
     let mut all: Vec<&SelectorSummary> = runs.iter().flat_map(|r| &r.summary.selectors).collect();
     all.sort_by(|a, b| a.deadline_ms.total_cmp(&b.deadline_ms));
