@@ -47,7 +47,7 @@ pub struct RunArgs {
     /// the next plays the same N under the same injected load, so slow drifts of the machine
     /// reach all selectors alike (live runs; replays give the same result for any N). 0 plays
     /// each selector through the whole stream in turn. A shard interleaves its own selectors.
-    #[arg(long, default_value_t = 25, value_name = "N")]
+    #[arg(long, default_value_t = DEFAULT_INTERLEAVE, value_name = "N")]
     interleave: usize,
     /// Measure every run anew. By default (live runs), a selector that runs the candidate
     /// another selector already ran on the same frame, at the same moment of the trace and
@@ -55,6 +55,25 @@ pub struct RunArgs {
     /// noise in the differences between selectors; replays share draws the same way).
     #[arg(long)]
     independent_runs: bool,
+}
+
+/// Frames per selector turn in a run (`--interleave`).
+const DEFAULT_INTERLEAVE: usize = 25;
+
+impl RunArgs {
+    /// A whole, unsharded run of `file` at `deadlines` into `out` (replacing a run there),
+    /// interleaved as `opa run` does by default.
+    pub fn whole(file: PathBuf, deadlines: Vec<f64>, out: PathBuf) -> Self {
+        RunArgs {
+            file,
+            deadline_ms: deadlines,
+            out: Some(out),
+            force: true,
+            shard: None,
+            interleave: DEFAULT_INTERLEAVE,
+            independent_runs: false,
+        }
+    }
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {
@@ -468,7 +487,7 @@ fn machine(backend: &str) -> MachineInfo {
 }
 
 pub fn run(a: RunArgs) -> Result<()> {
-    execute(a, None)
+    execute(a, None, true).map(|_| ())
 }
 
 pub fn replay_cmd(a: ReplayArgs) -> Result<()> {
@@ -481,10 +500,17 @@ pub fn replay_cmd(a: ReplayArgs) -> Result<()> {
             profile.display()
         )));
     }
-    execute(a.run, Some(profile))
+    execute(a.run, Some(profile), true).map(|_| ())
 }
 
-fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
+/// Set by Ctrl-C (the handler is installed once per process): a run stops at the next
+/// frame and is written INCOMPLETE.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Replays scenario `a.file` live, or from `profile_replay`, into its run directory, and
+/// returns what it wrote to summary.json; `print`: the progress, notes and the summary table
+/// on the terminal (`opa stress` replays many scenarios quietly).
+pub fn execute(a: RunArgs, profile_replay: Option<PathBuf>, print: bool) -> Result<RunSummary> {
     let live = profile_replay.is_none();
     let sc = scenario::load(&a.file).map_err(bad)?;
     let backend = sc.backend;
@@ -587,7 +613,7 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
             let started = std::time::Instant::now();
             let (t, runs) = time_for_oracle(&sc, &dep, &st, p, dev, &profile_workload)?;
             let report = TimedLatency::of(p, &t, &runs, sc.slowdown);
-            println!(
+            print.then(|| println!(
                 "oracle: candidates timed on this machine in {:.1} s; median latency against the profile's: {}",
                 started.elapsed().as_secs_f64(),
                 report
@@ -597,11 +623,12 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
                     .map(|(l, r)| format!("x{r:.2} at load {l}"))
                     .collect::<Vec<_>>()
                     .join(", ")
-            );
-            if report
-                .median_p50_ratio
-                .iter()
-                .any(|r| !(0.67..=1.5).contains(r))
+            ));
+            if print
+                && report
+                    .median_p50_ratio
+                    .iter()
+                    .any(|r| !(0.67..=1.5).contains(r))
             {
                 println!(
                     "note: the profile's latencies are off for this machine, and the other selectors plan with them (`opa calibrate --latency-only PROFILE --out NEW` re-times them)"
@@ -643,29 +670,31 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
         }),
     )?;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
-    }
+    static HANDLER: std::sync::Once = std::sync::Once::new();
+    HANDLER.call_once(|| {
+        let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed));
+    });
+    let stop = &STOP;
     let emulated = sc.slowdown != 1.0;
-    println!(
-        "{}: {} frames, {} candidates, {} selector(s) x {} deadline(s), {}{}",
-        sc.name,
-        slots.len(),
-        dep.infos.len(),
-        sc.selectors.len(),
-        deadlines.len(),
-        match &profile_replay {
-            None => format!("backend {}", backend.name()),
-            Some(p) => format!("replay from profile {}", p.display()),
-        },
-        if emulated {
-            format!(", EMULATED slow-down x{}", sc.slowdown)
-        } else {
-            String::new()
-        }
-    );
+    print.then(|| {
+        println!(
+            "{}: {} frames, {} candidates, {} selector(s) x {} deadline(s), {}{}",
+            sc.name,
+            slots.len(),
+            dep.infos.len(),
+            sc.selectors.len(),
+            deadlines.len(),
+            match &profile_replay {
+                None => format!("backend {}", backend.name()),
+                Some(p) => format!("replay from profile {}", p.display()),
+            },
+            if emulated {
+                format!(", EMULATED slow-down x{}", sc.slowdown)
+            } else {
+                String::new()
+            }
+        )
+    });
     if let Some((_, report)) = &timed {
         write_json(&out.join(ORACLE_LATENCY_FILE), report)?;
     }
@@ -722,7 +751,7 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
                 run: Replayer::new(deadline),
             });
         }
-        let bar = if live {
+        let bar = if live && print {
             ProgressBar::new(slots.len() as u64)
         } else {
             ProgressBar::hidden()
@@ -754,7 +783,7 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
                         &dep.infos,
                         lane.target.as_dyn(),
                         lane.selector.as_mut(),
-                        &stop,
+                        stop,
                         &mut |r: &SampleRow| {
                             if r.phase != Phase::Probe {
                                 misses += usize::from(!r.deadline_met);
@@ -884,42 +913,48 @@ fn execute(a: RunArgs, profile_replay: Option<PathBuf>) -> Result<()> {
     let status = if complete { "COMPLETE" } else { "INCOMPLETE" };
     write_samples(&out.join("samples.parquet"), &samples)?;
     write_jsonl(&out.join("events.jsonl"), &events)?;
-    write_json(
-        &out.join("summary.json"),
-        &RunSummary {
-            scenario: sc.name.clone(),
-            status: status.into(),
-            emulated,
-            mode,
-            deadlines_ms: deadlines.clone(),
-            selector_order: sc.selectors.iter().map(|s| s.name.clone()).collect(),
-            oracle,
-            shard: a.shard.map(|(i, n)| format!("{i}/{n}")),
-            interleave_frames: if block >= slots.len() { 0 } else { block },
-            runs_measured,
-            runs_shared,
-            selectors: summaries.clone(),
-        },
-    )?;
-    print_table(&summaries);
-    if live {
-        println!(
-            "live runs: {runs_measured} measured, {runs_shared} shared between selectors{}",
-            if a.independent_runs {
-                " (--independent-runs)"
-            } else {
-                " (same frame, candidate, trace moment and warm state; --independent-runs measures each)"
-            }
-        );
+    let summary = RunSummary {
+        scenario: sc.name.clone(),
+        status: status.into(),
+        emulated,
+        mode,
+        deadlines_ms: deadlines.clone(),
+        selector_order: sc.selectors.iter().map(|s| s.name.clone()).collect(),
+        oracle,
+        shard: a.shard.map(|(i, n)| format!("{i}/{n}")),
+        interleave_frames: if block >= slots.len() { 0 } else { block },
+        runs_measured,
+        runs_shared,
+        selectors: summaries,
+    };
+    write_json(&out.join("summary.json"), &summary)?;
+    if print {
+        print_run_end(&summary, live, a.independent_runs, &out);
     }
-    println!("run directory: {} ({status})", out.display());
     if !complete {
         anyhow::bail!(
             "interrupted: {} holds a readable partial run marked INCOMPLETE",
             out.display()
         );
     }
-    Ok(())
+    Ok(summary)
+}
+
+/// The summary table, the live runs' sharing and where the run is.
+fn print_run_end(summary: &RunSummary, live: bool, independent_runs: bool, out: &Path) {
+    let (runs_measured, runs_shared) = (summary.runs_measured, summary.runs_shared);
+    print_table(&summary.selectors);
+    if live {
+        println!(
+            "live runs: {runs_measured} measured, {runs_shared} shared between selectors{}",
+            if independent_runs {
+                " (--independent-runs)"
+            } else {
+                " (same frame, candidate, trace moment and warm state; --independent-runs measures each)"
+            }
+        );
+    }
+    println!("run directory: {} ({})", out.display(), summary.status);
 }
 
 fn print_table(rows: &[SelectorSummary]) {

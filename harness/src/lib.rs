@@ -17,3 +17,4 @@ pub mod live;
 pub mod load;
 pub mod profile_target;
 pub mod scenario;
+pub mod stress;

@@ -6,6 +6,7 @@ mod cmd_load;
 mod cmd_model;
 mod cmd_reports;
 mod cmd_run;
+mod cmd_stress;
 mod cmd_validate;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +46,9 @@ enum Command {
     /// Replay a scenario from a calibration profile: outcomes drawn from measured tables, no
     /// network runs; deterministic, for fast what-if studies and CI.
     Replay(cmd_run::ReplayArgs),
+    /// Replay many random scenarios (seeded) from a calibration profile at a sweep of
+    /// deadlines, and compare OPA with every other selector scenario by scenario.
+    Stress(cmd_stress::StressArgs),
     /// Write report.md, CSV tables and figures (PNG and SVG) for run directories.
     Report(cmd_reports::ReportArgs),
     /// Compare a run with a baseline: per selector and metric, the change with a bootstrap
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
         Command::Calibrate(a) => cmd_calibrate::calibrate(a),
         Command::Predictors(c) => cmd_calibrate::predictors(c),
         Command::Replay(a) => cmd_run::replay_cmd(a),
+        Command::Stress(a) => cmd_stress::stress(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

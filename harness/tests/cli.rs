@@ -931,3 +931,128 @@ fn per_frame_opa_on_a_profile_without_its_tables_writes_nothing() {
     );
     assert!(!out.exists(), "no half-written run directory");
 }
+
+#[test]
+fn stress_replays_drawn_scenarios_and_compares_each_selector_with_opa() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = |k: &str| dir.path().join(k).to_str().unwrap().to_string();
+    let args = |o: &str| {
+        vec![
+            "stress".to_string(),
+            "--scenarios".into(),
+            "3".into(),
+            "--seed".into(),
+            "5".into(),
+            "--deadline-ms".into(),
+            "4,1".into(),
+            "--out".into(),
+            o.to_string(),
+        ]
+    };
+    let run = |a: &[String]| opa(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = run(&args(&out("a")));
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("deadline 1 ms: 3 scenarios") && t.contains("closest rival"));
+    let read = |p: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let a = Path::new(&out("a")).to_path_buf();
+    let s = read(&a.join("stress.json"));
+    assert_eq!(
+        (s["seed"].as_u64(), s["scenarios"].as_u64()),
+        (Some(5), Some(3))
+    );
+    let cells = s["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 3 * 2 * 10);
+    let cell = |sc: &str, d: f64, sel: &str| {
+        cells
+            .iter()
+            .find(|c| c["scenario"] == sc && c["deadline_ms"] == d && c["selector"] == sel)
+            .unwrap()["top1_within_deadline"]
+            .as_f64()
+            .unwrap()
+    };
+    // The comparison is OPA's paired difference, in points, averaged over the scenarios.
+    let at1 = &s["comparison"][0];
+    assert_eq!(at1["deadline_ms"], 1.0);
+    let smallest = at1["selectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["selector"] == "fixed-smallest")
+        .unwrap();
+    let names = ["stress-000", "stress-001", "stress-002"];
+    let mean = names
+        .iter()
+        .map(|n| 100.0 * (cell(n, 1.0, "opa") - cell(n, 1.0, "fixed-smallest")))
+        .sum::<f64>()
+        / 3.0;
+    assert!((smallest["reference_minus_pts"].as_f64().unwrap() - mean).abs() < 1e-9);
+    assert_eq!(at1["selectors"][0]["reference_minus_pts"], 0.0);
+    // A drawn scenario replays on its own to the same result.
+    let one = out("one");
+    let o = opa(&[
+        "replay",
+        a.join("scenarios/stress-001.toml").to_str().unwrap(),
+        "--deadline-ms",
+        "1,4",
+        "--out",
+        &one,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let alone = read(&Path::new(&one).join("summary.json"));
+    let opa4 = alone["selectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["selector"] == "opa" && v["deadline_ms"] == 4.0)
+        .unwrap();
+    assert_eq!(
+        opa4["top1_within_deadline"].as_f64().unwrap(),
+        cell("stress-001", 4.0, "opa")
+    );
+    // The same seed draws and replays the same: byte-identical stress.json.
+    let o = run(&args(&out("b")));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        std::fs::read(a.join("stress.json")).unwrap(),
+        std::fs::read(Path::new(&out("b")).join("stress.json")).unwrap()
+    );
+    // A sweep is not replaced without --force; bad line-ups are bad input.
+    expect_bad_input(
+        &args(&out("a"))
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        "already holds a stress sweep",
+    );
+    let c = out("c");
+    let base = ["stress", "--scenarios", "1", "--out", &c];
+    expect_bad_input(
+        &[&base[..], &["--reference", "nobody"]].concat(),
+        "opa-rounds",
+    );
+    let empty = dir.path().join("empty.toml");
+    std::fs::write(&empty, "name = \"x\"\n").unwrap();
+    expect_bad_input(
+        &[&base[..], &["--selectors", empty.to_str().unwrap()]].concat(),
+        "no [[selector]] tables",
+    );
+    // Another line-up, from a scenario file's selectors.
+    let lineup = dir.path().join("lineup.toml");
+    std::fs::write(
+        &lineup,
+        "[[selector]]\nkind = \"opa\"\nmin-gain = 0.01\n[[selector]]\nkind = \"fixed-smallest\"\n",
+    )
+    .unwrap();
+    let o = opa(&[&base[..], &["--selectors", lineup.to_str().unwrap()]].concat());
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("closest rival (implementable, of another kind): fixed-smallest"));
+    let s = read(&Path::new(&c).join("stress.json"));
+    assert_eq!(
+        s["selector_order"],
+        serde_json::json!(["opa", "fixed-smallest"])
+    );
+    assert_eq!(s["cells"].as_array().unwrap().len(), 5 * 2);
+}

@@ -1,0 +1,274 @@
+//! `opa stress`: draw random scenarios, replay each from the calibration profile at a sweep of
+//! deadlines, and compare a reference selector (OPA) with every other one, scenario by
+//! scenario. The space and the comparison: [`opa_harness::stress`].
+
+use crate::bad;
+use crate::cmd_run::{RunArgs, execute};
+use anyhow::{Context as _, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use opa_harness::scenario;
+use opa_harness::stress::{
+    AtDeadline, Cell, DEFAULT_SELECTORS, compare, random_scenario, scenario_name,
+};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub struct StressArgs {
+    /// Random scenarios to draw and replay (each 30 s to 6 min of stream at 10, 15 or 30
+    /// frames per second, 1 to 4 content segments, 1 to 3 CPU load phases).
+    #[arg(long, default_value_t = 50)]
+    scenarios: usize,
+    /// Seed of the draws: the same seed draws the same scenarios (scenario k is the same
+    /// whatever --scenarios says). Recorded in stress.json.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Deadlines to sweep, ms (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "0.5,1,2,4,8")]
+    deadline_ms: Vec<f64>,
+    /// Compare the `[[selector]]` tables of this scenario file (their parameters as written)
+    /// instead of the default line-up: opa, opa-rounds (evidence-frames = 0), exhaustive,
+    /// oracle, ofa-static, dynamic-ofa, adaptivenet, fixed-largest, fixed-smallest, random,
+    /// each with its defaults.
+    #[arg(long, value_name = "FILE")]
+    selectors: Option<PathBuf>,
+    /// The selector (by name) every other one is compared with.
+    #[arg(long, default_value = "opa")]
+    reference: String,
+    /// Calibration profile to draw outcomes from (default: the scenarios' default profile,
+    /// the shipped one).
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// Output directory: scenarios/ (the drawn scenario files, each replayable on its own
+    /// with `opa replay` or live with `opa run`), runs/ (one run directory per scenario) and
+    /// stress.json (every cell and the comparison).
+    #[arg(long, default_value = "runs/stress")]
+    out: PathBuf,
+    /// Replace a previous stress sweep in the output directory.
+    #[arg(long)]
+    force: bool,
+}
+
+/// What `opa stress` writes to stress.json.
+#[derive(Serialize)]
+struct StressFile<'a> {
+    seed: u64,
+    scenarios: usize,
+    profile: String,
+    reference: &'a str,
+    deadlines_ms: &'a [f64],
+    selector_order: &'a [String],
+    /// Per deadline: every selector against the reference.
+    comparison: &'a [AtDeadline],
+    /// Every scenario, deadline and selector.
+    cells: &'a [Cell],
+}
+
+pub fn stress(a: StressArgs) -> Result<()> {
+    if a.scenarios == 0 {
+        return Err(bad("--scenarios 0: draw at least one scenario"));
+    }
+    let mut deadlines = a.deadline_ms.clone();
+    if let Some(d) = deadlines.iter().find(|d| !(**d > 0.0 && d.is_finite())) {
+        return Err(bad(format!(
+            "--deadline-ms {d}: deadlines must be positive"
+        )));
+    }
+    deadlines.sort_by(f64::total_cmp);
+    deadlines.dedup();
+    let lineup = match &a.selectors {
+        None => DEFAULT_SELECTORS.to_string(),
+        Some(f) => selector_tables(f).map_err(bad)?,
+    };
+    // The first scenario as drawn: its selectors and profile are every scenario's.
+    let first = random_scenario(a.seed, 0, &deadlines, &lineup);
+    let sc = scenario::parse("(drawn scenario)", &first, Path::new(".")).map_err(|e| {
+        bad(match &a.selectors {
+            Some(f) => format!("{}: the selectors do not check out:\n{e}", f.display()),
+            None => e.to_string(),
+        })
+    })?;
+    let order: Vec<String> = sc.selectors.iter().map(|s| s.name.clone()).collect();
+    if !order.contains(&a.reference) {
+        return Err(bad(format!(
+            "--reference {}: no selector of that name in the line-up ({})",
+            a.reference,
+            order.join(", ")
+        )));
+    }
+    let profile = a.profile.clone().unwrap_or(sc.profile.clone());
+    if !profile.is_file() {
+        return Err(bad(format!("{}: no such profile", profile.display())));
+    }
+    let file = a.out.join("stress.json");
+    if file.exists() && !a.force {
+        return Err(bad(format!(
+            "{} already holds a stress sweep; pass --force to replace it or --out another directory",
+            a.out.display()
+        )));
+    }
+    let _ = std::fs::remove_file(&file);
+    let (dir_sc, dir_runs) = (a.out.join("scenarios"), a.out.join("runs"));
+    for d in [&dir_sc, &dir_runs] {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    println!(
+        "stress: {} random scenarios (seed {}), {} selectors x {} deadlines, replayed from profile {}",
+        a.scenarios,
+        a.seed,
+        order.len(),
+        deadlines.len(),
+        profile.display()
+    );
+    let bar = ProgressBar::new(a.scenarios as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} scenarios {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix("replaying");
+    let mut cells = Vec::new();
+    for k in 0..a.scenarios {
+        let name = scenario_name(k);
+        let path = dir_sc.join(format!("{name}.toml"));
+        opa_reports::write_atomic(
+            &path,
+            random_scenario(a.seed, k, &deadlines, &lineup).as_bytes(),
+        )?;
+        bar.set_message(name.clone());
+        let args = RunArgs::whole(path, deadlines.clone(), dir_runs.join(&name));
+        let summary = execute(args, Some(profile.clone()), false)
+            .with_context(|| format!("replaying {name}"))?;
+        cells.extend(summary.selectors.iter().map(|s| Cell {
+            scenario: name.clone(),
+            deadline_ms: s.deadline_ms,
+            selector: s.selector.clone(),
+            top1_within_deadline: s.top1_within_deadline,
+            deadline_miss_rate: s.deadline_miss_rate,
+            decision_overhead: s.decision_overhead,
+            valid: s.verdict.verdict == "VALID",
+        }));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let comparison = compare(&cells, &deadlines, &order, &a.reference).map_err(bad)?;
+    // The rivals: implementable selectors of another kind than the reference (not the
+    // oracle, nor the reference's own ablations).
+    let kind_of = |name: &str| {
+        sc.selectors
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| &s.kind)
+    };
+    let own = kind_of(&a.reference);
+    let rivals: Vec<&str> = sc
+        .selectors
+        .iter()
+        .filter(|s| s.kind != "oracle" && Some(&s.kind) != own)
+        .map(|s| s.name.as_str())
+        .collect();
+    print_comparison(&comparison, &a.reference, &rivals);
+    opa_reports::write_json(
+        &file,
+        &StressFile {
+            seed: a.seed,
+            scenarios: a.scenarios,
+            profile: profile.display().to_string(),
+            reference: &a.reference,
+            deadlines_ms: &deadlines,
+            selector_order: &order,
+            comparison: &comparison,
+            cells: &cells,
+        },
+    )?;
+    println!(
+        "stress directory: {} (stress.json; scenarios/ replay on their own with `opa replay`)",
+        a.out.display()
+    );
+    Ok(())
+}
+
+/// The `[[selector]]` tables of scenario file `f`, as scenario-file text.
+fn selector_tables(f: &Path) -> Result<String, String> {
+    let text =
+        std::fs::read_to_string(f).map_err(|e| format!("{}: cannot read: {e}", f.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| format!("{}: not a TOML file: {e}", f.display()))?;
+    match table.get("selector") {
+        Some(toml::Value::Array(a)) if !a.is_empty() => {
+            let mut only = toml::Table::new();
+            only.insert("selector".into(), toml::Value::Array(a.clone()));
+            toml::to_string(&only).map_err(|e| format!("{}: {e}", f.display()))
+        }
+        _ => Err(format!("{}: no [[selector]] tables", f.display())),
+    }
+}
+
+/// Per deadline: each selector's mean top-1 within the deadline, the reference's paired
+/// difference to it, and in how many scenarios the reference is over a point below it; then
+/// whether the reference is above its closest rival (of `rivals`) on average.
+fn print_comparison(c: &[AtDeadline], reference: &str, rivals: &[&str]) {
+    for d in c {
+        println!();
+        println!(
+            "deadline {} ms: {} scenarios{}",
+            d.deadline_ms,
+            d.scenarios,
+            if d.left_out > 0 {
+                format!(" ({} left out: a run not VALID)", d.left_out)
+            } else {
+                String::new()
+            }
+        );
+        println!(
+            "  {:<18} {:>12} {:>22} {:>16} {:>9}",
+            "selector",
+            "top-1 in dl",
+            format!("{reference} - it, pts"),
+            format!("{reference} >1 pt below"),
+            "overhead"
+        );
+        for v in &d.selectors {
+            let diff = if v.selector == reference {
+                "-".to_string()
+            } else {
+                format!(
+                    "{:+.2} ± {:.2}",
+                    v.reference_minus_pts, v.reference_minus_se_pts
+                )
+            };
+            println!(
+                "  {:<18} {:>11.2}% {:>22} {:>16} {:>8.2}%",
+                v.selector,
+                100.0 * v.mean_top1_within_deadline,
+                diff,
+                v.reference_below_1pt,
+                100.0 * v.mean_decision_overhead
+            );
+        }
+        let near: Vec<_> = d
+            .selectors
+            .iter()
+            .filter(|v| rivals.contains(&v.selector.as_str()))
+            .collect();
+        if let Some(closest) = near
+            .iter()
+            .min_by(|x, y| x.reference_minus_pts.total_cmp(&y.reference_minus_pts))
+        {
+            let (m, se) = (closest.reference_minus_pts, closest.reference_minus_se_pts);
+            println!(
+                "  closest rival (implementable, of another kind): {} ({reference} {m:+.2} ± {se:.2} pts: {})",
+                closest.selector,
+                if m > 2.0 * se {
+                    format!("{reference} above every rival")
+                } else if m >= -2.0 * se {
+                    "level, within 2 standard errors".to_string()
+                } else {
+                    format!("{reference} below it")
+                }
+            );
+        }
+    }
+}
