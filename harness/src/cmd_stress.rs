@@ -11,6 +11,7 @@ use opa_harness::scenario;
 use opa_harness::stress::{
     AtDeadline, Cell, DEFAULT_SELECTORS, compare, random_scenario, scenario_name,
 };
+use rayon::prelude::*;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -48,6 +49,14 @@ pub struct StressArgs {
     /// Replace a previous stress sweep in the output directory.
     #[arg(long)]
     force: bool,
+    /// Scenarios replayed at once (default: one per core). The result is the same for any
+    /// number.
+    #[arg(long, default_value_t = default_jobs())]
+    jobs: usize,
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// What `opa stress` writes to stress.json.
@@ -68,6 +77,9 @@ struct StressFile<'a> {
 pub fn stress(a: StressArgs) -> Result<()> {
     if a.scenarios == 0 {
         return Err(bad("--scenarios 0: draw at least one scenario"));
+    }
+    if a.jobs == 0 {
+        return Err(bad("--jobs 0: replay at least one scenario at a time"));
     }
     let mut deadlines = a.deadline_ms.clone();
     if let Some(d) = deadlines.iter().find(|d| !(**d > 0.0 && d.is_finite())) {
@@ -123,34 +135,49 @@ pub fn stress(a: StressArgs) -> Result<()> {
     );
     let bar = ProgressBar::new(a.scenarios as u64);
     bar.set_style(
-        ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} scenarios {msg}")
+        ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} scenarios")
             .expect("valid template")
             .progress_chars("=> "),
     );
     bar.set_prefix("replaying");
-    let mut cells = Vec::new();
-    for k in 0..a.scenarios {
+    // Scenarios replay in parallel (`--jobs`); each is deterministic on its own, and the
+    // cells are kept in scenario order, so the result does not depend on the threads.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.jobs)
+        .build()
+        .context("starting the replay threads")?;
+    let replay_one = |k: usize| -> Result<Vec<Cell>> {
         let name = scenario_name(k);
         let path = dir_sc.join(format!("{name}.toml"));
         opa_reports::write_atomic(
             &path,
             random_scenario(a.seed, k, &deadlines, &lineup).as_bytes(),
         )?;
-        bar.set_message(name.clone());
         let args = RunArgs::whole(path, deadlines.clone(), dir_runs.join(&name));
         let summary = execute(args, Some(profile.clone()), false)
             .with_context(|| format!("replaying {name}"))?;
-        cells.extend(summary.selectors.iter().map(|s| Cell {
-            scenario: name.clone(),
-            deadline_ms: s.deadline_ms,
-            selector: s.selector.clone(),
-            top1_within_deadline: s.top1_within_deadline,
-            deadline_miss_rate: s.deadline_miss_rate,
-            decision_overhead: s.decision_overhead,
-            valid: s.verdict.verdict == "VALID",
-        }));
         bar.inc(1);
-    }
+        Ok(summary
+            .selectors
+            .iter()
+            .map(|s| Cell {
+                scenario: name.clone(),
+                deadline_ms: s.deadline_ms,
+                selector: s.selector.clone(),
+                top1_within_deadline: s.top1_within_deadline,
+                deadline_miss_rate: s.deadline_miss_rate,
+                decision_overhead: s.decision_overhead,
+                valid: s.verdict.verdict == "VALID",
+            })
+            .collect())
+    };
+    let per_scenario: Vec<Vec<Cell>> = pool.install(|| {
+        (0..a.scenarios)
+            .into_par_iter()
+            .map(replay_one)
+            .collect::<Result<_>>()
+    })?;
+    let cells: Vec<Cell> = per_scenario.into_iter().flatten().collect();
     bar.finish_and_clear();
     let comparison = compare(&cells, &deadlines, &order, &a.reference).map_err(bad)?;
     // The rivals: implementable selectors of another kind than the reference (not the
