@@ -816,7 +816,7 @@ pub fn execute(a: RunArgs, profile_replay: Option<PathBuf>, print: bool) -> Resu
                     (l.requested, l.cpu_achieved, l.gpu_achieved, t.workload)
                 }
                 AnyTarget::Profile(t) => {
-                    let mean = t.requested.iter().sum::<f64>() / t.requested.len().max(1) as f64;
+                    let mean = t.mean_load();
                     (mean, mean, 0.0, t.workload())
                 }
             };

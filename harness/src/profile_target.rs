@@ -160,14 +160,20 @@ pub struct ProfileTarget<'a> {
     classes: u16,
     /// Per content condition, with the profile's per-frame tables.
     bins: Option<Vec<Bins>>,
-    /// CPU load requested at each run, for the samples table.
-    pub requested: Vec<f64>,
+    /// The CPU load requested at the runs so far, summed in run order, and the runs.
+    load_sum: f64,
+    runs: usize,
 }
 
 impl<'a> ProfileTarget<'a> {
     /// The load trace it draws latencies under.
     pub fn workload(&self) -> &'a Workload {
         self.workload
+    }
+
+    /// The mean CPU load requested at the runs so far (0 before any).
+    pub fn mean_load(&self) -> f64 {
+        self.load_sum / self.runs.max(1) as f64
     }
 
     /// A target over `facts` (one per frame); `seed` fixes every draw.
@@ -207,7 +213,8 @@ impl<'a> ProfileTarget<'a> {
             slowdown,
             classes,
             bins,
-            requested: Vec::new(),
+            load_sum: 0.0,
+            runs: 0,
         }
     }
 }
@@ -222,7 +229,8 @@ impl Target for ProfileTarget<'_> {
             return Err(format!("no candidate {candidate}"));
         }
         let load = self.workload.at(start_s).cpu_load;
-        self.requested.push(load);
+        self.load_sum += load;
+        self.runs += 1;
         let l = self.profile.latency_at(candidate, load);
         let h = mix(self.seed ^ mix(frame as u64 ^ mix(candidate as u64)));
         let (u1, u2) = (unit(h), unit(mix(h)));
