@@ -503,6 +503,19 @@ pub fn replay_cmd(a: ReplayArgs) -> Result<()> {
     execute(a.run, Some(profile), true).map(|_| ())
 }
 
+/// The deadlines of `--deadline-ms` ascending, each once; bad input unless all are positive.
+pub fn sweep(deadlines: &[f64]) -> Result<Vec<f64>> {
+    if let Some(d) = deadlines.iter().find(|d| !(**d > 0.0 && d.is_finite())) {
+        return Err(bad(format!(
+            "--deadline-ms {d}: deadlines must be positive"
+        )));
+    }
+    let mut v = deadlines.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.dedup();
+    Ok(v)
+}
+
 /// Set by Ctrl-C (the handler is installed once per process): a run stops at the next
 /// frame and is written INCOMPLETE.
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -527,18 +540,11 @@ pub fn execute(a: RunArgs, profile_replay: Option<PathBuf>, print: bool) -> Resu
     } else {
         None
     };
-    let mut deadlines = if a.deadline_ms.is_empty() {
-        vec![sc.deadline_ms]
+    let deadlines = sweep(if a.deadline_ms.is_empty() {
+        std::slice::from_ref(&sc.deadline_ms)
     } else {
-        a.deadline_ms.clone()
-    };
-    if let Some(d) = deadlines.iter().find(|d| !(**d > 0.0 && d.is_finite())) {
-        return Err(bad(format!(
-            "--deadline-ms {d}: deadlines must be positive"
-        )));
-    }
-    deadlines.sort_by(f64::total_cmp);
-    deadlines.dedup();
+        &a.deadline_ms
+    })?;
     let out = a.out.clone().unwrap_or_else(|| sc.output_dir.clone());
     if out.join("summary.json").exists() && !a.force {
         return Err(bad(format!(

@@ -3,7 +3,7 @@
 //! scenario. The space and the comparison: [`opa_harness::stress`].
 
 use crate::bad;
-use crate::cmd_run::{RunArgs, execute};
+use crate::cmd_run::{RunArgs, execute, sweep};
 use anyhow::{Context as _, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -81,14 +81,7 @@ pub fn stress(a: StressArgs) -> Result<()> {
     if a.jobs == 0 {
         return Err(bad("--jobs 0: replay at least one scenario at a time"));
     }
-    let mut deadlines = a.deadline_ms.clone();
-    if let Some(d) = deadlines.iter().find(|d| !(**d > 0.0 && d.is_finite())) {
-        return Err(bad(format!(
-            "--deadline-ms {d}: deadlines must be positive"
-        )));
-    }
-    deadlines.sort_by(f64::total_cmp);
-    deadlines.dedup();
+    let deadlines = sweep(&a.deadline_ms)?;
     let lineup = match &a.selectors {
         None => DEFAULT_SELECTORS.to_string(),
         Some(f) => selector_tables(f).map_err(bad)?,
@@ -109,19 +102,30 @@ pub fn stress(a: StressArgs) -> Result<()> {
             order.join(", ")
         )));
     }
+    // The profile is read once before anything is written: a missing or damaged one is an
+    // error that leaves no output.
     let profile = a.profile.clone().unwrap_or(sc.profile.clone());
     if !profile.is_file() {
         return Err(bad(format!("{}: no such profile", profile.display())));
     }
+    opa_reports::profile::read_profile(&profile).map_err(bad)?;
     let file = a.out.join("stress.json");
-    if file.exists() && !a.force {
-        return Err(bad(format!(
-            "{} already holds a stress sweep; pass --force to replace it or --out another directory",
-            a.out.display()
-        )));
-    }
-    let _ = std::fs::remove_file(&file);
     let (dir_sc, dir_runs) = (a.out.join("scenarios"), a.out.join("runs"));
+    if file.exists() {
+        if !a.force {
+            return Err(bad(format!(
+                "{} already holds a stress sweep; pass --force to replace it or --out another directory",
+                a.out.display()
+            )));
+        }
+        // The previous sweep's scenarios and runs go with it (it may have drawn more).
+        std::fs::remove_file(&file).with_context(|| format!("removing {}", file.display()))?;
+        for d in [&dir_sc, &dir_runs] {
+            if d.is_dir() {
+                std::fs::remove_dir_all(d).with_context(|| format!("removing {}", d.display()))?;
+            }
+        }
+    }
     for d in [&dir_sc, &dir_runs] {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }

@@ -1036,6 +1036,14 @@ fn stress_replays_drawn_scenarios_and_compares_each_selector_with_opa() {
         &[&base[..], &["--reference", "nobody"]].concat(),
         "opa-rounds",
     );
+    expect_bad_input(&[&base[..], &["--jobs", "0"]].concat(), "--jobs 0");
+    let junk = dir.path().join("junk.parquet");
+    std::fs::write(&junk, b"not a profile").unwrap();
+    expect_bad_input(
+        &[&base[..], &["--profile", junk.to_str().unwrap()]].concat(),
+        "junk.parquet",
+    );
+    assert!(!Path::new(&c).exists(), "bad input leaves no output");
     let empty = dir.path().join("empty.toml");
     std::fs::write(&empty, "name = \"x\"\n").unwrap();
     expect_bad_input(
@@ -1058,4 +1066,13 @@ fn stress_replays_drawn_scenarios_and_compares_each_selector_with_opa() {
         serde_json::json!(["opa", "fixed-smallest"])
     );
     assert_eq!(s["cells"].as_array().unwrap().len(), 5 * 2);
+    // Replaced with --force, a sweep of fewer scenarios leaves none of the previous ones.
+    let mut fewer = args(&out("a"), "3");
+    let n = fewer.iter().position(|x| x == "--scenarios").unwrap() + 1;
+    fewer[n] = "2".into();
+    fewer.push("--force".into());
+    let o = run(&fewer);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(a.join("runs/stress-001").is_dir() && !a.join("runs/stress-002").exists());
+    assert!(!a.join("scenarios/stress-002.toml").exists());
 }
