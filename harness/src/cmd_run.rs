@@ -619,26 +619,27 @@ pub fn execute(a: RunArgs, profile_replay: Option<PathBuf>, print: bool) -> Resu
             let started = std::time::Instant::now();
             let (t, runs) = time_for_oracle(&sc, &dep, &st, p, dev, &profile_workload)?;
             let report = TimedLatency::of(p, &t, &runs, sc.slowdown);
-            print.then(|| println!(
-                "oracle: candidates timed on this machine in {:.1} s; median latency against the profile's: {}",
-                started.elapsed().as_secs_f64(),
-                report
-                    .loads
-                    .iter()
-                    .zip(&report.median_p50_ratio)
-                    .map(|(l, r)| format!("x{r:.2} at load {l}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-            if print
-                && report
+            if print {
+                println!(
+                    "oracle: candidates timed on this machine in {:.1} s; median latency against the profile's: {}",
+                    started.elapsed().as_secs_f64(),
+                    report
+                        .loads
+                        .iter()
+                        .zip(&report.median_p50_ratio)
+                        .map(|(l, r)| format!("x{r:.2} at load {l}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                if report
                     .median_p50_ratio
                     .iter()
                     .any(|r| !(0.67..=1.5).contains(r))
-            {
-                println!(
-                    "note: the profile's latencies are off for this machine, and the other selectors plan with them (`opa calibrate --latency-only PROFILE --out NEW` re-times them)"
-                );
+                {
+                    println!(
+                        "note: the profile's latencies are off for this machine, and the other selectors plan with them (`opa calibrate --latency-only PROFILE --out NEW` re-times them)"
+                    );
+                }
             }
             Some((Arc::new(t), report))
         }
@@ -682,7 +683,7 @@ pub fn execute(a: RunArgs, profile_replay: Option<PathBuf>, print: bool) -> Resu
     });
     let stop = &STOP;
     let emulated = sc.slowdown != 1.0;
-    print.then(|| {
+    if print {
         println!(
             "{}: {} frames, {} candidates, {} selector(s) x {} deadline(s), {}{}",
             sc.name,
@@ -699,8 +700,8 @@ pub fn execute(a: RunArgs, profile_replay: Option<PathBuf>, print: bool) -> Resu
             } else {
                 String::new()
             }
-        )
-    });
+        );
+    }
     if let Some((_, report)) = &timed {
         write_json(&out.join(ORACLE_LATENCY_FILE), report)?;
     }

@@ -169,7 +169,7 @@ pub struct AtDeadline {
 
 /// Per deadline, `reference` against every selector of `order` (the reference's own row has
 /// zero difference), from `cells`. Scenarios where any selector's run is not VALID at a
-/// deadline are left out there. Errors when the reference has no cell.
+/// deadline are left out there. Errors when `order` has no selector named `reference`.
 pub fn compare(
     cells: &[Cell],
     deadlines: &[f64],
@@ -182,17 +182,26 @@ pub fn compare(
             order.join(", ")
         ));
     }
+    // The scenarios in the order their first cell comes, and every cell by (scenario,
+    // deadline, selector), the first where one repeats (one index, not a search of every
+    // cell per lookup: the lookups grow with scenarios x selectors x deadlines, as do the
+    // cells).
     let mut scenarios: Vec<&str> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut index = std::collections::HashMap::new();
     for c in cells {
-        if !scenarios.contains(&c.scenario.as_str()) {
+        if seen.insert(c.scenario.as_str()) {
             scenarios.push(&c.scenario);
         }
+        index
+            .entry((
+                c.scenario.as_str(),
+                c.deadline_ms.to_bits(),
+                c.selector.as_str(),
+            ))
+            .or_insert(c);
     }
-    let find = |sc: &str, d: f64, sel: &str| {
-        cells
-            .iter()
-            .find(|c| c.scenario == sc && c.deadline_ms == d && c.selector == sel)
-    };
+    let find = |sc: &str, d: f64, sel: &str| index.get(&(sc, d.to_bits(), sel)).copied();
     let mut out = Vec::new();
     for &d in deadlines {
         // Scenarios where every selector has a VALID cell at this deadline.
