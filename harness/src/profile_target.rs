@@ -163,6 +163,8 @@ pub struct ProfileTarget<'a> {
     /// The CPU load requested at the runs so far, summed in run order, and the runs.
     load_sum: f64,
     runs: usize,
+    /// The load trace's segment of the latest run ([`Workload::at_from`]).
+    segment: usize,
 }
 
 impl<'a> ProfileTarget<'a> {
@@ -215,6 +217,7 @@ impl<'a> ProfileTarget<'a> {
             bins,
             load_sum: 0.0,
             runs: 0,
+            segment: 0,
         }
     }
 }
@@ -228,7 +231,7 @@ impl Target for ProfileTarget<'_> {
         if candidate >= self.profile.candidates.len() {
             return Err(format!("no candidate {candidate}"));
         }
-        let load = self.workload.at(start_s).cpu_load;
+        let load = self.workload.at_from(&mut self.segment, start_s).cpu_load;
         self.load_sum += load;
         self.runs += 1;
         let l = self.profile.latency_at(candidate, load);

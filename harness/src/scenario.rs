@@ -231,6 +231,26 @@ impl Workload {
             .points
             .partition_point(|p| p.time_s <= t_s)
             .saturating_sub(1);
+        self.in_segment(i, t_s)
+    }
+
+    /// [`Workload::at`] for callers that ask in time order: `hint` is the segment of the
+    /// previous ask, tried first (and updated), the same point whatever it holds.
+    pub fn at_from(&self, hint: &mut usize, t_s: f64) -> LoadPoint {
+        let pts = &self.points;
+        let i = *hint;
+        // The segment `at` finds: the last point at or before `t_s` (else the first).
+        let holds = i < pts.len()
+            && (pts[i].time_s <= t_s || i == 0)
+            && pts.get(i + 1).is_none_or(|q| q.time_s > t_s);
+        if !holds {
+            *hint = pts.partition_point(|p| p.time_s <= t_s).saturating_sub(1);
+        }
+        self.in_segment(*hint, t_s)
+    }
+
+    /// The load at `t_s` in the segment from point `i`.
+    fn in_segment(&self, i: usize, t_s: f64) -> LoadPoint {
         let p = self.points[i];
         match (self.interpolation, self.points.get(i + 1)) {
             (Interpolation::Linear, Some(q)) if q.time_s > p.time_s => {
@@ -1281,5 +1301,55 @@ impl Scenario {
             q(&self.output_dir.to_string_lossy())
         );
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_load_from_a_hint_is_the_load_at_the_time_whatever_the_hint() {
+        let points = [(2.0, 0.1), (5.0, 0.9), (6.0, 0.3), (9.0, 0.6)]
+            .iter()
+            .map(|&(time_s, cpu_load)| LoadPoint {
+                time_s,
+                cpu_load,
+                gpu_load: cpu_load / 2.0,
+            })
+            .collect();
+        for interpolation in [Interpolation::Step, Interpolation::Linear] {
+            let w = Workload {
+                points: Vec::clone(&points),
+                interpolation,
+            };
+            // In time order, backwards, jumping, at the points, outside them, NaN.
+            let mut times: Vec<f64> = (0..120).map(|k| k as f64 * 0.1).collect();
+            times.extend((0..120).rev().map(|k| k as f64 * 0.1));
+            times.extend([
+                9.0,
+                2.0,
+                5.0,
+                1.0,
+                6.0,
+                20.0,
+                5.5,
+                f64::NAN,
+                0.0,
+                6.0,
+                5.999,
+            ]);
+            let mut hint = 0;
+            for &t in &times {
+                let (want, got) = (w.at(t), w.at_from(&mut hint, t));
+                assert_eq!(want.cpu_load.to_bits(), got.cpu_load.to_bits(), "{t}");
+                assert_eq!(want.gpu_load.to_bits(), got.gpu_load.to_bits(), "{t}");
+            }
+            // Whatever the hint holds.
+            for bad in [0, 1, 3, 4, 100] {
+                let mut hint = bad;
+                assert_eq!(w.at_from(&mut hint, 5.5), w.at(5.5));
+            }
+        }
     }
 }

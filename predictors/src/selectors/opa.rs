@@ -1475,62 +1475,234 @@ fn least(v: &[f64]) -> usize {
 /// The load tracker's per-run sweep over its grid: run `t`'s misfit at every grid point
 /// into `fresh` (from `fit`: median log latency, 1 / sigma and ln sigma per grid point), and
 /// the window's misfit `m` moved by it less `take`; returns where the least of the new `m`
-/// first is (what [`least`] finds). With AVX2 where the CPU has it: four lanes instead of
-/// SSE2's two, the same arithmetic (no fused multiply-add), so the same numbers to the bit.
-/// (Misfits, sums and the search for the least took about a quarter of the replay bench's
-/// time; the least is found in the same pass, then its first place.)
+/// first is (what [`least`] finds), found in the same pass: each lane keeps its least and
+/// the step it first was at. With AVX-512 or AVX2 where the CPU has it: eight or four lanes
+/// instead of two, the same arithmetic in the same order (no fused multiply-add), so the
+/// same numbers to the bit. (Misfits, sums and the search for the least took about a
+/// quarter of the replay bench's time, a second pass for the least's place a twentieth.)
 fn sweep(fit: &[Vec<f64>; 3], t: f64, take: &[f64], fresh: &mut [f64], m: &mut [f64]) -> usize {
+    sweep_on(Lanes::widest(), fit, t, take, fresh, m)
+}
+
+/// How many lanes a [`sweep`] runs on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Lanes {
+    /// One grid point at a time (what the compiler makes of it: SSE2's two lanes at most).
+    Scalar,
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above), all `sweep_avx2` asks of it.
-        let low = unsafe { sweep_avx2(fit, t, take, fresh, m) };
-        // (The search outside: compiled for AVX2 it took three times the instructions.)
-        return first_at(m, low);
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Lanes {
+    /// The widest this CPU has.
+    fn widest() -> Lanes {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Lanes::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Lanes::Avx2;
+            }
+        }
+        Lanes::Scalar
     }
-    let low = sweep_lanes(fit, t, take, fresh, m);
-    first_at(m, low)
+}
+
+/// [`sweep`] on `lanes` (which the CPU must have: [`Lanes::widest`] or narrower).
+fn sweep_on(
+    lanes: Lanes,
+    fit: &[Vec<f64>; 3],
+    t: f64,
+    take: &[f64],
+    fresh: &mut [f64],
+    m: &mut [f64],
+) -> usize {
+    let n = m.len();
+    let [mu, inv, ls] = fit;
+    let g = Grid {
+        mu: &mu[..n],
+        inv: &inv[..n],
+        ls: &ls[..n],
+        take: &take[..n],
+    };
+    let fresh = &mut fresh[..n];
+    match lanes {
+        Lanes::Scalar => {
+            let (low, at) = sweep_from(&g, t, fresh, m, 0, f64::INFINITY, 0);
+            found(m, low, at)
+        }
+        // SAFETY: the CPU has AVX2 / AVX-512F (the caller's promise), all these ask of it;
+        // the slices are of one length.
+        #[cfg(target_arch = "x86_64")]
+        Lanes::Avx2 => unsafe { simd::sweep_avx2(&g, t, fresh, m) },
+        #[cfg(target_arch = "x86_64")]
+        Lanes::Avx512 => unsafe { simd::sweep_avx512(&g, t, fresh, m) },
+    }
+}
+
+/// A sweep's inputs per grid point, all of one length.
+struct Grid<'a> {
+    mu: &'a [f64],
+    inv: &'a [f64],
+    ls: &'a [f64],
+    take: &'a [f64],
+}
+
+/// [`sweep`] one grid point at a time from `start`, with the least found so far (`low`,
+/// first at `at`); returns the least and its first place.
+fn sweep_from(
+    g: &Grid,
+    t: f64,
+    fresh: &mut [f64],
+    m: &mut [f64],
+    start: usize,
+    mut low: f64,
+    mut at: usize,
+) -> (f64, usize) {
+    for i in start..m.len() {
+        fresh[i] = misfit(t, g.mu[i], g.inv[i], g.ls[i]);
+        m[i] += fresh[i] - g.take[i];
+        if m[i] < low {
+            low = m[i];
+            at = i;
+        }
+    }
+    (low, at)
+}
+
+/// The first place of the least of `m` from a sweep that found `low` first at `at`: where
+/// nothing was below infinity, the first infinity (else 0), as [`least`] has it.
+fn found(m: &[f64], low: f64, at: usize) -> usize {
+    if low == f64::INFINITY {
+        first_at(m, low)
+    } else {
+        at
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn sweep_avx2(fit: &[Vec<f64>; 3], t: f64, take: &[f64], fresh: &mut [f64], m: &mut [f64]) -> f64 {
-    sweep_lanes(fit, t, take, fresh, m)
-}
+mod simd {
+    //! [`super::sweep`] on four or eight lanes: per lane, its least so far (NaN never less)
+    //! and the step of its first place; then the earliest place of the least of the lanes.
+    use super::{Grid, Z2_CAP, found, sweep_from};
+    use std::arch::x86_64::*;
 
-/// [`sweep`] up to the least misfit, which it returns (NaN skipped, infinity when none).
-#[inline(always)]
-fn sweep_lanes(fit: &[Vec<f64>; 3], t: f64, take: &[f64], fresh: &mut [f64], m: &mut [f64]) -> f64 {
-    let n = m.len();
-    let [mu, inv, ls] = fit;
-    let (mu, inv, ls, take, fresh) = (&mu[..n], &inv[..n], &ls[..n], &take[..n], &mut fresh[..n]);
-    // (Whole lanes as arrays, so that the compiler sees four independent lanes.)
-    let mut lanes = [f64::INFINITY; 4];
-    let (m4, m_rest) = m.as_chunks_mut::<4>();
-    let (f4, f_rest) = fresh.as_chunks_mut::<4>();
-    let (mu4, inv4, ls4, take4) = (
-        mu.as_chunks::<4>().0,
-        inv.as_chunks::<4>().0,
-        ls.as_chunks::<4>().0,
-        take.as_chunks::<4>().0,
-    );
-    for (j, (m, fr)) in m4.iter_mut().zip(f4.iter_mut()).enumerate() {
-        let (mu, inv, ls, take) = (&mu4[j], &inv4[j], &ls4[j], &take4[j]);
-        for k in 0..4 {
-            fr[k] = misfit(t, mu[k], inv[k], ls[k]);
-            m[k] += fr[k] - take[k];
-            lanes[k] = if m[k] < lanes[k] { m[k] } else { lanes[k] };
+    /// The least of `lanes` (starting from the remainder's `low`, first at `at`) and its
+    /// first place, `step[k] * W + k` in lane k.
+    fn merge<const W: usize>(lanes: [f64; W], step: [i64; W], low: f64, at: usize) -> (f64, usize) {
+        let least = lanes.iter().fold(low, |a, &x| if x < a { x } else { a });
+        let first = (0..W)
+            .filter(|&k| lanes[k] == least)
+            .map(|k| step[k] as usize * W + k)
+            .min();
+        // (Lanes come before the remainder.)
+        (least, first.unwrap_or(at))
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn sweep_avx2(g: &Grid, t: f64, fresh: &mut [f64], m: &mut [f64]) -> usize {
+        const W: usize = 4;
+        let n = m.len();
+        let whole = n - n % W;
+        let (tv, cap, half) = (
+            _mm256_set1_pd(t),
+            _mm256_set1_pd(Z2_CAP),
+            _mm256_set1_pd(0.5),
+        );
+        let mut lanes = _mm256_set1_pd(f64::INFINITY);
+        let mut step = _mm256_setzero_si256();
+        let mut j = _mm256_setzero_si256();
+        let one = _mm256_set1_epi64x(1);
+        for i in (0..whole).step_by(W) {
+            // SAFETY: i + W <= whole <= the length of every slice (one length: `Grid`).
+            unsafe {
+                let z = _mm256_mul_pd(
+                    _mm256_sub_pd(tv, _mm256_loadu_pd(g.mu.as_ptr().add(i))),
+                    _mm256_loadu_pd(g.inv.as_ptr().add(i)),
+                );
+                let f = _mm256_add_pd(
+                    _mm256_loadu_pd(g.ls.as_ptr().add(i)),
+                    _mm256_mul_pd(half, _mm256_min_pd(_mm256_mul_pd(z, z), cap)),
+                );
+                _mm256_storeu_pd(fresh.as_mut_ptr().add(i), f);
+                let mp = m.as_mut_ptr().add(i);
+                let mv = _mm256_add_pd(
+                    _mm256_loadu_pd(mp),
+                    _mm256_sub_pd(f, _mm256_loadu_pd(g.take.as_ptr().add(i))),
+                );
+                _mm256_storeu_pd(mp, mv);
+                let less = _mm256_cmp_pd::<_CMP_LT_OQ>(mv, lanes);
+                lanes = _mm256_min_pd(mv, lanes);
+                step = _mm256_castpd_si256(_mm256_blendv_pd(
+                    _mm256_castsi256_pd(step),
+                    _mm256_castsi256_pd(j),
+                    less,
+                ));
+                j = _mm256_add_epi64(j, one);
+            }
         }
+        let (mut l, mut s) = ([0.0; W], [0i64; W]);
+        // SAFETY: both arrays hold W = 4 lanes of 64 bits.
+        unsafe {
+            _mm256_storeu_pd(l.as_mut_ptr(), lanes);
+            _mm256_storeu_si256(s.as_mut_ptr().cast(), step);
+        }
+        let (low, at) = sweep_from(g, t, fresh, m, whole, f64::INFINITY, 0);
+        let (low, at) = merge(l, s, low, at);
+        found(m, low, at)
     }
-    let whole = n - m_rest.len();
-    for (i, (m, fr)) in m_rest.iter_mut().zip(f_rest.iter_mut()).enumerate() {
-        let g = whole + i;
-        *fr = misfit(t, mu[g], inv[g], ls[g]);
-        *m += *fr - take[g];
-        lanes[0] = if *m < lanes[0] { *m } else { lanes[0] };
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn sweep_avx512(g: &Grid, t: f64, fresh: &mut [f64], m: &mut [f64]) -> usize {
+        const W: usize = 8;
+        let n = m.len();
+        let whole = n - n % W;
+        let (tv, cap, half) = (
+            _mm512_set1_pd(t),
+            _mm512_set1_pd(Z2_CAP),
+            _mm512_set1_pd(0.5),
+        );
+        let mut lanes = _mm512_set1_pd(f64::INFINITY);
+        let mut step = _mm512_setzero_si512();
+        let mut j = _mm512_setzero_si512();
+        let one = _mm512_set1_epi64(1);
+        for i in (0..whole).step_by(W) {
+            // SAFETY: i + W <= whole <= the length of every slice (one length: `Grid`).
+            unsafe {
+                let z = _mm512_mul_pd(
+                    _mm512_sub_pd(tv, _mm512_loadu_pd(g.mu.as_ptr().add(i))),
+                    _mm512_loadu_pd(g.inv.as_ptr().add(i)),
+                );
+                let f = _mm512_add_pd(
+                    _mm512_loadu_pd(g.ls.as_ptr().add(i)),
+                    _mm512_mul_pd(half, _mm512_min_pd(_mm512_mul_pd(z, z), cap)),
+                );
+                _mm512_storeu_pd(fresh.as_mut_ptr().add(i), f);
+                let mp = m.as_mut_ptr().add(i);
+                let mv = _mm512_add_pd(
+                    _mm512_loadu_pd(mp),
+                    _mm512_sub_pd(f, _mm512_loadu_pd(g.take.as_ptr().add(i))),
+                );
+                _mm512_storeu_pd(mp, mv);
+                let less = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(mv, lanes);
+                lanes = _mm512_min_pd(mv, lanes);
+                step = _mm512_mask_mov_epi64(step, less, j);
+                j = _mm512_add_epi64(j, one);
+            }
+        }
+        let (mut l, mut s) = ([0.0; W], [0i64; W]);
+        // SAFETY: both arrays hold W = 8 lanes of 64 bits.
+        unsafe {
+            _mm512_storeu_pd(l.as_mut_ptr(), lanes);
+            _mm512_storeu_si512(s.as_mut_ptr().cast(), step);
+        }
+        let (low, at) = sweep_from(g, t, fresh, m, whole, f64::INFINITY, 0);
+        let (low, at) = merge(l, s, low, at);
+        found(m, low, at)
     }
-    lanes
-        .iter()
-        .fold(f64::INFINITY, |a, &x| if x < a { x } else { a })
 }
 
 /// One run's misfit (negative log-likelihood up to a constant) at a grid point: log latency
@@ -1960,19 +2132,39 @@ mod tests {
         };
         let fit = [v(1), v(2).iter().map(|x| x.abs() + 0.5).collect(), v(3)];
         let take = v(4);
-        let mut m = v(5);
-        let mut want = m.clone();
-        let mut fresh = vec![0.0; n];
         let t = 0.37;
-        let at = sweep(&fit, t, &take, &mut fresh, &mut m);
-        for g in 0..n {
-            let z = (t - fit[0][g]) * fit[1][g];
-            let f = fit[2][g] + 0.5 * (z * z).min(Z2_CAP);
-            assert_eq!(fresh[g].to_bits(), f.to_bits(), "{g}");
-            want[g] += f - take[g];
+        // Every width this CPU has, on the grid and on shorter ones (remainders of 0-7).
+        for lanes in every_width() {
+            for len in [190, 184, 17, 7, 1] {
+                let mut m = v(5)[..len].to_vec();
+                let mut want = m.clone();
+                let mut fresh = vec![0.0; len];
+                let at = sweep_on(lanes, &fit, t, &take, &mut fresh, &mut m);
+                for g in 0..len {
+                    let z = (t - fit[0][g]) * fit[1][g];
+                    let f = fit[2][g] + 0.5 * (z * z).min(Z2_CAP);
+                    assert_eq!(fresh[g].to_bits(), f.to_bits(), "{lanes:?} {len} {g}");
+                    want[g] += f - take[g];
+                }
+                assert_eq!(m, want, "{lanes:?} {len}");
+                assert_eq!(at, least(&m), "{lanes:?} {len}");
+            }
         }
-        assert_eq!(m, want);
-        assert_eq!(at, least(&m));
+    }
+
+    /// Every [`Lanes`] this CPU can sweep on.
+    fn every_width() -> Vec<Lanes> {
+        let mut v = vec![Lanes::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                v.push(Lanes::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                v.push(Lanes::Avx512);
+            }
+        }
+        v
     }
 
     #[test]
@@ -2027,9 +2219,11 @@ mod tests {
         let check = |m: Vec<f64>| {
             let n = m.len();
             let fit = [vec![0.0; n], vec![0.0; n], vec![0.0; n]];
-            let (mut swept, mut fresh) = (m.clone(), vec![0.0; n]);
-            let at = sweep(&fit, 0.3, &vec![0.0; n], &mut fresh, &mut swept);
-            assert_eq!(at, least(&swept), "{m:?}");
+            for lanes in every_width() {
+                let (mut swept, mut fresh) = (m.clone(), vec![0.0; n]);
+                let at = sweep_on(lanes, &fit, 0.3, &vec![0.0; n], &mut fresh, &mut swept);
+                assert_eq!(at, least(&swept), "{lanes:?} {m:?}");
+            }
         };
         let (inf, nan) = (f64::INFINITY, f64::NAN);
         check(vec![3.0, 1.0, 1.0, 2.0]);
@@ -2043,9 +2237,12 @@ mod tests {
         check(vec![f64::NEG_INFINITY, 3.0, f64::NEG_INFINITY, 1.0]);
         check(vec![2.0]);
         check(vec![]);
-        // Every length up to three whole lanes and a remainder, with the least repeated
-        // in several lanes and the remainder.
-        for n in 1..=15 {
+        check(vec![1.0, 0.0, -0.0, 0.0, -0.0, 2.0, 0.0, 0.0, -0.0, 3.0]);
+        check(vec![5.0, 5.0, 5.0, 5.0, 5.0, 5.0, 5.0, 5.0, 4.0, 6.0, 4.0]);
+        check(vec![nan, nan, nan, nan, nan, nan, nan, nan, nan, 1.0]);
+        // Every length up to three whole lanes (of eight) and a remainder, with the least
+        // repeated in several lanes and the remainder.
+        for n in 1..=31 {
             for first in 0..n {
                 let m: Vec<f64> = (0..n)
                     .map(|g| {
