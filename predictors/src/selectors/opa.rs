@@ -1480,7 +1480,13 @@ fn least(v: &[f64]) -> usize {
 /// instead of two, the same arithmetic in the same order (no fused multiply-add), so the
 /// same numbers to the bit. (Misfits, sums and the search for the least took about a
 /// quarter of the replay bench's time, a second pass for the least's place a twentieth.)
-fn sweep(fit: &[Vec<f64>; 3], t: f64, take: &[f64], fresh: &mut [f64], m: &mut [f64]) -> usize {
+fn sweep<F: AsRef<[f64]>>(
+    fit: &[F; 3],
+    t: f64,
+    take: &[f64],
+    fresh: &mut [f64],
+    m: &mut [f64],
+) -> usize {
     sweep_on(Lanes::widest(), fit, t, take, fresh, m)
 }
 
@@ -1512,9 +1518,9 @@ impl Lanes {
 }
 
 /// [`sweep`] on `lanes` (which the CPU must have: [`Lanes::widest`] or narrower).
-fn sweep_on(
+fn sweep_on<F: AsRef<[f64]>>(
     lanes: Lanes,
-    fit: &[Vec<f64>; 3],
+    fit: &[F; 3],
     t: f64,
     take: &[f64],
     fresh: &mut [f64],
@@ -1523,9 +1529,9 @@ fn sweep_on(
     let n = m.len();
     let [mu, inv, ls] = fit;
     let g = Grid {
-        mu: &mu[..n],
-        inv: &inv[..n],
-        ls: &ls[..n],
+        mu: &mu.as_ref()[..n],
+        inv: &inv.as_ref()[..n],
+        ls: &ls.as_ref()[..n],
         take: &take[..n],
     };
     let fresh = &mut fresh[..n];
@@ -1553,6 +1559,7 @@ struct Grid<'a> {
 
 /// [`sweep`] one grid point at a time from `start`, with the least found so far (`low`,
 /// first at `at`); returns the least and its first place.
+#[inline(always)]
 fn sweep_from(
     g: &Grid,
     t: f64,
@@ -1720,6 +1727,60 @@ fn first_at(v: &[f64], low: f64) -> usize {
     v.iter().position(|&x| x == low).unwrap_or(0)
 }
 
+/// Numbers in 64-byte-aligned blocks of eight, a cache line each (as a slice of its
+/// length): the load sweep's wide loads and stores then never straddle two lines (on a
+/// replay bench's grid, unaligned ones took a third longer).
+#[derive(Clone, Debug, Default)]
+struct Aligned {
+    blocks: Vec<Block>,
+    len: usize,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(64))]
+struct Block([f64; 8]);
+
+impl Aligned {
+    /// `len` zeros.
+    fn new(len: usize) -> Self {
+        Aligned {
+            blocks: vec![Block::default(); len.div_ceil(8)],
+            len,
+        }
+    }
+}
+
+impl FromIterator<f64> for Aligned {
+    fn from_iter<I: IntoIterator<Item = f64>>(it: I) -> Self {
+        let v: Vec<f64> = it.into_iter().collect();
+        let mut a = Aligned::new(v.len());
+        a.copy_from_slice(&v);
+        a
+    }
+}
+
+impl std::ops::Deref for Aligned {
+    type Target = [f64];
+    fn deref(&self) -> &[f64] {
+        // SAFETY: a `Block` is eight f64s and nothing else (repr(C), size 64), so the blocks
+        // are `8 * blocks.len() >= len` initialised f64s in a row, borrowed with `self`.
+        unsafe { std::slice::from_raw_parts(self.blocks.as_ptr().cast::<f64>(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for Aligned {
+    fn deref_mut(&mut self) -> &mut [f64] {
+        // SAFETY: as in `deref`, borrowed mutably with `self`.
+        unsafe { std::slice::from_raw_parts_mut(self.blocks.as_mut_ptr().cast::<f64>(), self.len) }
+    }
+}
+
+impl AsRef<[f64]> for Aligned {
+    fn as_ref(&self) -> &[f64] {
+        self
+    }
+}
+
 /// Grid points of the load estimate within the calibrated load range.
 const LOAD_STEPS: usize = 41;
 /// Beyond the calibrated range, the grid continues as the top load's latencies scaled up
@@ -1756,19 +1817,19 @@ const STRETCH_TAILS: [f64; 6] = [1.0, 1.4, 2.0, 2.8, 4.0, 5.6];
 struct LoadTracker {
     /// (candidate, ln compute ms) of the most recent runs, each with its misfit at every
     /// grid point (what its leaving the window takes away).
-    runs: std::collections::VecDeque<((usize, f64), Vec<f64>)>,
+    runs: std::collections::VecDeque<((usize, f64), Aligned)>,
     /// The buffer of the latest run to leave the window (the next run's misfits go there).
-    spare: Option<Vec<f64>>,
+    spare: Option<Aligned>,
     /// Per candidate: every grid point's median log latency, 1 / sigma and ln sigma (apart,
     /// so that the per-run sweep over the grid vectorises).
-    fit: Vec<[Vec<f64>; 3]>,
+    fit: Vec<[Aligned; 3]>,
     /// Per candidate and grid point: the latency distribution, and its [`z_sigma`].
     stats: Vec<Vec<LatencyStats>>,
     sigma: Vec<Vec<f64>>,
     /// Per grid point: the window's misfit (negative log-likelihood up to a constant).
-    misfit: Vec<f64>,
+    misfit: Aligned,
     /// A run's misfits before any run left the window: zero at every grid point.
-    zeros: Vec<f64>,
+    zeros: Aligned,
     /// Runs pushed since the misfit was last summed from scratch.
     pushed: u32,
     /// The estimate: the grid point of the least misfit, kept while none has
@@ -1860,8 +1921,8 @@ impl LoadTracker {
             fit,
             stats,
             sigma,
-            misfit: vec![0.0; states],
-            zeros: vec![0.0; states],
+            misfit: Aligned::new(states),
+            zeros: Aligned::new(states),
             pushed: 0,
             best: None,
         }
@@ -1887,8 +1948,10 @@ impl LoadTracker {
         } else {
             None
         };
-        let mut fresh = self.spare.take().unwrap_or_default();
-        fresh.resize(self.misfit.len(), 0.0);
+        let mut fresh = self
+            .spare
+            .take()
+            .unwrap_or_else(|| Aligned::new(self.misfit.len()));
         let take = oldest.as_deref().unwrap_or(&self.zeros);
         let mut best = sweep(&self.fit[run.0], run.1, take, &mut fresh, &mut self.misfit);
         self.spare = oldest;
@@ -1898,7 +1961,7 @@ impl LoadTracker {
             let (_, oldest) = self.runs.pop_front().expect("over a window of at least 1");
             self.misfit
                 .iter_mut()
-                .zip(&oldest)
+                .zip(oldest.iter())
                 .for_each(|(m, b)| *m -= b);
             best = least(&self.misfit);
         }
@@ -1908,7 +1971,10 @@ impl LoadTracker {
             self.pushed = 0;
             self.misfit.iter_mut().for_each(|m| *m = 0.0);
             for (_, m) in &self.runs {
-                self.misfit.iter_mut().zip(m).for_each(|(s, m)| *s += m);
+                self.misfit
+                    .iter_mut()
+                    .zip(m.iter())
+                    .for_each(|(s, m)| *s += m);
             }
             best = least(&self.misfit);
         }
@@ -2149,6 +2215,22 @@ mod tests {
                 assert_eq!(m, want, "{lanes:?} {len}");
                 assert_eq!(at, least(&m), "{lanes:?} {len}");
             }
+        }
+    }
+
+    #[test]
+    fn aligned_numbers_are_a_slice_of_their_length_on_cache_lines() {
+        for len in [0, 1, 7, 8, 9, 190] {
+            let mut a: Aligned = (0..len).map(|i| i as f64 * 0.5).collect();
+            assert_eq!(a.len(), len);
+            assert_eq!(a.as_ptr() as usize % 64, 0);
+            assert!(a.iter().enumerate().all(|(i, &x)| x == i as f64 * 0.5));
+            a.iter_mut().for_each(|x| *x += 1.0);
+            assert_eq!(
+                a.last().copied(),
+                len.checked_sub(1).map(|i| i as f64 * 0.5 + 1.0)
+            );
+            assert!(Aligned::new(len).iter().all(|&x| x == 0.0));
         }
     }
 
