@@ -9,7 +9,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use opa_harness::scenario;
 use opa_harness::stress::{
-    AtDeadline, Cell, DEFAULT_SELECTORS, compare, random_scenario, scenario_name,
+    AtDeadline, Cell, DEFAULT_FPS, DEFAULT_SELECTORS, FPS_RANGE, compare, random_scenario,
+    scenario_name,
 };
 use rayon::prelude::*;
 use serde::Serialize;
@@ -17,10 +18,16 @@ use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct StressArgs {
-    /// Random scenarios to draw and replay (each 30 s to 6 min of stream at 10, 15 or 30
-    /// frames per second, 1 to 4 content segments, 1 to 3 CPU load phases).
+    /// Random scenarios to draw and replay (each 30 s to 6 min of stream at one of --fps,
+    /// 1 to 4 content segments, 1 to 3 CPU load phases).
     #[arg(long, default_value_t = 50)]
     scenarios: usize,
+    /// Frame rates a stream draws from, per second (comma-separated; each 0.01 to 1000). The
+    /// default never makes frames queue; rates faster than the device (`60,120,300`) test the
+    /// selectors where frames wait and late ones are dropped (each scenario then has up to
+    /// 100,000 frames: minutes, not seconds).
+    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_FPS)]
+    fps: Vec<f64>,
     /// Seed of the draws: the same seed draws the same scenarios (scenario k is the same
     /// whatever --scenarios says). Recorded in stress.json.
     #[arg(long, default_value_t = 1)]
@@ -64,6 +71,7 @@ fn default_jobs() -> usize {
 struct StressFile<'a> {
     seed: u64,
     scenarios: usize,
+    fps: &'a [f64],
     profile: String,
     reference: &'a str,
     deadlines_ms: &'a [f64],
@@ -81,13 +89,20 @@ pub fn stress(a: StressArgs) -> Result<()> {
     if a.jobs == 0 {
         return Err(bad("--jobs 0: replay at least one scenario at a time"));
     }
+    if let Some(f) = a.fps.iter().find(|f| !FPS_RANGE.contains(*f)) {
+        return Err(bad(format!(
+            "--fps {f}: a frame rate must be {} to {} per second",
+            FPS_RANGE.start(),
+            FPS_RANGE.end()
+        )));
+    }
     let deadlines = sweep(&a.deadline_ms)?;
     let lineup = match &a.selectors {
         None => DEFAULT_SELECTORS.to_string(),
         Some(f) => selector_tables(f).map_err(bad)?,
     };
     // The first scenario as drawn: its selectors and profile are every scenario's.
-    let first = random_scenario(a.seed, 0, &deadlines, &lineup);
+    let first = random_scenario(a.seed, 0, &a.fps, &deadlines, &lineup);
     let sc = scenario::parse("(drawn scenario)", &first, Path::new(".")).map_err(|e| {
         bad(match &a.selectors {
             Some(f) => format!("{}: the selectors do not check out:\n{e}", f.display()),
@@ -130,9 +145,14 @@ pub fn stress(a: StressArgs) -> Result<()> {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
     println!(
-        "stress: {} random scenarios (seed {}), {} selectors x {} deadlines, replayed from profile {}",
+        "stress: {} random scenarios (seed {}, {} frames per second), {} selectors x {} deadlines, replayed from profile {}",
         a.scenarios,
         a.seed,
+        a.fps
+            .iter()
+            .map(f64::to_string)
+            .collect::<Vec<_>>()
+            .join(" / "),
         order.len(),
         deadlines.len(),
         profile.display()
@@ -155,7 +175,7 @@ pub fn stress(a: StressArgs) -> Result<()> {
         let path = dir_sc.join(format!("{name}.toml"));
         opa_reports::write_atomic(
             &path,
-            random_scenario(a.seed, k, &deadlines, &lineup).as_bytes(),
+            random_scenario(a.seed, k, &a.fps, &deadlines, &lineup).as_bytes(),
         )?;
         let args = RunArgs::whole(path, deadlines.clone(), dir_runs.join(&name));
         let summary = execute(args, Some(profile.clone()), false)
@@ -205,6 +225,7 @@ pub fn stress(a: StressArgs) -> Result<()> {
         &StressFile {
             seed: a.seed,
             scenarios: a.scenarios,
+            fps: &a.fps,
             profile: profile.display().to_string(),
             reference: &a.reference,
             deadlines_ms: &deadlines,

@@ -5,7 +5,9 @@
 //! other one scenario by scenario (paired: the same frames, load and deadline).
 //!
 //! The space (every draw independent, from the seed and the scenario's index):
-//! - one frame rate for the stream: 10, 15 or 30 frames per second;
+//! - one frame rate for the stream, of a given list (default [`DEFAULT_FPS`]: 10, 15 or 30
+//!   frames per second, where frames never queue; `opa stress --fps 60,120,300` for streams
+//!   faster than the device at tight deadlines);
 //! - 1 to 4 segments of 30, 60 or 90 s; each, with probability 0.7, one of the twelve
 //!   corruption families at a severity of 1 to 5, and with probability 0.3 a subset of 2 to
 //!   6 of the 10 classes;
@@ -16,6 +18,12 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+
+/// Frame rates a stream draws from when none are given.
+pub const DEFAULT_FPS: [f64; 3] = [10.0, 15.0, 30.0];
+
+/// The frame rates a scenario file accepts, per second.
+pub const FPS_RANGE: std::ops::RangeInclusive<f64> = 0.01..=1000.0;
 
 /// Corruption families a segment may draw.
 pub const CORRUPTIONS: [&str; 12] = [
@@ -74,12 +82,19 @@ pub fn scenario_name(index: usize) -> String {
 }
 
 /// Scenario `index` of the sweep seeded `seed`, as scenario-file text, with `selectors`
-/// (`[[selector]]` tables) appended; its deadline is the least of `deadlines` (the sweep's,
-/// named in a comment). The same seed and index draw the same scenario whatever the number
+/// (`[[selector]]` tables) appended; its frame rate one of `fps` (not empty, each in
+/// [`FPS_RANGE`]); its deadline is the least of `deadlines` (the sweep's, named in a
+/// comment). The same seed, index and frame rates draw the same scenario whatever the number
 /// of scenarios.
-pub fn random_scenario(seed: u64, index: usize, deadlines: &[f64], selectors: &str) -> String {
+pub fn random_scenario(
+    seed: u64,
+    index: usize,
+    fps: &[f64],
+    deadlines: &[f64],
+    selectors: &str,
+) -> String {
     let mut r = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ index as u64);
-    let fps = [10, 15, 30][r.random_range(0..3)];
+    let fps = fps[r.random_range(0..fps.len())];
     let sweep: Vec<String> = deadlines.iter().map(f64::to_string).collect();
     let least = deadlines.iter().copied().fold(f64::INFINITY, f64::min);
     let mut t = format!(
@@ -282,17 +297,26 @@ mod tests {
 
     #[test]
     fn the_same_seed_and_index_draw_the_same_scenario_and_others_differ() {
-        let a = random_scenario(7, 3, &[1.0], DEFAULT_SELECTORS);
-        assert_eq!(a, random_scenario(7, 3, &[1.0], DEFAULT_SELECTORS));
-        assert_ne!(a, random_scenario(7, 4, &[1.0], DEFAULT_SELECTORS));
-        assert_ne!(a, random_scenario(8, 3, &[1.0], DEFAULT_SELECTORS));
+        let a = random_scenario(7, 3, &DEFAULT_FPS, &[1.0], DEFAULT_SELECTORS);
+        assert_eq!(
+            a,
+            random_scenario(7, 3, &DEFAULT_FPS, &[1.0], DEFAULT_SELECTORS)
+        );
+        assert_ne!(
+            a,
+            random_scenario(7, 4, &DEFAULT_FPS, &[1.0], DEFAULT_SELECTORS)
+        );
+        assert_ne!(
+            a,
+            random_scenario(8, 3, &DEFAULT_FPS, &[1.0], DEFAULT_SELECTORS)
+        );
         assert!(a.contains("name = \"stress-003\""));
     }
 
     #[test]
     fn drawn_scenarios_are_valid_and_long_enough_to_judge() {
         for i in 0..40 {
-            let text = random_scenario(1, i, &[4.0, 0.5], DEFAULT_SELECTORS);
+            let text = random_scenario(1, i, &DEFAULT_FPS, &[4.0, 0.5], DEFAULT_SELECTORS);
             let sc = crate::scenario::parse("drawn.toml", &text, std::path::Path::new("."))
                 .unwrap_or_else(|e| panic!("{e}\n{text}"));
             assert_eq!(sc.selectors.len(), 10);
@@ -309,7 +333,39 @@ mod tests {
                 "{text}"
             );
             assert!(segments.iter().all(|s| s.fps == fps));
+            assert!(DEFAULT_FPS.contains(&fps), "{fps}");
         }
+    }
+
+    #[test]
+    fn streams_draw_their_frame_rate_from_the_list_given_and_nothing_else_changes() {
+        let mut seen = Vec::new();
+        for i in 0..30 {
+            let text = random_scenario(5, i, &[60.0, 7.5, 300.0], &[1.0], DEFAULT_SELECTORS);
+            let sc = crate::scenario::parse("drawn.toml", &text, std::path::Path::new("."))
+                .unwrap_or_else(|e| panic!("{e}\n{text}"));
+            let crate::scenario::StreamSource::Synthetic(spec) = &sc.stream else {
+                panic!("a synthetic stream")
+            };
+            let fps = spec.segments[0].fps;
+            assert!([60.0, 7.5, 300.0].contains(&fps), "{fps}");
+            assert!(spec.segments.iter().all(|s| s.fps == fps));
+            seen.push(fps);
+            // The same draws but the rate: one rate listed gives the same scenario at it.
+            let one = random_scenario(5, i, &[fps], &[1.0], DEFAULT_SELECTORS);
+            let fixed = |t: &str| t.replace(&format!("fps = {fps}\n"), "fps = ?\n");
+            let d = random_scenario(5, i, &DEFAULT_FPS, &[1.0], DEFAULT_SELECTORS);
+            let other = d
+                .lines()
+                .find_map(|l| l.strip_prefix("fps = "))
+                .expect("a frame rate")
+                .to_string();
+            assert_eq!(
+                fixed(&one),
+                d.replace(&format!("fps = {other}\n"), "fps = ?\n")
+            );
+        }
+        assert!([60.0, 7.5, 300.0].iter().all(|f| seen.contains(f)));
     }
 
     #[test]

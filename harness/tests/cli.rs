@@ -1037,6 +1037,9 @@ fn stress_replays_drawn_scenarios_and_compares_each_selector_with_opa() {
         "opa-rounds",
     );
     expect_bad_input(&[&base[..], &["--jobs", "0"]].concat(), "--jobs 0");
+    for fps in ["0", "2000", "10,nan"] {
+        expect_bad_input(&[&base[..], &["--fps", fps]].concat(), "--fps");
+    }
     let junk = dir.path().join("junk.parquet");
     std::fs::write(&junk, b"not a profile").unwrap();
     expect_bad_input(
@@ -1050,15 +1053,24 @@ fn stress_replays_drawn_scenarios_and_compares_each_selector_with_opa() {
         &[&base[..], &["--selectors", empty.to_str().unwrap()]].concat(),
         "no [[selector]] tables",
     );
-    // Another line-up, from a scenario file's selectors.
+    // Another line-up, from a scenario file's selectors, on streams of another frame rate.
     let lineup = dir.path().join("lineup.toml");
     std::fs::write(
         &lineup,
         "[[selector]]\nkind = \"opa\"\nmin-gain = 0.01\n[[selector]]\nkind = \"fixed-smallest\"\n",
     )
     .unwrap();
-    let o = opa(&[&base[..], &["--selectors", lineup.to_str().unwrap()]].concat());
+    let o = opa(&[
+        &base[..],
+        &["--selectors", lineup.to_str().unwrap(), "--fps", "7.5"],
+    ]
+    .concat());
     assert!(o.status.success(), "{}", text(&o));
+    let drawn = std::fs::read_to_string(Path::new(&c).join("scenarios/stress-000.toml")).unwrap();
+    assert!(
+        drawn.contains("fps = 7.5\n") && !drawn.contains("fps = 1"),
+        "{drawn}"
+    );
     assert!(text(&o).contains("closest rival (implementable, of another kind): fixed-smallest"));
     let s = read(&Path::new(&c).join("stress.json"));
     assert_eq!(
@@ -1066,6 +1078,7 @@ fn stress_replays_drawn_scenarios_and_compares_each_selector_with_opa() {
         serde_json::json!(["opa", "fixed-smallest"])
     );
     assert_eq!(s["cells"].as_array().unwrap().len(), 5 * 2);
+    assert_eq!(s["fps"], serde_json::json!([7.5]));
     // Replaced with --force, a sweep of fewer scenarios leaves none of the previous ones.
     let mut fewer = args(&out("a"), "3");
     let n = fewer.iter().position(|x| x == "--scenarios").unwrap() + 1;
