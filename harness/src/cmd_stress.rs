@@ -7,10 +7,9 @@ use crate::cmd_run::{RunArgs, execute, sweep};
 use anyhow::{Context as _, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use opa_harness::scenario;
+use opa_harness::scenario::{self, SEGMENT_FPS};
 use opa_harness::stress::{
-    AtDeadline, Cell, DEFAULT_FPS, DEFAULT_SELECTORS, FPS_RANGE, compare, random_scenario,
-    scenario_name,
+    AtDeadline, Cell, DEFAULT_FPS, DEFAULT_SELECTORS, compare, random_scenario, scenario_name,
 };
 use rayon::prelude::*;
 use serde::Serialize;
@@ -89,11 +88,11 @@ pub fn stress(a: StressArgs) -> Result<()> {
     if a.jobs == 0 {
         return Err(bad("--jobs 0: replay at least one scenario at a time"));
     }
-    if let Some(f) = a.fps.iter().find(|f| !FPS_RANGE.contains(*f)) {
+    if let Some(f) = a.fps.iter().find(|f| !SEGMENT_FPS.contains(*f)) {
         return Err(bad(format!(
             "--fps {f}: a frame rate must be {} to {} per second",
-            FPS_RANGE.start(),
-            FPS_RANGE.end()
+            SEGMENT_FPS.start(),
+            SEGMENT_FPS.end()
         )));
     }
     let deadlines = sweep(&a.deadline_ms)?;

@@ -331,6 +331,9 @@ impl SelectorSpec {
     }
 }
 
+/// The frame rates a synthetic stream segment accepts, per second.
+pub const SEGMENT_FPS: std::ops::RangeInclusive<f64> = 0.01..=1000.0;
+
 /// Every selector kind.
 pub const SELECTOR_KINDS: [&str; 9] = [
     "opa",
@@ -890,7 +893,13 @@ fn segment(ctx: &mut Ctx, i: usize, s: &S<RawSegment>) -> Segment {
     let r = s.get_ref();
     let key = |k: &str| format!("stream.segment[{i}].{k}");
     let duration_s = positive(ctx, &r.duration_s, &key("duration-s"));
-    let fps = in_range(ctx, &r.fps, &key("fps"), 0.01, 1000.0);
+    let fps = in_range(
+        ctx,
+        &r.fps,
+        &key("fps"),
+        *SEGMENT_FPS.start(),
+        *SEGMENT_FPS.end(),
+    );
     let mut seg = Segment::clean(duration_s, fps);
     if let Some(v) = &r.scene_length {
         seg.scene_length = int_range(ctx, v, &key("scene-length"), 1, 100_000) as u32;

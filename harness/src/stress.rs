@@ -22,9 +22,6 @@ use serde::{Deserialize, Serialize};
 /// Frame rates a stream draws from when none are given.
 pub const DEFAULT_FPS: [f64; 3] = [10.0, 15.0, 30.0];
 
-/// The frame rates a scenario file accepts, per second.
-pub const FPS_RANGE: std::ops::RangeInclusive<f64> = 0.01..=1000.0;
-
 /// Corruption families a segment may draw.
 pub const CORRUPTIONS: [&str; 12] = [
     "gaussian-noise",
@@ -83,9 +80,9 @@ pub fn scenario_name(index: usize) -> String {
 
 /// Scenario `index` of the sweep seeded `seed`, as scenario-file text, with `selectors`
 /// (`[[selector]]` tables) appended; its frame rate one of `fps` (not empty, each in
-/// [`FPS_RANGE`]); its deadline is the least of `deadlines` (the sweep's, named in a
-/// comment). The same seed, index and frame rates draw the same scenario whatever the number
-/// of scenarios.
+/// [`crate::scenario::SEGMENT_FPS`]); its deadline is the least of `deadlines` (the
+/// sweep's, named in a comment). The same seed, index and frame rates draw the same
+/// scenario whatever the number of scenarios.
 pub fn random_scenario(
     seed: u64,
     index: usize,

@@ -1472,24 +1472,6 @@ fn least(v: &[f64]) -> usize {
     first_at(v, low)
 }
 
-/// The load tracker's per-run sweep over its grid: run `t`'s misfit at every grid point
-/// into `fresh` (from `fit`: median log latency, 1 / sigma and ln sigma per grid point), and
-/// the window's misfit `m` moved by it less `take`; returns where the least of the new `m`
-/// first is (what [`least`] finds), found in the same pass: each lane keeps its least and
-/// the step it first was at. With AVX-512 or AVX2 where the CPU has it: eight or four lanes
-/// instead of two, the same arithmetic in the same order (no fused multiply-add), so the
-/// same numbers to the bit. (Misfits, sums and the search for the least took about a
-/// quarter of the replay bench's time, a second pass for the least's place a twentieth.)
-fn sweep<F: AsRef<[f64]>>(
-    fit: &[F; 3],
-    t: f64,
-    take: &[f64],
-    fresh: &mut [f64],
-    m: &mut [f64],
-) -> usize {
-    sweep_on(Lanes::widest(), fit, t, take, fresh, m)
-}
-
 /// How many lanes a [`sweep`] runs on.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Lanes {
@@ -1502,23 +1484,39 @@ enum Lanes {
 }
 
 impl Lanes {
-    /// The widest this CPU has.
-    fn widest() -> Lanes {
+    /// Every width this CPU has, narrowest first.
+    fn available() -> Vec<Lanes> {
+        let mut v = vec![Lanes::Scalar];
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return Lanes::Avx512;
-            }
             if std::arch::is_x86_feature_detected!("avx2") {
-                return Lanes::Avx2;
+                v.push(Lanes::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                v.push(Lanes::Avx512);
             }
         }
-        Lanes::Scalar
+        v
+    }
+
+    /// The widest this CPU has (a load tracker asks once, not per run).
+    fn widest() -> Lanes {
+        *Lanes::available()
+            .last()
+            .expect("one at a time is always there")
     }
 }
 
-/// [`sweep`] on `lanes` (which the CPU must have: [`Lanes::widest`] or narrower).
-fn sweep_on<F: AsRef<[f64]>>(
+/// The load tracker's per-run sweep over its grid: run `t`'s misfit at every grid point
+/// into `fresh` (from `fit`: median log latency, 1 / sigma and ln sigma per grid point), and
+/// the window's misfit `m` moved by it less `take`; returns where the least of the new `m`
+/// first is (what [`least`] finds), found in the same pass: each lane keeps its least and
+/// the step it first was at. With AVX-512 or AVX2 where the CPU has it: eight or four lanes
+/// instead of two, the same arithmetic in the same order (no fused multiply-add), so the
+/// same numbers to the bit; on `lanes`, one of [`Lanes::available`]. (Misfits, sums and the
+/// search for the least took about a quarter of the replay bench's time, a second pass for
+/// the least's place a twentieth.)
+fn sweep<F: AsRef<[f64]>>(
     lanes: Lanes,
     fit: &[F; 3],
     t: f64,
@@ -1832,6 +1830,8 @@ struct LoadTracker {
     zeros: Aligned,
     /// Runs pushed since the misfit was last summed from scratch.
     pushed: u32,
+    /// The widest lanes this CPU sweeps on.
+    lanes: Lanes,
     /// The estimate: the grid point of the least misfit, kept while none has
     /// [`MOVE_MISFIT`] less; None before any run.
     best: Option<usize>,
@@ -1924,6 +1924,7 @@ impl LoadTracker {
             misfit: Aligned::new(states),
             zeros: Aligned::new(states),
             pushed: 0,
+            lanes: Lanes::widest(),
             best: None,
         }
     }
@@ -1953,7 +1954,14 @@ impl LoadTracker {
             .take()
             .unwrap_or_else(|| Aligned::new(self.misfit.len()));
         let take = oldest.as_deref().unwrap_or(&self.zeros);
-        let mut best = sweep(&self.fit[run.0], run.1, take, &mut fresh, &mut self.misfit);
+        let mut best = sweep(
+            self.lanes,
+            &self.fit[run.0],
+            run.1,
+            take,
+            &mut fresh,
+            &mut self.misfit,
+        );
         self.spare = oldest;
         self.runs.push_back((run, fresh));
         // Only when the window shrank (never while OPA runs: its window is fixed).
@@ -2200,12 +2208,12 @@ mod tests {
         let take = v(4);
         let t = 0.37;
         // Every width this CPU has, on the grid and on shorter ones (remainders of 0-7).
-        for lanes in every_width() {
+        for lanes in Lanes::available() {
             for len in [190, 184, 17, 7, 1] {
                 let mut m = v(5)[..len].to_vec();
                 let mut want = m.clone();
                 let mut fresh = vec![0.0; len];
-                let at = sweep_on(lanes, &fit, t, &take, &mut fresh, &mut m);
+                let at = sweep(lanes, &fit, t, &take, &mut fresh, &mut m);
                 for g in 0..len {
                     let z = (t - fit[0][g]) * fit[1][g];
                     let f = fit[2][g] + 0.5 * (z * z).min(Z2_CAP);
@@ -2232,21 +2240,6 @@ mod tests {
             );
             assert!(Aligned::new(len).iter().all(|&x| x == 0.0));
         }
-    }
-
-    /// Every [`Lanes`] this CPU can sweep on.
-    fn every_width() -> Vec<Lanes> {
-        let mut v = vec![Lanes::Scalar];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                v.push(Lanes::Avx2);
-            }
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                v.push(Lanes::Avx512);
-            }
-        }
-        v
     }
 
     #[test]
@@ -2301,9 +2294,9 @@ mod tests {
         let check = |m: Vec<f64>| {
             let n = m.len();
             let fit = [vec![0.0; n], vec![0.0; n], vec![0.0; n]];
-            for lanes in every_width() {
+            for lanes in Lanes::available() {
                 let (mut swept, mut fresh) = (m.clone(), vec![0.0; n]);
-                let at = sweep_on(lanes, &fit, 0.3, &vec![0.0; n], &mut fresh, &mut swept);
+                let at = sweep(lanes, &fit, 0.3, &vec![0.0; n], &mut fresh, &mut swept);
                 assert_eq!(at, least(&swept), "{lanes:?} {m:?}");
             }
         };
