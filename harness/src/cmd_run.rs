@@ -195,6 +195,7 @@ fn build_selector(
                 escalate_chance: spec.get("escalate-chance"),
                 robust_gain: u("robust-gain") == 1,
                 skip_late: u("skip-late") == 1,
+                content_window: u("content-window"),
             };
             Box::new(
                 Opa::new(&spec.name, params, p, model)

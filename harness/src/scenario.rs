@@ -149,6 +149,7 @@ struct RawSelector {
     escalate_chance: Option<S<toml::Value>>,
     robust_gain: Option<S<toml::Value>>,
     skip_late: Option<S<toml::Value>>,
+    content_window: Option<S<toml::Value>>,
     window: Option<S<toml::Value>>,
     timed_latency: Option<S<toml::Value>>,
     slack: Option<S<toml::Value>>,
@@ -158,7 +159,7 @@ struct RawSelector {
 
 impl RawSelector {
     /// The numeric parameters as written, by key.
-    fn numeric(&self) -> [(&'static str, &Option<S<toml::Value>>); 24] {
+    fn numeric(&self) -> [(&'static str, &Option<S<toml::Value>>); 25] {
         [
             ("switch-every", &self.switch_every),
             ("probe-frames", &self.probe_frames),
@@ -179,6 +180,7 @@ impl RawSelector {
             ("escalate-chance", &self.escalate_chance),
             ("robust-gain", &self.robust_gain),
             ("skip-late", &self.skip_late),
+            ("content-window", &self.content_window),
             ("window", &self.window),
             ("timed-latency", &self.timed_latency),
             ("slack", &self.slack),
@@ -373,6 +375,7 @@ pub fn selector_defaults(kind: &str) -> Vec<(&'static str, f64)> {
                 ("escalate-chance", d.escalate_chance),
                 ("robust-gain", f64::from(u8::from(d.robust_gain))),
                 ("skip-late", f64::from(u8::from(d.skip_late))),
+                ("content-window", d.content_window as f64),
             ]
         }
         "exhaustive" => {
@@ -417,7 +420,7 @@ fn param_range(key: &str) -> (f64, f64, bool) {
         "latency-drift" => (0.01, 10.0, false),
         "confidence-drift" => (0.001, 1.0, false),
         "probe-frames" | "trial-frames" => (1.0, 1000.0, true),
-        "load-window" | "tail-window" => (0.0, 1000.0, true),
+        "load-window" | "tail-window" | "content-window" => (0.0, 1000.0, true),
         "min-gain" | "escalate-chance" => (0.0, 1.0, false),
         "idle-stretch" => (0.0, 100.0, false),
         "view-table" | "cascade" | "fallback" | "robust-gain" | "skip-late" | "timed-latency" => {

@@ -13,6 +13,7 @@
 //! assert_eq!(s.decide(&ctx), Decision::Serve(1));
 //! ```
 
+pub mod condition;
 pub mod predict;
 pub mod profile;
 pub mod selectors;

@@ -6,6 +6,7 @@
 //! `opa calibrate` fills one on the calibration half of the shipped split (never on the
 //! evaluation half that streams are cut from); `opa_reports::profile` stores it as parquet.
 
+use crate::condition::BinRows;
 use serde::{Deserialize, Serialize};
 
 /// A candidate as the profile knows it.
@@ -68,13 +69,13 @@ pub struct ContentStats {
 /// Which per-frame table of a [`ContentStats`]: binned by the probe's confidence on the
 /// same image, or on another view of it.
 #[derive(Clone, Copy)]
-enum BinTable {
+pub(crate) enum BinTable {
     SameImage,
     OtherView,
 }
 
 impl BinTable {
-    fn of(self, s: &ContentStats) -> (&[f64], &[usize]) {
+    pub(crate) fn of(self, s: &ContentStats) -> (&[f64], &[usize]) {
         match self {
             BinTable::SameImage => (&s.probe_bin_top1, &s.probe_bin_images),
             BinTable::OtherView => (&s.view_bin_top1, &s.view_bin_images),
@@ -93,9 +94,7 @@ impl BinTable {
 /// Bins of the probe's per-frame confidence in [`ContentStats::probe_bin_top1`].
 pub const PROBE_BINS: usize = 20;
 
-/// Pseudo-images of the pooled gain each condition's gain in a bin is shrunk toward, in
-/// [`Profile::robust_frame_table`].
-pub const GAIN_SHRINK: f64 = 20.0;
+pub use crate::condition::GAIN_SHRINK;
 
 /// The bin of a probe confidence (clamped into 0..=1).
 pub fn probe_bin(confidence: f64) -> usize {
@@ -316,100 +315,19 @@ impl Profile {
     }
 
     fn robust_table(&self, table: BinTable, quantile: f64) -> Option<Vec<Vec<f64>>> {
-        let pooled = self.binned_table(table)?;
-        let probe = self.probe;
-        let n = self.candidates.len();
-        let mut out = pooled.clone();
-        // Bins some condition filled for every candidate; the others keep the pooled table's
-        // nearest-bin values, as in [`Profile::frame_table`].
-        let mut filled = [false; PROBE_BINS];
-        for (b, row) in out.iter_mut().enumerate() {
-            for c in (0..n).filter(|&c| c != probe) {
-                // (gain, images) per condition with images in this bin for both.
-                let gains: Vec<(f64, f64)> = self.content[c]
-                    .iter()
-                    .zip(&self.content[probe])
-                    .filter_map(|(sc, sp)| {
-                        let ((tc, kc), (tp, kp)) = (table.of(sc), table.of(sp));
-                        let k = kc[b].min(kp[b]) as f64;
-                        (k > 0.0 && tc[b].is_finite() && tp[b].is_finite())
-                            .then(|| (tc[b] - tp[b], k))
-                    })
-                    .collect();
-                let total: f64 = gains.iter().map(|g| g.1).sum();
-                if total <= 0.0 {
-                    break;
-                }
-                filled[b] = true;
-                let mean = gains.iter().map(|g| g.0 * g.1).sum::<f64>() / total;
-                let mut shrunk: Vec<(f64, f64)> = gains
-                    .iter()
-                    .map(|&(g, k)| ((k * g + GAIN_SHRINK * mean) / (k + GAIN_SHRINK), k))
-                    .collect();
-                shrunk.sort_by(|a, b| a.0.total_cmp(&b.0));
-                let mut cum = 0.0;
-                let q = shrunk
-                    .iter()
-                    .find(|&&(_, k)| {
-                        cum += k;
-                        cum >= quantile * total
-                    })
-                    .map_or(mean, |g| g.0);
-                row[c] = pooled[b][probe] + q;
-            }
-        }
-        for b in (0..PROBE_BINS).filter(|&b| !filled[b]) {
-            if let Some(src) = (0..PROBE_BINS)
-                .filter(|&f| filled[f])
-                .min_by_key(|&f| f.abs_diff(b))
-            {
-                out[b] = out[src].clone();
-            }
-        }
-        Some(out)
+        let rows = BinRows::new(self, table)?;
+        let uniform = vec![1.0; self.contents.len()];
+        Some(
+            (0..PROBE_BINS)
+                .map(|b| rows.robust_row(b, &uniform, quantile))
+                .collect(),
+        )
     }
 
     fn binned_table(&self, table: BinTable) -> Option<Vec<Vec<f64>>> {
-        let n = self.candidates.len();
-        if self
-            .content
-            .iter()
-            .flatten()
-            .any(|s| table.of(s).0.len() != PROBE_BINS)
-        {
-            return None;
-        }
-        let mut hits = vec![vec![0.0; n]; PROBE_BINS];
-        let mut count = vec![vec![0.0; n]; PROBE_BINS];
-        for (c, row) in self.content.iter().enumerate() {
-            for s in row {
-                let (top1, images) = table.of(s);
-                for b in 0..PROBE_BINS {
-                    let (t, k) = (top1[b], images[b] as f64);
-                    if k > 0.0 && t.is_finite() {
-                        hits[b][c] += t * k;
-                        count[b][c] += k;
-                    }
-                }
-            }
-        }
-        let filled: Vec<usize> = (0..PROBE_BINS)
-            .filter(|&b| count[b].iter().all(|&k| k > 0.0))
-            .collect();
-        if filled.is_empty() {
-            return None;
-        }
-        Some(
-            (0..PROBE_BINS)
-                .map(|b| {
-                    let src = *filled
-                        .iter()
-                        .min_by_key(|&&f| f.abs_diff(b))
-                        .expect("non-empty");
-                    (0..n).map(|c| hits[src][c] / count[src][c]).collect()
-                })
-                .collect(),
-        )
+        let rows = BinRows::new(self, table)?;
+        let uniform = vec![1.0; self.contents.len()];
+        Some((0..PROBE_BINS).map(|b| rows.row(b, &uniform)).collect())
     }
 
     /// The candidates on the idle, clean Pareto front (no other candidate is both faster at

@@ -898,3 +898,68 @@ fn opa_per_frame_counts_the_time_a_frame_waited_in_the_queue() {
     // Waiting past the budget leaves the probe, the fastest.
     assert_eq!(decide_after(1.9), 0);
 }
+
+/// Two content conditions of the synthetic profile with unlike probe readings: under
+/// `clean` half the images are easy (the probe 92.5 % sure, bin 18) and half hard (32.5 %,
+/// bin 6), and on its hard ones no candidate beats the probe; under `noise@1` every image
+/// is hard, and there every larger candidate gets 10 points more than the probe (0.60
+/// against 0.50). Pooled, bin 6 holds 500 clean images and 100 noisy ones: a larger
+/// candidate adds 10 x 100 / 600 = 1.7 points, under `min-gain`.
+fn unlike_conditions() -> Profile {
+    let mut p = synthetic(6, 1, &[0.0, 0.5, 1.0]);
+    for (c, row) in p.content.iter_mut().enumerate() {
+        for (k, s) in row.iter_mut().enumerate() {
+            let mut images = vec![0; 20];
+            let mut top1 = vec![f64::NAN; 20];
+            let (easy, hard) = if k == 0 { (500, 500) } else { (0, 100) };
+            images[18] = easy;
+            images[6] = hard;
+            top1[18] = 0.95;
+            top1[6] = if k == 1 && c > 0 { 0.60 } else { 0.50 };
+            s.images = easy + hard;
+            s.probe_bin_images = images.clone();
+            s.probe_bin_top1 = top1.clone();
+            s.view_bin_images = images;
+            s.view_bin_top1 = top1;
+        }
+    }
+    p
+}
+
+#[test]
+fn opa_per_frame_reads_a_persistent_condition_from_the_probes_readings() {
+    // Hard objects (the probe 30 % sure) of a new class every 10 frames, at a 20 ms deadline
+    // (everything fits): readings that all land in bin 6 are likelier under `noise@1` than
+    // under `clean` (1 against 0.5 each), and after a few scenes OPA weighs the noisy
+    // condition's tables and serves a larger candidate; pooling every condition alike
+    // (`content-window = 0`) it serves the probe throughout. (A bin-6 reading is 1.84 times
+    // likelier under `noise@1`; on a scene's later frames the lower quartile of the gain
+    // over the weighed conditions counts, which takes three quarters of bin 6's weighed
+    // images to be noisy: 100 R against 500 with R = 1.84^x at least 15, x = 4.4 readings'
+    // worth, which seven readings of a window of 8 give, by frame 70; the tables are pooled
+    // anew when the belief has moved far enough since they last were: by frame 90.)
+    let p = unlike_conditions();
+    let hard = |f: u64| (0.3, (f / 10) as u16);
+    let opa = |content_window: u32| {
+        new_opa(
+            &p,
+            OpaParams {
+                content_window,
+                ..per_frame()
+            },
+        )
+    };
+    let d = drive_scenes(&mut opa(8), &p, 200, 20.0, hard);
+    assert!(d.served[..50].iter().all(|&c| c == 0), "{:?}", d.served);
+    assert!(d.served[100..].iter().all(|&c| c > 0), "{:?}", d.served);
+    let pooled = drive_scenes(&mut opa(0), &p, 200, 20.0, hard);
+    assert!(pooled.served.iter().all(|&c| c == 0), "{:?}", pooled.served);
+    // The same hard objects between easy ones (92 % sure) read as `clean`: the probe serves
+    // the hard ones too.
+    let mixed = |f: u64| {
+        let k = f / 10;
+        (if k.is_multiple_of(2) { 0.92 } else { 0.3 }, k as u16)
+    };
+    let d = drive_scenes(&mut opa(8), &p, 200, 20.0, mixed);
+    assert!(d.served.iter().all(|&c| c == 0), "{:?}", d.served);
+}

@@ -29,6 +29,15 @@
 //! probe's answer serves at the deadline, so probing first and escalating also competes with
 //! serving a larger candidate outright on the scene's later frames.
 //!
+//! Every one of those tables pools the profile's content conditions, weighed by how likely
+//! the probe's recent confidence readings are under each (`content_window`,
+//! [`ContentBelief`]: each condition's calibrated histogram of the probe's confidence is the
+//! likelihood; about `content_window` readings remembered, older ones fading, at most one
+//! per `min_gap` frames). Under a persistent condition the readings point to it, and a bin's
+//! row becomes that condition's rather than the pool of all 63 (under fog at severity 5 a
+//! mid-size candidate adds more over the probe in a bin than the pool says). With no
+//! readings, or `content_window = 0`, every calibration image counts alike, as before.
+//!
 //! **Rounds** (`evidence_frames = 0`, the paper's scheme): the probe runs on `probe_frames`
 //! frames every `reprobe_every` frames (and early when the serving candidate's latency or
 //! confidence drifts past a threshold); the predictor reads the round's mean signals. On a
@@ -50,6 +59,7 @@
 //! `skip_late`): no run can serve it in time, and any would delay the frames behind it.
 
 use super::best_feasible;
+use crate::condition::{BinRows, ContentBelief, UnreadRows, total_variation};
 use crate::predict::Prediction;
 use crate::predict::Predictor;
 use crate::profile::{
@@ -142,6 +152,12 @@ pub struct OpaParams {
     /// device cannot keep up with the stream (at 10 frames per second never). false = run
     /// every frame however late.
     pub skip_late: bool,
+    /// Per-frame mode: weigh the profile's content conditions, in every per-frame table, by
+    /// how likely the probe's recent confidence readings are under each
+    /// ([`ContentBelief`]: about this many readings remembered, at most one per `min_gap`
+    /// frames), so that under a persistent condition (fog at severity 5 throughout) a bin's
+    /// row is that condition's, not the pool of all. 0 = pool every condition alike.
+    pub content_window: u32,
 }
 
 impl Default for OpaParams {
@@ -165,6 +181,7 @@ impl Default for OpaParams {
             escalate_chance: 0.8,
             robust_gain: true,
             skip_late: true,
+            content_window: 8,
         }
     }
 }
@@ -180,6 +197,12 @@ const EMA: f64 = 0.15;
 const LAT_WINDOW: usize = 9;
 /// Served frames after a switch that set the confidence reference.
 const SETTLE: u32 = 5;
+/// How far ([`total_variation`]) the belief in the content conditions must move from the one
+/// the per-frame tables were pooled with before they are pooled again. Readings of one
+/// bin each move a diffuse belief a lot (at 0.05, nine readings in ten re-pooled, and
+/// replays of `scenarios/saturated.toml` took 35 % longer); at 0.3 one in ten or fewer,
+/// and `opa stress` came out the same within 0.1 points (seeds 1 and 3, 80 scenarios each).
+const REWEIGH: f64 = 0.3;
 
 /// The OPA selector.
 pub struct Opa {
@@ -218,8 +241,30 @@ pub struct Opa {
     conf_n: u32,
     conf_ema: f64,
     /// Per-frame mode: every candidate's top-1 on a frame per bin of the probe's confidence
-    /// on it (`table[bin][candidate]`, the profile's per-frame tables); None in round mode.
-    frame_table: Option<Vec<Vec<f64>>>,
+    /// on it, per content condition (the profile's per-frame tables); None in round mode.
+    same_rows: Option<BinRows>,
+    /// The same given the probe's confidence on another frame of the scene (the profile's
+    /// other-view tables), for the frames after the reading's; None without them (or with
+    /// `view_table` off): the same-image table serves every frame.
+    view_rows: Option<BinRows>,
+    /// Every candidate's top-1 over each condition's calibration images.
+    unread_rows: UnreadRows,
+    /// Per-frame mode with `content_window`: the belief in the content conditions, the
+    /// frame of the latest reading counted in it, the weights per condition the tables are
+    /// pooled with (all 1 = every calibration image alike) and their shares of the frames,
+    /// and the pooling's generation.
+    belief: Option<ContentBelief>,
+    counted: Option<u64>,
+    weights: Vec<f64>,
+    shares: Vec<f64>,
+    pooled_gen: u64,
+    /// Every candidate's top-1 on a frame per bin of the probe's confidence on it, pooled
+    /// with `weights` (`frame_table[bin][candidate]`; a bin is pooled when first needed in
+    /// a generation: the generation per bin), and the same of the other-view tables.
+    frame_table: Vec<Vec<f64>>,
+    frame_gen: Vec<u64>,
+    view_table: Vec<Vec<f64>>,
+    view_gen: Vec<u64>,
     /// Per bin of `frame_table`, of `view_table` and of `unread`: the candidates by top-1,
     /// highest first (so that a decision can stop at the first that cannot win).
     frame_order: Vec<Vec<usize>>,
@@ -227,10 +272,6 @@ pub struct Opa {
     unread_order: Vec<usize>,
     /// A buffer of the per-frame decision's candidate values.
     found: Vec<f64>,
-    /// Per-frame mode: the same given the probe's confidence on another frame of the scene
-    /// (the profile's other-view tables), for the frames after the reading's; None without
-    /// them (or with `view_table` off): the same-image table serves every frame.
-    view_table: Option<Vec<Vec<f64>>>,
     /// Per-frame mode: every candidate's top-1 on an object the probe has not read (over
     /// all calibration images), served on when the scene changed and `min_gap` holds the
     /// probe back.
@@ -331,8 +372,9 @@ impl Weigh<'_> {
     }
 }
 
-/// See `Opa::esc_memo`: ((table, bin), generation) and (most added, escalation gain).
-type EscMemo = (((u8, usize), u64), (f64, f64));
+/// See `Opa::esc_memo`: ((table, bin), generation, pooling generation) and (most added,
+/// escalation gain).
+type EscMemo = (((u8, usize), u64, u64), (f64, f64));
 
 /// The candidate of the highest `value` among `n` (the first of near-ties), and its value.
 fn most_valued(n: usize, value: impl Fn(usize) -> f64) -> (usize, f64) {
@@ -476,30 +518,30 @@ impl Opa {
         predictor: Box<dyn Predictor>,
     ) -> Result<Self, String> {
         let clean = profile.content_index("clean").unwrap_or(0);
-        let frame_table = if p.evidence_frames > 0 {
-            Some(profile.frame_table().ok_or(
+        let same_rows = if p.evidence_frames > 0 {
+            Some(BinRows::same_image(profile).ok_or(
                 "per-frame OPA (evidence-frames > 0) needs a profile with per-frame tables \
                  (probe_bin_top1): calibrate again with this version, or set evidence-frames = 0",
             )?)
         } else {
             None
         };
-        let view_table = if frame_table.is_some() && p.view_table && p.robust_gain {
-            profile.robust_view_table(GAIN_QUANTILE)
-        } else if frame_table.is_some() && p.view_table {
-            profile.view_table()
-        } else {
-            None
-        };
+        let view_rows = same_rows
+            .as_ref()
+            .filter(|_| p.view_table)
+            .and_then(|_| BinRows::other_view(profile));
+        let belief = same_rows
+            .as_ref()
+            .filter(|_| p.content_window > 0)
+            .and_then(|_| ContentBelief::new(profile, p.content_window));
+        let weights = vec![1.0; profile.contents.len()];
+        let shares = belief
+            .as_ref()
+            .map_or_else(Vec::new, |b| b.shares(&weights));
         let tails = Tails::new(p.tail_window as usize);
-        let unread: Vec<f64> = profile
-            .content
-            .iter()
-            .map(|row| {
-                let n: f64 = row.iter().map(|s| s.images as f64).sum();
-                row.iter().map(|s| s.top1 * s.images as f64).sum::<f64>() / n.max(1.0)
-            })
-            .collect();
+        let unread_rows = UnreadRows::new(profile);
+        let unread = unread_rows.row(&weights);
+        let n = profile.candidates.len();
         let probe_macs = profile.candidates[profile.probe].macs;
         let not_smaller = profile
             .candidates
@@ -541,12 +583,22 @@ impl Opa {
             conf_sum: 0.0,
             conf_n: 0,
             conf_ema: 0.0,
-            frame_order: frame_table.iter().flatten().map(|r| by_value(r)).collect(),
-            view_order: view_table.iter().flatten().map(|r| by_value(r)).collect(),
+            frame_table: vec![vec![0.0; n]; PROBE_BINS],
+            frame_gen: vec![u64::MAX; PROBE_BINS],
+            view_table: vec![vec![0.0; n]; PROBE_BINS],
+            view_gen: vec![u64::MAX; PROBE_BINS],
+            frame_order: vec![Vec::new(); PROBE_BINS],
+            view_order: vec![Vec::new(); PROBE_BINS],
             unread_order: by_value(&unread),
             found: Vec::new(),
-            frame_table,
-            view_table,
+            same_rows,
+            view_rows,
+            unread_rows,
+            belief,
+            counted: None,
+            weights,
+            shares,
+            pooled_gen: 0,
             unread,
             not_smaller,
             reading: None,
@@ -776,22 +828,21 @@ impl Opa {
         if self.p.cascade && !probed_now && fallback {
             self.refresh_escalation(ctx.deadline_ms - ctx.waited_ms, state, &unestimated);
         }
-        let table = self
-            .frame_table
-            .as_ref()
-            .expect("per-frame mode has its table");
         let bin = self.reading.map_or(PROBE_BINS - 1, |r| r.bin);
         // (Which table row: 0 the unread, 1 the same-image, 2 the other-view one.)
-        let (acc, order, row) = if unread && !probed_now {
-            (&self.unread, &self.unread_order, (0, 0))
-        } else if probed_now {
-            (&table[bin], &self.frame_order[bin], (1, bin))
+        let row = if unread && !probed_now {
+            (0, 0)
+        } else if probed_now || self.view_rows.is_none() {
+            (1, bin)
         } else {
             // The reading is of another frame of the scene: it says less about this one.
-            match &self.view_table {
-                Some(v) => (&v[bin], &self.view_order[bin], (2, bin)),
-                None => (&table[bin], &self.frame_order[bin], (1, bin)),
-            }
+            (2, bin)
+        };
+        self.pool_row(row);
+        let (acc, order) = match row.0 {
+            0 => (&self.unread, &self.unread_order),
+            1 => (&self.frame_table[bin], &self.frame_order[bin]),
+            _ => (&self.view_table[bin], &self.view_order[bin]),
         };
         let mut found = std::mem::take(&mut self.found);
         let (probe, min_gain) = (self.probe, self.p.min_gain);
@@ -825,7 +876,7 @@ impl Opa {
         let (most_added, esc) = if cascading && fallback {
             // (The same row with the same escalation chances gives the same: kept from the
             // previous frame while neither changed, most frames.)
-            let key = (row, self.chance_esc.generation);
+            let key = (row, self.chance_esc.generation, self.pooled_gen);
             match self.esc_memo.get() {
                 Some((k, kept)) if k == key => kept,
                 _ => {
@@ -954,6 +1005,58 @@ impl Opa {
         best
     }
 
+    /// Per-frame mode: pools the table row `row` ((0, 0) the unread, (1, bin) the
+    /// same-image, (2, bin) the other-view one) with the current weights, unless it already
+    /// is in this pooling generation.
+    fn pool_row(&mut self, (table, bin): (u8, usize)) {
+        let g = self.pooled_gen;
+        match table {
+            1 if self.frame_gen[bin] != g => {
+                let rows = self.same_rows.as_ref().expect("per-frame mode");
+                self.frame_table[bin] = rows.row(bin, &self.weights);
+                self.frame_order[bin] = by_value(&self.frame_table[bin]);
+                self.frame_gen[bin] = g;
+            }
+            2 if self.view_gen[bin] != g => {
+                let rows = self.view_rows.as_ref().expect("other-view rows");
+                self.view_table[bin] = if self.p.robust_gain {
+                    rows.robust_row(bin, &self.weights, GAIN_QUANTILE)
+                } else {
+                    rows.row(bin, &self.weights)
+                };
+                self.view_order[bin] = by_value(&self.view_table[bin]);
+                self.view_gen[bin] = g;
+            }
+            _ => {}
+        }
+    }
+
+    /// Per-frame mode with `content_window`: counts a probe reading of bin `bin` on frame
+    /// `frame` in the belief in the content conditions (at most one per `min_gap` frames: the
+    /// readings of one scene say the same), after re-pooling the tables with the belief so
+    /// far when it moved by more than [`REWEIGH`] (the scene a reading is of is served on
+    /// the readings before it: its own is the row's bin).
+    fn count_reading(&mut self, bin: usize, frame: u64) {
+        let Some(belief) = self.belief.as_mut() else {
+            return;
+        };
+        let gap = u64::from(self.p.min_gap.max(1));
+        if self.counted.is_some_and(|f| frame < f + gap) {
+            return;
+        }
+        self.counted = Some(frame);
+        let weights = belief.weights();
+        let shares = belief.shares(&weights);
+        belief.add(bin);
+        if total_variation(&shares, &self.shares) > REWEIGH {
+            self.unread = self.unread_rows.row(&weights);
+            self.unread_order = by_value(&self.unread);
+            self.weights = weights;
+            self.shares = shares;
+            self.pooled_gen += 1;
+        }
+    }
+
     /// Per-frame mode: a probe run (or a served run of the probe) is the scene's new
     /// reading; a served answer of another class than the previous frame's, on a frame the
     /// probe did not read, says the scene changed (or that two candidates disagree on it:
@@ -964,8 +1067,10 @@ impl Opa {
                 self.probe_done_ms = o.latency_ms;
             }
             self.probe_ms = o.compute_ms;
+            let bin = probe_bin(o.confidence as f64);
+            self.count_reading(bin, o.frame);
             self.reading = Some(Reading {
-                bin: probe_bin(o.confidence as f64),
+                bin,
                 frame: o.frame,
             });
             self.scene_changed = false;
@@ -1082,7 +1187,7 @@ impl Selector for Opa {
             }
             self.queued = ctx.waited_ms > 0.0;
         }
-        if self.frame_table.is_some() {
+        if self.same_rows.is_some() {
             return self.decide_per_frame(ctx);
         }
         if self.serving.is_none() {
@@ -1125,7 +1230,7 @@ impl Selector for Opa {
             && o.candidate == self.probe
         {
             // The probe's own run served the frame: already seen as a probe.
-            if self.frame_table.is_some() {
+            if self.same_rows.is_some() {
                 self.last_answer = Some(o.predicted);
             }
             return;
@@ -1142,7 +1247,7 @@ impl Selector for Opa {
         self.last_run = Some(o.candidate);
         self.load
             .push_ln(o.candidate, ln, self.p.load_window as usize);
-        if self.frame_table.is_some() {
+        if self.same_rows.is_some() {
             self.observe_per_frame(o);
             return;
         }
