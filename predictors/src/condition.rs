@@ -154,7 +154,7 @@ impl BinRows {
         let b = self.source[bin];
         let (n, probe) = (self.candidates, self.probe);
         let mut out = pooled.clone();
-        let mut gains: Vec<(f64, f64, f64)> = Vec::with_capacity(self.conditions);
+        let mut gains: Vec<(f64, f64)> = Vec::with_capacity(self.conditions);
         // Conditions with images in the bin, less those the weights all but rule out (under
         // [`NEGLIGIBLE`] of the likeliest's weight: sorting them is most of the cost).
         let images = &self.images[b * self.conditions..(b + 1) * self.conditions];
@@ -167,35 +167,47 @@ impl BinRows {
             .filter(|&k| images[k] > 0.0 && weights[k] >= NEGLIGIBLE * most)
             .collect();
         for (c, slot) in out.iter_mut().enumerate().filter(|&(c, _)| c != probe) {
-            // (gain, images, weighed images) per condition with images in this bin.
+            // (gain, weighed images) per condition with images in this bin.
             gains.clear();
             for &k in &counted {
                 let t = &self.top1[(b * self.conditions + k) * n..][..n];
-                gains.push((t[c] - t[probe], images[k], weights[k] * images[k]));
+                gains.push((t[c] - t[probe], weights[k] * images[k]));
             }
-            let total: f64 = gains.iter().map(|g| g.2).sum();
+            let total: f64 = gains.iter().map(|g| g.1).sum();
             if total <= 0.0 {
                 continue;
             }
-            let mean = gains.iter().map(|g| g.0 * g.2).sum::<f64>() / total;
-            for g in gains.iter_mut() {
-                g.0 = (g.1 * g.0 + GAIN_SHRINK * mean) / (g.1 + GAIN_SHRINK);
+            let mean = gains.iter().map(|g| g.0 * g.1).sum::<f64>() / total;
+            for (g, &k) in gains.iter_mut().zip(&counted) {
+                g.0 = (images[k] * g.0 + GAIN_SHRINK * mean) / (images[k] + GAIN_SHRINK);
             }
-            // (Unstable: conditions of equal gain give the quantile the same value in any
-            // order.)
-            gains.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-            let mut cum = 0.0;
-            let q = gains
-                .iter()
-                .find(|g| {
-                    cum += g.2;
-                    cum >= quantile * total
-                })
-                .map_or(mean, |g| g.0);
+            let q = weighted_quantile(&mut gains, quantile * total).unwrap_or(mean);
             *slot = pooled[probe] + q;
         }
         out
     }
+}
+
+/// The least value of `items` (value, weight) at which their weight, summed in ascending
+/// order of value, reaches `target`; None where it never does. Found by selection, not a
+/// full sort (the per-frame tables' quantiles are re-computed as OPA's belief moves).
+/// Values that tie give the same answer in any order.
+fn weighted_quantile(items: &mut [(f64, f64)], mut target: f64) -> Option<f64> {
+    let mut v = items;
+    while !v.is_empty() {
+        let mid = v.len() / 2;
+        let (left, pivot, right) = v.select_nth_unstable_by(mid, |a, b| a.0.total_cmp(&b.0));
+        let below: f64 = left.iter().map(|g| g.1).sum();
+        if below >= target && !left.is_empty() {
+            v = left;
+        } else if below + pivot.1 >= target {
+            return Some(pivot.0);
+        } else {
+            target -= below + pivot.1;
+            v = right;
+        }
+    }
+    None
 }
 
 /// Every candidate's top-1 over all of each condition's images: pooled, what a candidate
@@ -397,6 +409,45 @@ mod tests {
         assert!((r[1] - r[0] - 0.04).abs() < 0.01, "{r:?}");
         let unread = UnreadRows::new(&p).row(&w);
         assert!((unread[0] - p.content[0][0].top1).abs() < 0.01);
+    }
+
+    #[test]
+    fn the_weighted_quantile_is_the_first_value_a_sorted_scan_reaches() {
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for len in [1, 2, 3, 7, 63] {
+            for _ in 0..200 {
+                // Values on a coarse grid (ties), whole weights (exact sums).
+                let items: Vec<(f64, f64)> = (0..len)
+                    .map(|_| ((next() * 8.0).floor() / 8.0, (next() * 5.0).floor() + 1.0))
+                    .collect();
+                let total: f64 = items.iter().map(|g| g.1).sum();
+                for q in [0.0, 0.25, 0.5, 1.0] {
+                    let mut sorted = items.clone();
+                    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    let mut cum = 0.0;
+                    let scan = sorted
+                        .iter()
+                        .find(|g| {
+                            cum += g.1;
+                            cum >= q * total
+                        })
+                        .map(|g| g.0);
+                    let mut v = items.clone();
+                    assert_eq!(
+                        weighted_quantile(&mut v, q * total),
+                        scan,
+                        "{items:?} q {q}"
+                    );
+                }
+            }
+        }
+        assert_eq!(weighted_quantile(&mut [(1.0, 1.0)], 2.0), None);
     }
 
     #[test]
