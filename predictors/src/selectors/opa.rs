@@ -199,9 +199,9 @@ const LAT_WINDOW: usize = 9;
 const SETTLE: u32 = 5;
 /// How far ([`total_variation`]) the belief in the content conditions must move from the one
 /// the per-frame tables were pooled with before they are pooled again. Readings of one
-/// bin each move a diffuse belief a lot (at 0.05, nine readings in ten re-pooled, and
-/// replays of `scenarios/saturated.toml` took 35 % longer); at 0.3 one in ten or fewer,
-/// and `opa stress` came out the same within 0.1 points (seeds 1 and 3, 80 scenarios each).
+/// bin each move a diffuse belief a lot (at 0.05, nine counted readings in ten re-pooled);
+/// at 0.3 one in 13 to 15 on the shipped 300 and 1,000 frames-per-second scenarios, and
+/// `opa stress` came out the same within 0.1 points (seeds 1 and 3, 80 scenarios each).
 const REWEIGH: f64 = 0.3;
 
 /// The OPA selector.
