@@ -150,10 +150,10 @@ impl BinRows {
     /// weighed mean gain by its images n as n / (n + [`GAIN_SHRINK`]), and counted by its
     /// weighed images).
     pub fn robust_row(&self, bin: usize, weights: &[f64], quantile: f64) -> Vec<f64> {
-        let pooled = self.row(bin, weights);
+        let mut out = self.row(bin, weights);
         let b = self.source[bin];
         let (n, probe) = (self.candidates, self.probe);
-        let mut out = pooled.clone();
+        let probe_top1 = out[probe];
         let mut gains: Vec<(f64, f64)> = Vec::with_capacity(self.conditions);
         // Conditions with images in the bin, less those the weights all but rule out (under
         // [`NEGLIGIBLE`] of the likeliest's weight: sorting them is most of the cost).
@@ -182,7 +182,7 @@ impl BinRows {
                 g.0 = (images[k] * g.0 + GAIN_SHRINK * mean) / (images[k] + GAIN_SHRINK);
             }
             let q = weighted_quantile(&mut gains, quantile * total).unwrap_or(mean);
-            *slot = pooled[probe] + q;
+            *slot = probe_top1 + q;
         }
         out
     }
