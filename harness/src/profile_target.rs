@@ -191,7 +191,7 @@ impl<'a> ProfileTarget<'a> {
             .first()
             .and_then(|c| c.first())
             .map_or(10, |s| s.class_top1.len().max(2)) as u16;
-        let bins = profile.frame_table().map(|_| {
+        let bins = profile.has_frame_table().then(|| {
             let probe = profile.probe;
             (0..profile.contents.len())
                 .map(|k| {

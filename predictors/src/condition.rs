@@ -47,6 +47,18 @@ pub struct BinRows {
     /// Per bin, the filled bin whose row it takes (itself where some condition filled it:
     /// a bin no condition filled takes the nearest filled bin's row).
     source: [usize; PROBE_BINS],
+    /// Per bin, candidate and condition, the condition's images times the candidate's
+    /// top-1 gain over the probe: `scaled[(bin * candidates + candidate) * conditions +
+    /// condition]` (what [`BinRows::robust_row`] shrinks, one candidate's in a row; filled
+    /// for a bin at its first robust row).
+    scaled: Vec<f64>,
+    /// Per bin and candidate (`bin * candidates + candidate`), the conditions with images in
+    /// the bin in ascending order of the candidate's shrunk gain at the last
+    /// [`BinRows::robust_row`] (the order moves little as the weights do: sorting it again
+    /// from there is a pass or two).
+    order: Vec<Vec<u32>>,
+    /// Per bin, whether `scaled` and `order` hold it.
+    ready: [bool; PROBE_BINS],
 }
 
 impl BinRows {
@@ -121,6 +133,10 @@ impl BinRows {
             images,
             top1,
             source,
+            // (Filled per bin at its first robust row: zeroed memory costs nothing until then.)
+            scaled: vec![0.0; PROBE_BINS * candidates * conditions],
+            order: vec![Vec::new(); PROBE_BINS * candidates],
+            ready: [false; PROBE_BINS],
         })
     }
 
@@ -148,66 +164,103 @@ impl BinRows {
     /// Like [`BinRows::row`], but a candidate's top-1 is the probe's plus the `quantile` of
     /// its gain over the probe across the conditions (each condition's gain shrunk toward the
     /// weighed mean gain by its images n as n / (n + [`GAIN_SHRINK`]), and counted by its
-    /// weighed images).
-    pub fn robust_row(&self, bin: usize, weights: &[f64], quantile: f64) -> Vec<f64> {
+    /// weighed images): the least shrunk gain at which the weighed images, summed in
+    /// ascending order of gain, reach `quantile` of them all. (Mutable: each candidate's
+    /// conditions are kept in the order of its gains at the last call.)
+    pub fn robust_row(&mut self, bin: usize, weights: &[f64], quantile: f64) -> Vec<f64> {
         let mut out = self.row(bin, weights);
         let b = self.source[bin];
-        let (n, probe) = (self.candidates, self.probe);
+        let (n, probe, conditions) = (self.candidates, self.probe, self.conditions);
         let probe_top1 = out[probe];
-        let mut gains: Vec<(f64, f64)> = Vec::with_capacity(self.conditions);
-        // Conditions with images in the bin, less those the weights all but rule out (under
-        // [`NEGLIGIBLE`] of the likeliest's weight: sorting them is most of the cost).
-        let images = &self.images[b * self.conditions..(b + 1) * self.conditions];
+        // Each condition's weighed images (the same for every candidate: binned by the
+        // probe's confidence, every candidate has the same images in a bin); 0 for those
+        // without images in the bin or that the weights all but rule out (under
+        // [`NEGLIGIBLE`] of the likeliest's weight: they would not move a quantile).
+        let images = &self.images[b * conditions..(b + 1) * conditions];
         let most = images
             .iter()
             .zip(weights)
             .filter(|(n, _)| **n > 0.0)
             .fold(0.0f64, |m, (_, &w)| m.max(w));
-        let counted: Vec<usize> = (0..self.conditions.min(weights.len()))
-            .filter(|&k| images[k] > 0.0 && weights[k] >= NEGLIGIBLE * most)
+        let weighed: Vec<f64> = (0..conditions)
+            .map(|k| match weights.get(k) {
+                Some(&w) if images[k] > 0.0 && w >= NEGLIGIBLE * most => w * images[k],
+                _ => 0.0,
+            })
             .collect();
+        let counted = || (0..conditions).filter(|&k| weighed[k] > 0.0);
+        let total: f64 = counted().map(|k| weighed[k]).sum();
+        if total <= 0.0 {
+            return out;
+        }
+        // Per candidate, the weighed mean gain over the probe (all candidates at once, each
+        // summed over the conditions in order).
+        let mut mean = vec![0.0; n];
+        for k in counted() {
+            let t = &self.top1[(b * conditions + k) * n..][..n];
+            for (m, &tc) in mean.iter_mut().zip(t) {
+                *m += (tc - t[probe]) * weighed[k];
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= total);
+        // The bin's first robust row: its gains scaled, its conditions with images listed.
+        let first = !self.ready[b];
+        if first {
+            self.ready[b] = true;
+            for (k, &i) in images.iter().enumerate() {
+                let t = &self.top1[(b * conditions + k) * n..][..n];
+                for (c, &tc) in t.iter().enumerate() {
+                    self.scaled[(b * n + c) * conditions + k] = i * (tc - t[probe]);
+                }
+            }
+            for c in 0..n {
+                self.order[b * n + c] = (0..conditions as u32)
+                    .filter(|&k| images[k as usize] > 0.0)
+                    .collect();
+            }
+        }
+        let target = quantile * total;
+        let mut shrunk = vec![0.0; conditions];
         for (c, slot) in out.iter_mut().enumerate().filter(|&(c, _)| c != probe) {
-            // (gain, weighed images) per condition with images in this bin.
-            gains.clear();
-            for &k in &counted {
-                let t = &self.top1[(b * self.conditions + k) * n..][..n];
-                gains.push((t[c] - t[probe], weights[k] * images[k]));
+            let scaled = &self.scaled[(b * n + c) * conditions..][..conditions];
+            for ((s, &x), &i) in shrunk.iter_mut().zip(scaled).zip(images) {
+                *s = (x + GAIN_SHRINK * mean[c]) / (i + GAIN_SHRINK);
             }
-            let total: f64 = gains.iter().map(|g| g.1).sum();
-            if total <= 0.0 {
-                continue;
+            let order = &mut self.order[b * n + c];
+            if first {
+                order.sort_unstable_by(|&x, &y| shrunk[x as usize].total_cmp(&shrunk[y as usize]));
+            } else {
+                sort_by_value(order, &shrunk);
             }
-            let mean = gains.iter().map(|g| g.0 * g.1).sum::<f64>() / total;
-            for (g, &k) in gains.iter_mut().zip(&counted) {
-                g.0 = (images[k] * g.0 + GAIN_SHRINK * mean) / (images[k] + GAIN_SHRINK);
-            }
-            let q = weighted_quantile(&mut gains, quantile * total).unwrap_or(mean);
+            let mut sum = 0.0;
+            let q = order
+                .iter()
+                .map(|&k| k as usize)
+                .filter(|&k| weighed[k] > 0.0)
+                .find(|&k| {
+                    sum += weighed[k];
+                    sum >= target
+                })
+                .map_or(mean[c], |k| shrunk[k]);
             *slot = probe_top1 + q;
         }
         out
     }
 }
 
-/// The least value of `items` (value, weight) at which their weight, summed in ascending
-/// order of value, reaches `target`; None where it never does. Found by selection, not a
-/// full sort (the per-frame tables' quantiles are re-computed as OPA's belief moves).
-/// Values that tie give the same answer in any order.
-fn weighted_quantile(items: &mut [(f64, f64)], mut target: f64) -> Option<f64> {
-    let mut v = items;
-    while !v.is_empty() {
-        let mid = v.len() / 2;
-        let (left, pivot, right) = v.select_nth_unstable_by(mid, |a, b| a.0.total_cmp(&b.0));
-        let below: f64 = left.iter().map(|g| g.1).sum();
-        if below >= target && !left.is_empty() {
-            v = left;
-        } else if below + pivot.1 >= target {
-            return Some(pivot.0);
-        } else {
-            target -= below + pivot.1;
-            v = right;
+/// Sorts `order` (indices into `values`) in ascending order of value, by insertion: few
+/// moves when it is nearly sorted already.
+fn sort_by_value(order: &mut [u32], values: &[f64]) {
+    for i in 1..order.len() {
+        let k = order[i];
+        let v = values[k as usize];
+        let mut j = i;
+        while j > 0 && values[order[j - 1] as usize] > v {
+            order[j] = order[j - 1];
+            j -= 1;
         }
+        order[j] = k;
     }
-    None
 }
 
 /// Every candidate's top-1 over all of each condition's images: pooled, what a candidate
@@ -366,7 +419,7 @@ mod tests {
     #[test]
     fn uniform_weights_pool_every_image_alike() {
         let p = two_conditions();
-        let rows = BinRows::new(&p, BinTable::SameImage).unwrap();
+        let mut rows = BinRows::new(&p, BinTable::SameImage).unwrap();
         // Bin 6: 10 clean images (0.60, 0.64) and 90 foggy ones (0.30, 0.60).
         let r = rows.row(6, &[1.0, 1.0]);
         assert!((r[0] - (10.0 * 0.60 + 90.0 * 0.30) / 100.0).abs() < 1e-12);
@@ -412,7 +465,7 @@ mod tests {
     }
 
     #[test]
-    fn the_weighted_quantile_is_the_first_value_a_sorted_scan_reaches() {
+    fn robust_rows_are_the_first_gain_a_sorted_scan_reaches_whatever_came_before() {
         let mut seed = 7u64;
         let mut next = || {
             seed = seed
@@ -420,34 +473,83 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             (seed >> 11) as f64 / (1u64 << 53) as f64
         };
-        for len in [1, 2, 3, 7, 63] {
-            for _ in 0..200 {
-                // Values on a coarse grid (ties), whole weights (exact sums).
-                let items: Vec<(f64, f64)> = (0..len)
-                    .map(|_| ((next() * 8.0).floor() / 8.0, (next() * 5.0).floor() + 1.0))
+        // 5 candidates under 12 conditions: top-1 on a coarse grid (tied gains), whole
+        // images (exact sums), some conditions without images in a bin.
+        let mut p = synthetic(5, 11, &[0.0]);
+        for k in 0..p.contents.len() {
+            let images: Vec<usize> = (0..PROBE_BINS)
+                .map(|_| {
+                    if next() < 0.2 {
+                        0
+                    } else {
+                        1 + (next() * 40.0) as usize
+                    }
+                })
+                .collect();
+            for c in 0..p.candidates.len() {
+                let s = &mut p.content[c][k];
+                s.view_bin_images = images.clone();
+                s.view_bin_top1 = (0..PROBE_BINS)
+                    .map(|_| (next() * 8.0).floor() / 8.0)
                     .collect();
-                let total: f64 = items.iter().map(|g| g.1).sum();
-                for q in [0.0, 0.25, 0.5, 1.0] {
-                    let mut sorted = items.clone();
-                    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    let mut cum = 0.0;
-                    let scan = sorted
-                        .iter()
-                        .find(|g| {
-                            cum += g.1;
-                            cum >= q * total
-                        })
-                        .map(|g| g.0);
-                    let mut v = items.clone();
-                    assert_eq!(
-                        weighted_quantile(&mut v, q * total),
-                        scan,
-                        "{items:?} q {q}"
-                    );
-                }
             }
         }
-        assert_eq!(weighted_quantile(&mut [(1.0, 1.0)], 2.0), None);
+        let mut rows = BinRows::other_view(&p).unwrap();
+        let (n, conditions) = (p.candidates.len(), p.contents.len());
+        for round in 0..300 {
+            let bin = round % PROBE_BINS;
+            // Whole weights (exact sums), now and then one all but ruled out.
+            let weights: Vec<f64> = (0..conditions)
+                .map(|_| {
+                    if next() < 0.1 {
+                        1e-9
+                    } else {
+                        (next() * 5.0).floor() + 1.0
+                    }
+                })
+                .collect();
+            let q = [0.0, 0.25, 0.5, 1.0][round % 4];
+            let got = rows.robust_row(bin, &weights, q);
+            let pooled = rows.row(bin, &weights);
+            let b = rows.source[bin];
+            let images = &rows.images[b * conditions..][..conditions];
+            let most = (0..conditions)
+                .filter(|&k| images[k] > 0.0)
+                .fold(0.0f64, |m, k| m.max(weights[k]));
+            for c in (0..n).filter(|&c| c != p.probe) {
+                // (gain, weighed images) per counted condition, shrunk, sorted, scanned.
+                let mut gains: Vec<(f64, f64, f64)> = (0..conditions)
+                    .filter(|&k| images[k] > 0.0 && weights[k] >= NEGLIGIBLE * most)
+                    .map(|k| {
+                        let t = &rows.top1[(b * conditions + k) * n..][..n];
+                        (t[c] - t[p.probe], weights[k] * images[k], images[k])
+                    })
+                    .collect();
+                let total: f64 = gains.iter().map(|g| g.1).sum();
+                let mean = gains.iter().map(|g| g.0 * g.1).sum::<f64>() / total;
+                for g in &mut gains {
+                    g.0 = (g.2 * g.0 + GAIN_SHRINK * mean) / (g.2 + GAIN_SHRINK);
+                }
+                gains.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let mut cum = 0.0;
+                let scan = gains
+                    .iter()
+                    .find(|g| {
+                        cum += g.1;
+                        cum >= q * total
+                    })
+                    .map_or(mean, |g| g.0);
+                assert_eq!(
+                    got[c],
+                    pooled[p.probe] + scan,
+                    "round {round} candidate {c}"
+                );
+            }
+            assert_eq!(got[p.probe], pooled[p.probe]);
+        }
+        let mut order = vec![3, 0, 2, 1];
+        sort_by_value(&mut order, &[0.5, -1.0, 0.5, 2.0]);
+        assert_eq!(order, [1, 0, 2, 3]);
     }
 
     #[test]

@@ -283,6 +283,12 @@ impl Profile {
             .unwrap_or(s.top1)
     }
 
+    /// Whether the profile holds per-frame tables ([`Profile::frame_table`] is Some), without
+    /// pooling them.
+    pub fn has_frame_table(&self) -> bool {
+        BinRows::new(self, BinTable::SameImage).is_some()
+    }
+
     /// Every candidate's top-1 on one frame given the probe's confidence on it, per
     /// confidence bin: `table[bin][candidate]`, pooled over the content conditions (each
     /// bin's images weighted alike). A bin no condition filled takes the nearest filled
@@ -315,7 +321,7 @@ impl Profile {
     }
 
     fn robust_table(&self, table: BinTable, quantile: f64) -> Option<Vec<Vec<f64>>> {
-        let rows = BinRows::new(self, table)?;
+        let mut rows = BinRows::new(self, table)?;
         let uniform = vec![1.0; self.contents.len()];
         Some(
             (0..PROBE_BINS)
@@ -497,6 +503,7 @@ mod tests {
         p.content[1][0].probe_bin_images[3] = 1;
         p.content[1][1].probe_bin_top1[3] = 0.0;
         p.content[1][1].probe_bin_images[3] = 3;
+        assert!(p.has_frame_table());
         let t = p.frame_table().unwrap();
         assert!((t[3][1] - 0.25).abs() < 1e-12, "{}", t[3][1]);
         // An empty bin takes its nearest filled neighbour's values.
@@ -517,7 +524,7 @@ mod tests {
                 s.view_bin_images.clear();
             }
         }
-        assert!(p.frame_table().is_none());
+        assert!(p.frame_table().is_none() && !p.has_frame_table());
         p.validate().unwrap();
         p.content[0][0].probe_bin_top1 = vec![0.5; PROBE_BINS];
         p.content[0][0].probe_bin_images = vec![1; PROBE_BINS];

@@ -1018,7 +1018,7 @@ impl Opa {
                 self.frame_gen[bin] = g;
             }
             2 if self.view_gen[bin] != g => {
-                let rows = self.view_rows.as_ref().expect("other-view rows");
+                let rows = self.view_rows.as_mut().expect("other-view rows");
                 self.view_table[bin] = if self.p.robust_gain {
                     rows.robust_row(bin, &self.weights, GAIN_QUANTILE)
                 } else {
