@@ -56,7 +56,8 @@ pub struct BinRows {
     /// the bin in ascending order of the candidate's shrunk gain at the last
     /// [`BinRows::robust_row`] (sorting it again from there by insertion moves a condition
     /// only past those its gain crossed; on `high-fps.toml` the robust rows took a fifth of
-    /// the replay instead of two fifths with a weighted quickselect).
+    /// the replay instead of two fifths with a weighted quickselect; the probe's stays
+    /// empty: its row is its pooled top-1).
     order: Vec<Vec<u32>>,
     /// Per bin, whether `scaled` and `order` hold it.
     ready: [bool; PROBE_BINS],
@@ -214,7 +215,7 @@ impl BinRows {
                     self.scaled[(b * n + c) * conditions + k] = i * (tc - t[probe]);
                 }
             }
-            for c in 0..n {
+            for c in (0..n).filter(|&c| c != probe) {
                 self.order[b * n + c] = (0..conditions as u32)
                     .filter(|&k| images[k as usize] > 0.0)
                     .collect();
