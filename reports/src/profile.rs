@@ -112,7 +112,14 @@ pub fn read_profile(path: &Path) -> Result<Profile, RunError> {
         path: path.into(),
         message: m,
     };
-    let s = |n: &str| df.column(n).map_err(&e);
+    // (A parquet file of another kind, a run's samples say, lacks the profile's columns.)
+    let s = |n: &str| {
+        df.column(n).map_err(|_| {
+            bad(format!(
+                "not a calibration profile (no column `{n}`; `opa calibrate` writes one)"
+            ))
+        })
+    };
     let cand = s("candidate")?.str().map_err(&e)?;
     let macs = s("macs")?.u64().map_err(&e)?;
     let enc = s("encoding")?.list().map_err(&e)?;
@@ -292,5 +299,21 @@ mod tests {
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
         let e = read_profile(&path).unwrap_err().to_string();
         assert!(e.contains("profile.parquet"), "{e}");
+    }
+
+    #[test]
+    fn a_parquet_file_of_another_kind_is_named_as_not_a_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("samples.parquet");
+        let mut df =
+            DataFrame::new_infer_height(vec![Column::new("frame".into(), [0u64, 1])]).unwrap();
+        ParquetWriter::new(std::fs::File::create(&path).unwrap())
+            .finish(&mut df)
+            .unwrap();
+        let e = read_profile(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("samples.parquet") && e.contains("not a calibration profile"),
+            "{e}"
+        );
     }
 }
