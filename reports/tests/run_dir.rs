@@ -172,6 +172,33 @@ fn samples_round_trip_through_parquet() {
     write_samples(&path, &rows).unwrap();
     assert_eq!(read_samples(&path).unwrap(), rows);
     assert!(!dir.path().join(".samples.parquet.tmp").exists());
+    // Strings that repeat, alternate and come back after others, and an empty one (a skip's
+    // candidate), over several selectors and conditions: read back row for row.
+    let names = [
+        "r16-k3e2",
+        "r28-k5e4.k5e4.k5e4-k5e4.k5e4.k5e4",
+        "",
+        "r16-k3e2",
+    ];
+    let rows: Vec<Sample> = (0..40u64)
+        .map(|i| {
+            let mut r = row(
+                i,
+                ["probe", "serve", "skip"][(i % 3) as usize],
+                names[(i % 4) as usize],
+                i as f64,
+                1.0,
+                2.0,
+                i % 2 == 0,
+                true,
+            );
+            r.selector = ["opa", "oracle"][(i / 20) as usize].into();
+            r.condition = ["clean", "fog@3", "clean", "shot-noise@5"][(i / 7 % 4) as usize].into();
+            r
+        })
+        .collect();
+    write_samples(&path, &rows).unwrap();
+    assert_eq!(read_samples(&path).unwrap(), rows);
     std::fs::write(&path, b"not parquet").unwrap();
     assert!(
         read_samples(&path)
