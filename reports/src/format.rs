@@ -354,7 +354,13 @@ pub fn read_samples(path: &Path) -> Result<Vec<Sample>, RunError> {
     })?;
     let df = ParquetReader::new(file).finish().map_err(table_err(path))?;
     let e = table_err(path);
-    let s = |n: &str| df.column(n).map_err(&e);
+    // (A parquet file of another kind, a calibration profile say, lacks the run's columns.)
+    let s = |n: &str| {
+        df.column(n).map_err(|_| RunError::Table {
+            path: path.into(),
+            message: format!("not a run's samples table (no column `{n}`)"),
+        })
+    };
     let (sel, dl, fr, ph, ca) = (
         s("selector")?.str().map_err(&e)?,
         s("deadline_ms")?.f64().map_err(&e)?,

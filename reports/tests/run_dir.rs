@@ -199,6 +199,15 @@ fn samples_round_trip_through_parquet() {
         .collect();
     write_samples(&path, &rows).unwrap();
     assert_eq!(read_samples(&path).unwrap(), rows);
+    // A parquet file of another kind is named as such.
+    let other = dir.path().join("other.parquet");
+    opa_reports::profile::write_profile(&other, &opa_predictors::profile::synthetic(2, 1, &[0.0]))
+        .unwrap();
+    let err = read_samples(&other).unwrap_err().to_string();
+    assert!(
+        err.contains("other.parquet") && err.contains("not a run's samples table"),
+        "{err}"
+    );
     std::fs::write(&path, b"not parquet").unwrap();
     assert!(
         read_samples(&path)
