@@ -194,11 +194,25 @@ pub fn write_jsonl<T: Serialize>(path: &Path, values: &[T]) -> Result<(), RunErr
     write_atomic(path, &out)
 }
 
-fn table_err(path: &Path) -> impl Fn(PolarsError) -> RunError + '_ {
+pub(crate) fn table_err(path: &Path) -> impl Fn(PolarsError) -> RunError + '_ {
     move |e| RunError::Table {
         path: path.into(),
         message: e.to_string(),
     }
+}
+
+/// Column `name` of the table read from `path`; where it lacks one, the file is named as not
+/// `what` (a parquet file of another kind: a profile where a run's samples belong, say).
+pub(crate) fn column<'a>(
+    df: &'a DataFrame,
+    path: &Path,
+    name: &str,
+    what: &str,
+) -> Result<&'a Column, RunError> {
+    df.column(name).map_err(|_| RunError::Table {
+        path: path.into(),
+        message: format!("not {what}: no column `{name}`"),
+    })
 }
 
 /// Writes samples as Parquet, atomically.
@@ -354,13 +368,7 @@ pub fn read_samples(path: &Path) -> Result<Vec<Sample>, RunError> {
     })?;
     let df = ParquetReader::new(file).finish().map_err(table_err(path))?;
     let e = table_err(path);
-    // (A parquet file of another kind, a calibration profile say, lacks the run's columns.)
-    let s = |n: &str| {
-        df.column(n).map_err(|_| RunError::Table {
-            path: path.into(),
-            message: format!("not a run's samples table (no column `{n}`)"),
-        })
-    };
+    let s = |n: &str| column(&df, path, n, "a run's samples table");
     let (sel, dl, fr, ph, ca) = (
         s("selector")?.str().map_err(&e)?,
         s("deadline_ms")?.f64().map_err(&e)?,

@@ -2,18 +2,11 @@
 //! load level). Accuracy and signal columns repeat across loads, latency columns across
 //! contents (calibration measures the two factors apart; see `opa_predictors::profile`).
 
-use crate::format::{RunError, write_atomic};
+use crate::format::{RunError, column, table_err, write_atomic};
 use opa_predictors::profile::{ContentStats, LatencyStats, Profile, ProfileCandidate};
 use polars::prelude::*;
 use std::collections::HashMap;
 use std::path::Path;
-
-fn table_err(path: &Path) -> impl Fn(PolarsError) -> RunError + '_ {
-    move |e| RunError::Table {
-        path: path.into(),
-        message: e.to_string(),
-    }
-}
 
 /// A list cell of counts.
 fn counts(v: &[usize]) -> Series {
@@ -112,13 +105,13 @@ pub fn read_profile(path: &Path) -> Result<Profile, RunError> {
         path: path.into(),
         message: m,
     };
-    // (A parquet file of another kind, a run's samples say, lacks the profile's columns.)
     let s = |n: &str| {
-        df.column(n).map_err(|_| {
-            bad(format!(
-                "not a calibration profile (no column `{n}`; `opa calibrate` writes one)"
-            ))
-        })
+        column(
+            &df,
+            path,
+            n,
+            "a calibration profile as `opa calibrate` writes it",
+        )
     };
     let cand = s("candidate")?.str().map_err(&e)?;
     let macs = s("macs")?.u64().map_err(&e)?;
