@@ -189,7 +189,10 @@ impl Replayer {
         // Runs on the current frame so far: candidate, what it produced, start and finish.
         let mut ran: Vec<(usize, Inference, f64, f64)> = Vec::new();
         let until = until.min(frames.len());
-        self.rows.reserve(until.saturating_sub(self.next));
+        // Room for two rows a frame (a probe and a serve: per-frame OPA's most frames): the
+        // rows of a long replay then never move to a larger buffer (a copy, and the new
+        // buffer's pages faulted in again), and room a selector never fills is never touched.
+        self.rows.reserve(2 * until.saturating_sub(self.next));
         while self.next < until {
             if stop.load(Ordering::Relaxed) {
                 return Ok(false);
