@@ -9,7 +9,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use opa_harness::scenario::{self, SEGMENT_FPS};
 use opa_harness::stress::{
-    AtDeadline, Cell, DEFAULT_FPS, DEFAULT_SELECTORS, compare, random_scenario, scenario_name,
+    AtDeadline, Cell, DEFAULT_FPS, DEFAULT_SELECTORS, Goals, compare, goals, random_scenario,
+    scenario_name,
 };
 use rayon::prelude::*;
 use serde::Serialize;
@@ -77,6 +78,8 @@ struct StressFile<'a> {
     selector_order: &'a [String],
     /// Per deadline: every selector against the reference.
     comparison: &'a [AtDeadline],
+    /// Per deadline: in how many scenarios the reference met each of OPA's goals.
+    goals: &'a [Goals],
     /// Every scenario, deadline and selector.
     cells: &'a [Cell],
 }
@@ -218,7 +221,23 @@ pub fn stress(a: StressArgs) -> Result<()> {
         .filter(|s| s.kind != "oracle" && Some(&s.kind) != own)
         .map(|s| s.name.as_str())
         .collect();
-    print_comparison(&comparison, &a.reference, &rivals);
+    // OPA's goals, per scenario: against the line-up's (first) oracle and exhaustive search.
+    let named = |kind: &str| {
+        sc.selectors
+            .iter()
+            .find(|s| s.kind == kind)
+            .map(|s| s.name.as_str())
+    };
+    let goals = goals(
+        &cells,
+        &deadlines,
+        &order,
+        &a.reference,
+        &rivals,
+        named("oracle"),
+        named("exhaustive"),
+    );
+    print_comparison(&comparison, &goals, &a.reference, &rivals);
     opa_reports::write_json(
         &file,
         &StressFile {
@@ -230,6 +249,7 @@ pub fn stress(a: StressArgs) -> Result<()> {
             deadlines_ms: &deadlines,
             selector_order: &order,
             comparison: &comparison,
+            goals: &goals,
             cells: &cells,
         },
     )?;
@@ -259,9 +279,10 @@ fn selector_tables(f: &Path) -> Result<String, String> {
 
 /// Per deadline: each selector's mean top-1 within the deadline, the reference's paired
 /// difference to it, and in how many scenarios the reference is over a point below it; then
-/// whether the reference is above its closest rival (of `rivals`) on average.
-fn print_comparison(c: &[AtDeadline], reference: &str, rivals: &[&str]) {
-    for d in c {
+/// whether the reference is above its closest rival (of `rivals`) on average, and in how many
+/// scenarios it met each of `goals`.
+fn print_comparison(c: &[AtDeadline], goals: &[Goals], reference: &str, rivals: &[&str]) {
+    for (d, g) in c.iter().zip(goals) {
         println!();
         println!(
             "deadline {} ms: {} scenarios{}",
@@ -319,6 +340,26 @@ fn print_comparison(c: &[AtDeadline], reference: &str, rivals: &[&str]) {
                 } else {
                     format!("{reference} below it")
                 }
+            );
+        }
+        let of = |n: usize| format!("{n}/{}", g.scenarios);
+        let mut met = Vec::new();
+        if let Some(n) = g.oracle_95pct {
+            met.push(format!(">= 95 % of the oracle in {}", of(n)));
+        }
+        if let Some(n) = g.overhead_fifth_of_exhaustive {
+            met.push(format!("overhead <= 1/5 of exhaustive's in {}", of(n)));
+        }
+        if let (Some(above), Some(below)) = (g.above_every_rival, g.below_a_rival_1pt) {
+            met.push(format!(
+                "above every rival in {} (over a point below one in {below})",
+                of(above)
+            ));
+        }
+        if !met.is_empty() {
+            println!(
+                "  {reference}'s goals, scenario by scenario: {}",
+                met.join("; ")
             );
         }
     }

@@ -47,7 +47,9 @@ enum Command {
     /// network runs; deterministic, for fast what-if studies and CI.
     Replay(cmd_run::ReplayArgs),
     /// Replay many random scenarios (seeded) from a calibration profile at a sweep of
-    /// deadlines, and compare OPA with every other selector scenario by scenario.
+    /// deadlines, and compare OPA with every other selector scenario by scenario (and count
+    /// the scenarios where it met its goals: 95 % of the oracle, 1/5 of exhaustive search's
+    /// overhead, above every rival).
     Stress(cmd_stress::StressArgs),
     /// Write report.md, CSV tables and figures (PNG and SVG) for run directories.
     Report(cmd_reports::ReportArgs),

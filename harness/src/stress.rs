@@ -194,39 +194,11 @@ pub fn compare(
             order.join(", ")
         ));
     }
-    // The scenarios in the order their first cell comes, and every cell by (scenario,
-    // deadline, selector), the first where one repeats (one index, not a search of every
-    // cell per lookup: the lookups grow with scenarios x selectors x deadlines, as do the
-    // cells).
-    let mut scenarios: Vec<&str> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    let mut index = std::collections::HashMap::new();
-    for c in cells {
-        if seen.insert(c.scenario.as_str()) {
-            scenarios.push(&c.scenario);
-        }
-        index
-            .entry((
-                c.scenario.as_str(),
-                c.deadline_ms.to_bits(),
-                c.selector.as_str(),
-            ))
-            .or_insert(c);
-    }
-    let find = |sc: &str, d: f64, sel: &str| index.get(&(sc, d.to_bits(), sel)).copied();
+    let cells = Cells::new(cells);
     let mut out = Vec::new();
     for &d in deadlines {
-        // Scenarios where every selector has a VALID cell at this deadline.
-        let kept: Vec<&str> = scenarios
-            .iter()
-            .copied()
-            .filter(|sc| {
-                order
-                    .iter()
-                    .all(|s| find(sc, d, s).is_some_and(|c| c.valid))
-            })
-            .collect();
-        let cell = |sc: &str, s: &str| find(sc, d, s).expect("kept scenarios have every cell");
+        let kept = cells.kept(d, order);
+        let cell = |sc: &str, s: &str| cells.get(sc, d, s);
         let selectors = order
             .iter()
             .map(|s| {
@@ -255,11 +227,129 @@ pub fn compare(
         out.push(AtDeadline {
             deadline_ms: d,
             scenarios: kept.len(),
-            left_out: scenarios.len() - kept.len(),
+            left_out: cells.scenarios.len() - kept.len(),
             selectors,
         });
     }
     Ok(out)
+}
+
+/// At one deadline, in how many scenarios the reference met each of OPA's goals, over the
+/// scenarios [`compare`] kept (every selector VALID).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Goals {
+    pub deadline_ms: f64,
+    pub scenarios: usize,
+    /// At least 95 % of the oracle's top-1 within the deadline (None: no oracle in the
+    /// line-up).
+    pub oracle_95pct: Option<usize>,
+    /// A decision overhead of at most 1/5 of exhaustive search's (None: no exhaustive search
+    /// in the line-up).
+    pub overhead_fifth_of_exhaustive: Option<usize>,
+    /// Top-1 within the deadline above every rival's (None: no rival in the line-up).
+    pub above_every_rival: Option<usize>,
+    /// More than a point below some rival's (None: no rival).
+    pub below_a_rival_1pt: Option<usize>,
+}
+
+/// Per deadline, the reference's [`Goals`] from `cells`: against `oracle` and `exhaustive`
+/// (selector names, when the line-up has them) and the best of `rivals` per scenario, on the
+/// scenarios where every selector of `order` is VALID (those [`compare`] keeps).
+pub fn goals(
+    cells: &[Cell],
+    deadlines: &[f64],
+    order: &[String],
+    reference: &str,
+    rivals: &[&str],
+    oracle: Option<&str>,
+    exhaustive: Option<&str>,
+) -> Vec<Goals> {
+    let cells = Cells::new(cells);
+    deadlines
+        .iter()
+        .map(|&d| {
+            let kept = cells.kept(d, order);
+            let count = |met: &dyn Fn(&str) -> bool| kept.iter().filter(|sc| met(sc)).count();
+            let cell = |sc: &str, sel: &str| cells.get(sc, d, sel);
+            let top1 = |sc: &str, sel: &str| cell(sc, sel).top1_within_deadline;
+            let best_rival = |sc: &str| {
+                rivals
+                    .iter()
+                    .map(|r| top1(sc, r))
+                    .fold(f64::NEG_INFINITY, f64::max)
+            };
+            Goals {
+                deadline_ms: d,
+                scenarios: kept.len(),
+                oracle_95pct: oracle
+                    .map(|o| count(&|sc| top1(sc, reference) >= 0.95 * top1(sc, o) - 1e-12)),
+                overhead_fifth_of_exhaustive: exhaustive.map(|e| {
+                    count(&|sc| {
+                        cell(sc, reference).decision_overhead
+                            <= cell(sc, e).decision_overhead / 5.0 + 1e-12
+                    })
+                }),
+                above_every_rival: (!rivals.is_empty())
+                    .then(|| count(&|sc| top1(sc, reference) > best_rival(sc) + 1e-12)),
+                below_a_rival_1pt: (!rivals.is_empty())
+                    .then(|| count(&|sc| top1(sc, reference) < best_rival(sc) - 0.01)),
+            }
+        })
+        .collect()
+}
+
+/// Cells by (scenario, deadline, selector), the first where one repeats, and the scenarios
+/// in the order their first cell comes (one index, not a search of every cell per lookup:
+/// the lookups grow with scenarios x selectors x deadlines, as do the cells).
+struct Cells<'a> {
+    scenarios: Vec<&'a str>,
+    index: std::collections::HashMap<(&'a str, u64, &'a str), &'a Cell>,
+}
+
+impl<'a> Cells<'a> {
+    fn new(cells: &'a [Cell]) -> Self {
+        let mut scenarios = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut index = std::collections::HashMap::new();
+        for c in cells {
+            if seen.insert(c.scenario.as_str()) {
+                scenarios.push(c.scenario.as_str());
+            }
+            index
+                .entry((
+                    c.scenario.as_str(),
+                    c.deadline_ms.to_bits(),
+                    c.selector.as_str(),
+                ))
+                .or_insert(c);
+        }
+        Cells { scenarios, index }
+    }
+
+    fn find(&self, scenario: &str, deadline_ms: f64, selector: &str) -> Option<&'a Cell> {
+        self.index
+            .get(&(scenario, deadline_ms.to_bits(), selector))
+            .copied()
+    }
+
+    /// The cell of a scenario [`Cells::kept`] returned.
+    fn get(&self, scenario: &str, deadline_ms: f64, selector: &str) -> &'a Cell {
+        self.find(scenario, deadline_ms, selector)
+            .expect("kept scenarios have every cell")
+    }
+
+    /// The scenarios where every selector of `order` has a VALID cell at `deadline_ms`.
+    fn kept(&self, deadline_ms: f64, order: &[String]) -> Vec<&'a str> {
+        self.scenarios
+            .iter()
+            .copied()
+            .filter(|sc| {
+                order
+                    .iter()
+                    .all(|s| self.find(sc, deadline_ms, s).is_some_and(|c| c.valid))
+            })
+            .collect()
+    }
 }
 
 /// Mean and standard error of the mean (0 for fewer than two values).
@@ -363,6 +453,76 @@ mod tests {
             );
         }
         assert!([60.0, 7.5, 300.0].iter().all(|f| seen.contains(f)));
+    }
+
+    #[test]
+    fn goals_are_counted_per_scenario_against_the_oracle_exhaustive_and_the_best_rival() {
+        let order: Vec<String> = ["opa", "oracle", "exhaustive", "small", "large"]
+            .map(String::from)
+            .into();
+        let with = |sc: &str, s: &str, top1: f64, overhead: f64, valid: bool| Cell {
+            decision_overhead: overhead,
+            ..cell(sc, 2.0, s, top1, valid)
+        };
+        let cells = vec![
+            // a: 0.80 against the oracle's 0.84 (95.2 %), overhead 1/5 of exhaustive's,
+            // above both rivals.
+            with("a", "opa", 0.80, 0.002, true),
+            with("a", "oracle", 0.84, 0.0, true),
+            with("a", "exhaustive", 0.60, 0.010, true),
+            with("a", "small", 0.70, 0.0, true),
+            with("a", "large", 0.79, 0.0, true),
+            // b: 0.70 against 0.75 (93.3 %), overhead 1/4, level with the small one, 1.5
+            // points below the large one.
+            with("b", "opa", 0.70, 0.0025, true),
+            with("b", "oracle", 0.75, 0.0, true),
+            with("b", "exhaustive", 0.60, 0.010, true),
+            with("b", "small", 0.70, 0.0, true),
+            with("b", "large", 0.715, 0.0, true),
+            // c: a run not VALID leaves it out.
+            with("c", "opa", 0.99, 0.0, true),
+            with("c", "oracle", 0.50, 0.0, true),
+            with("c", "exhaustive", 0.50, 0.010, true),
+            with("c", "small", 0.10, 0.0, false),
+            with("c", "large", 0.10, 0.0, true),
+        ];
+        let rivals = ["exhaustive", "small", "large"];
+        let g = goals(
+            &cells,
+            &[2.0],
+            &order,
+            "opa",
+            &rivals,
+            Some("oracle"),
+            Some("exhaustive"),
+        );
+        assert_eq!(
+            g,
+            vec![Goals {
+                deadline_ms: 2.0,
+                scenarios: 2,
+                oracle_95pct: Some(1),
+                overhead_fifth_of_exhaustive: Some(1),
+                above_every_rival: Some(1),
+                below_a_rival_1pt: Some(1),
+            }]
+        );
+        // Without an oracle or exhaustive search in the line-up, those goals are not counted.
+        let g = goals(&cells, &[2.0], &order, "opa", &["small"], None, None);
+        assert_eq!(
+            (g[0].oracle_95pct, g[0].overhead_fifth_of_exhaustive),
+            (None, None)
+        );
+        assert_eq!(
+            (g[0].above_every_rival, g[0].below_a_rival_1pt),
+            (Some(1), Some(0))
+        );
+        // Nor the rivals' without a rival.
+        let g = goals(&cells, &[2.0], &order, "opa", &[], None, None);
+        assert_eq!(
+            (g[0].above_every_rival, g[0].below_a_rival_1pt),
+            (None, None)
+        );
     }
 
     #[test]

@@ -992,6 +992,30 @@ fn stress_replays_drawn_scenarios_and_compares_each_selector_with_opa() {
         / 3.0;
     assert!((smallest["reference_minus_pts"].as_f64().unwrap() - mean).abs() < 1e-9);
     assert_eq!(at1["selectors"][0]["reference_minus_pts"], 0.0);
+    // OPA's goals, counted scenario by scenario from the same cells.
+    assert!(t.contains("opa's goals, scenario by scenario: >= 95 % of the oracle in "));
+    let g1 = &s["goals"][0];
+    assert_eq!(
+        (g1["deadline_ms"].as_f64(), g1["scenarios"].as_u64()),
+        (Some(1.0), Some(3))
+    );
+    let met = |f: &dyn Fn(&str) -> bool| names.iter().filter(|n| f(n)).count() as u64;
+    assert_eq!(
+        g1["oracle_95pct"].as_u64(),
+        Some(met(
+            &|n| cell(n, 1.0, "opa") >= 0.95 * cell(n, 1.0, "oracle") - 1e-12
+        ))
+    );
+    // (Every kind but OPA's own and the oracle: the default line-up names them by kind.)
+    let rivals = opa_harness::scenario::SELECTOR_KINDS
+        .into_iter()
+        .filter(|k| !["opa", "oracle"].contains(k));
+    let best = |n: &str| rivals.clone().map(|r| cell(n, 1.0, r)).fold(0.0, f64::max);
+    assert_eq!(
+        g1["above_every_rival"].as_u64(),
+        Some(met(&|n| cell(n, 1.0, "opa") > best(n) + 1e-12))
+    );
+    assert!(g1["overhead_fifth_of_exhaustive"].as_u64().unwrap() <= 3);
     // A drawn scenario replays on its own to the same result.
     let one = out("one");
     let o = opa(&[
