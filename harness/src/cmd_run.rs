@@ -937,7 +937,7 @@ pub fn execute(a: RunArgs, profile_replay: Option<PathBuf>, print: bool) -> Resu
     };
     write_json(&out.join("summary.json"), &summary)?;
     if print {
-        print_run_end(&summary, live, a.independent_runs, &out);
+        print_run_end(&summary, &sc.selectors, live, a.independent_runs, &out);
     }
     if !complete {
         anyhow::bail!(
@@ -948,10 +948,17 @@ pub fn execute(a: RunArgs, profile_replay: Option<PathBuf>, print: bool) -> Resu
     Ok(summary)
 }
 
-/// The summary table, the live runs' sharing and where the run is.
-fn print_run_end(summary: &RunSummary, live: bool, independent_runs: bool, out: &Path) {
+/// The summary table, OPA's goals, the live runs' sharing and where the run is.
+fn print_run_end(
+    summary: &RunSummary,
+    specs: &[SelectorSpec],
+    live: bool,
+    independent_runs: bool,
+    out: &Path,
+) {
     let (runs_measured, runs_shared) = (summary.runs_measured, summary.runs_shared);
     print_table(&summary.selectors);
+    print_goals(&summary.selectors, specs);
     if live {
         println!(
             "live runs: {runs_measured} measured, {runs_shared} shared between selectors{}",
@@ -963,6 +970,78 @@ fn print_run_end(summary: &RunSummary, live: bool, independent_runs: bool, out: 
         );
     }
     println!("run directory: {} ({})", out.display(), summary.status);
+}
+
+/// Per deadline, where the line-up's first `opa` selector stands against OPA's goals: its
+/// share of the oracle's top-1 within the deadline (the goal: at least 95 %), its difference
+/// to the best implementable rival's (above every rival) and its decision overhead as a
+/// fraction of exhaustive search's (at most 1/5). Nothing without an `opa` selector; a goal
+/// without its selector in the line-up is left out.
+fn print_goals(rows: &[SelectorSummary], specs: &[SelectorSpec]) {
+    let first = |kind: &str| specs.iter().find(|s| s.kind == kind).map(|s| &s.name);
+    let Some(reference) = first("opa") else {
+        return;
+    };
+    let (oracle, exhaustive) = (first("oracle"), first("exhaustive"));
+    let rivals: Vec<&String> = specs
+        .iter()
+        .filter(|s| s.kind != "opa" && s.kind != "oracle")
+        .map(|s| &s.name)
+        .collect();
+    if oracle.is_none() && exhaustive.is_none() && rivals.is_empty() {
+        return;
+    }
+    let mut deadlines: Vec<f64> = Vec::new();
+    for r in rows {
+        if !deadlines.contains(&r.deadline_ms) {
+            deadlines.push(r.deadline_ms);
+        }
+    }
+    println!();
+    println!(
+        "{reference} against OPA's goals (>= 95 % of the oracle's top-1 within the deadline, above every rival, overhead <= 1/5 of exhaustive's):"
+    );
+    for d in deadlines {
+        let row = |name: &String| {
+            rows.iter()
+                .find(|r| &r.selector == name && r.deadline_ms == d)
+        };
+        let Some(me) = row(reference) else { continue };
+        let mut parts = Vec::new();
+        if let Some(o) = oracle
+            .and_then(row)
+            .filter(|o| o.top1_within_deadline > 0.0)
+        {
+            parts.push(format!(
+                "{:.1} % of the oracle",
+                100.0 * me.top1_within_deadline / o.top1_within_deadline
+            ));
+        }
+        let best = rivals
+            .iter()
+            .filter_map(|&n| row(n))
+            .max_by(|x, y| x.top1_within_deadline.total_cmp(&y.top1_within_deadline));
+        if let Some(b) = best {
+            parts.push(format!(
+                "{:+.2} pts against the best rival ({})",
+                100.0 * (me.top1_within_deadline - b.top1_within_deadline),
+                b.selector
+            ));
+        }
+        if let Some(e) = exhaustive.and_then(row) {
+            parts.push(if me.decision_overhead <= 0.0 {
+                "no overhead".to_string()
+            } else if e.decision_overhead <= 0.0 {
+                "overhead where exhaustive search has none".to_string()
+            } else {
+                format!(
+                    "overhead 1/{:.1} of exhaustive's",
+                    e.decision_overhead / me.decision_overhead
+                )
+            });
+        }
+        println!("  {d} ms: {}", parts.join("; "));
+    }
 }
 
 fn print_table(rows: &[SelectorSummary]) {

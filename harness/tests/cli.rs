@@ -3,6 +3,14 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// OPA's rivals in a line-up of one selector per kind, named by kind: every kind but OPA's
+/// own and the oracle.
+fn rival_kinds() -> impl Iterator<Item = &'static str> {
+    opa_harness::scenario::SELECTOR_KINDS
+        .into_iter()
+        .filter(|k| !["opa", "oracle"].contains(k))
+}
+
 fn opa(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_opa"))
         .args(args)
@@ -645,6 +653,7 @@ fn calibrate_then_replay_from_profile_is_deterministic() {
     }
     std::fs::write(&scenario, src).unwrap();
     let mut summaries = Vec::new();
+    let mut printed = String::new();
     for run in ["a", "b"] {
         let out = dir.path().join(run);
         let o = opa(&[
@@ -660,6 +669,7 @@ fn calibrate_then_replay_from_profile_is_deterministic() {
         let t = text(&o);
         assert!(o.status.success(), "{t}");
         summaries.push(std::fs::read(out.join("summary.json")).unwrap());
+        printed = t;
     }
     assert_eq!(summaries[0], summaries[1], "byte-identical summary.json");
     let s: serde_json::Value = serde_json::from_slice(&summaries[0]).unwrap();
@@ -681,6 +691,30 @@ fn calibrate_then_replay_from_profile_is_deterministic() {
     };
     let overhead = |name: &str| field(name, "decision_overhead");
     assert!(overhead("exhaustive") > 5.0 * overhead("opa"), "{sel:?}");
+    // Under the table, OPA against its goals per deadline, from the same summaries (the
+    // fields above are the first deadline's, 1 ms).
+    assert!(printed.contains("opa against OPA's goals"), "{printed}");
+    let at1 = printed
+        .lines()
+        .find(|l| l.starts_with("  1 ms: "))
+        .unwrap_or_else(|| panic!("{printed}"));
+    let top1 = |name: &str| field(name, "top1_within_deadline");
+    let share = format!(
+        "{:.1} % of the oracle",
+        100.0 * top1("opa") / top1("oracle")
+    );
+    assert!(at1.contains(&share), "{at1}");
+    let best = rival_kinds().map(top1).fold(0.0, f64::max);
+    let diff = format!(
+        "{:+.2} pts against the best rival",
+        100.0 * (top1("opa") - best)
+    );
+    assert!(at1.contains(&diff), "{at1}");
+    let fifth = format!(
+        "overhead 1/{:.1} of exhaustive's",
+        overhead("exhaustive") / overhead("opa")
+    );
+    assert!(overhead("opa") == 0.0 || at1.contains(&fifth), "{at1}");
     assert_eq!(field("oracle", "probes"), 0.0);
 
     // The same scenario live: the selectors that use the profile run on the real network.
@@ -1006,11 +1040,7 @@ fn stress_replays_drawn_scenarios_and_compares_each_selector_with_opa() {
             &|n| cell(n, 1.0, "opa") >= 0.95 * cell(n, 1.0, "oracle") - 1e-12
         ))
     );
-    // (Every kind but OPA's own and the oracle: the default line-up names them by kind.)
-    let rivals = opa_harness::scenario::SELECTOR_KINDS
-        .into_iter()
-        .filter(|k| !["opa", "oracle"].contains(k));
-    let best = |n: &str| rivals.clone().map(|r| cell(n, 1.0, r)).fold(0.0, f64::max);
+    let best = |n: &str| rival_kinds().map(|r| cell(n, 1.0, r)).fold(0.0, f64::max);
     assert_eq!(
         g1["above_every_rival"].as_u64(),
         Some(met(&|n| cell(n, 1.0, "opa") > best(n) + 1e-12))
