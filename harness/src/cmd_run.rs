@@ -13,6 +13,7 @@ use opa_harness::live::{LiveTarget, RunCache};
 use opa_harness::load::{CpuInjector, GPU_MATRIX, GpuInjector};
 use opa_harness::profile_target::{ProfileTarget, truth};
 use opa_harness::scenario::{self, SelectorSpec};
+use opa_harness::stress::{ORACLE_SHARE, OVERHEAD_SHARE, Roles};
 use opa_predictors::predict::{Variant, fit};
 use opa_predictors::profile::{LatencyStats, Profile};
 use opa_predictors::selectors::*;
@@ -958,7 +959,7 @@ fn print_run_end(
 ) {
     let (runs_measured, runs_shared) = (summary.runs_measured, summary.runs_shared);
     print_table(&summary.selectors);
-    print_goals(&summary.selectors, specs);
+    print_goals(summary, specs);
     if live {
         println!(
             "live runs: {runs_measured} measured, {runs_shared} shared between selectors{}",
@@ -973,42 +974,41 @@ fn print_run_end(
 }
 
 /// Per deadline, where the line-up's first `opa` selector stands against OPA's goals: its
-/// share of the oracle's top-1 within the deadline (the goal: at least 95 %), its difference
-/// to the best implementable rival's (above every rival) and its decision overhead as a
-/// fraction of exhaustive search's (at most 1/5). Nothing without an `opa` selector; a goal
-/// without its selector in the line-up is left out.
-fn print_goals(rows: &[SelectorSummary], specs: &[SelectorSpec]) {
-    let first = |kind: &str| specs.iter().find(|s| s.kind == kind).map(|s| &s.name);
-    let Some(reference) = first("opa") else {
+/// share of the oracle's top-1 within the deadline (the goal: at least [`ORACLE_SHARE`]), its
+/// difference to the best rival's (above every rival) and its decision overhead as a fraction
+/// of exhaustive search's (at most [`OVERHEAD_SHARE`]); the selectors' roles are
+/// [`Roles::of`]'s, as in `opa stress`. Nothing without an `opa` selector; a goal without its
+/// selector in the line-up is left out.
+fn print_goals(summary: &RunSummary, specs: &[SelectorSpec]) {
+    let Some(roles) = specs
+        .iter()
+        .find(|s| s.kind == "opa")
+        .and_then(|s| Roles::of(specs, &s.name))
+    else {
         return;
     };
-    let (oracle, exhaustive) = (first("oracle"), first("exhaustive"));
-    let rivals: Vec<&String> = specs
-        .iter()
-        .filter(|s| s.kind != "opa" && s.kind != "oracle")
-        .map(|s| &s.name)
-        .collect();
-    if oracle.is_none() && exhaustive.is_none() && rivals.is_empty() {
+    if roles.oracle.is_none() && roles.exhaustive.is_none() && roles.rivals.is_empty() {
         return;
     }
-    let mut deadlines: Vec<f64> = Vec::new();
-    for r in rows {
-        if !deadlines.contains(&r.deadline_ms) {
-            deadlines.push(r.deadline_ms);
-        }
-    }
+    let rows = &summary.selectors;
     println!();
     println!(
-        "{reference} against OPA's goals (>= 95 % of the oracle's top-1 within the deadline, above every rival, overhead <= 1/5 of exhaustive's):"
+        "{} against OPA's goals (>= {} % of the oracle's top-1 within the deadline, above every rival, overhead <= 1/{} of exhaustive's):",
+        roles.reference,
+        100.0 * ORACLE_SHARE,
+        1.0 / OVERHEAD_SHARE
     );
-    for d in deadlines {
-        let row = |name: &String| {
+    for &d in &summary.deadlines_ms {
+        let row = |name: &str| {
             rows.iter()
-                .find(|r| &r.selector == name && r.deadline_ms == d)
+                .find(|r| r.selector == name && r.deadline_ms == d)
         };
-        let Some(me) = row(reference) else { continue };
+        let Some(me) = row(roles.reference) else {
+            continue;
+        };
         let mut parts = Vec::new();
-        if let Some(o) = oracle
+        if let Some(o) = roles
+            .oracle
             .and_then(row)
             .filter(|o| o.top1_within_deadline > 0.0)
         {
@@ -1017,7 +1017,8 @@ fn print_goals(rows: &[SelectorSummary], specs: &[SelectorSpec]) {
                 100.0 * me.top1_within_deadline / o.top1_within_deadline
             ));
         }
-        let best = rivals
+        let best = roles
+            .rivals
             .iter()
             .filter_map(|&n| row(n))
             .max_by(|x, y| x.top1_within_deadline.total_cmp(&y.top1_within_deadline));
@@ -1028,7 +1029,7 @@ fn print_goals(rows: &[SelectorSummary], specs: &[SelectorSpec]) {
                 b.selector
             ));
         }
-        if let Some(e) = exhaustive.and_then(row) {
+        if let Some(e) = roles.exhaustive.and_then(row) {
             parts.push(if me.decision_overhead <= 0.0 {
                 "no overhead".to_string()
             } else if e.decision_overhead <= 0.0 {

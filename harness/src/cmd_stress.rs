@@ -9,8 +9,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use opa_harness::scenario::{self, SEGMENT_FPS};
 use opa_harness::stress::{
-    AtDeadline, Cell, DEFAULT_FPS, DEFAULT_SELECTORS, Goals, compare, goals, random_scenario,
-    scenario_name,
+    AtDeadline, Cell, DEFAULT_FPS, DEFAULT_SELECTORS, Goals, ORACLE_SHARE, OVERHEAD_SHARE, Roles,
+    compare, goals, random_scenario, scenario_name,
 };
 use rayon::prelude::*;
 use serde::Serialize;
@@ -206,38 +206,9 @@ pub fn stress(a: StressArgs) -> Result<()> {
     let cells: Vec<Cell> = per_scenario.into_iter().flatten().collect();
     bar.finish_and_clear();
     let comparison = compare(&cells, &deadlines, &order, &a.reference).map_err(bad)?;
-    // The rivals: implementable selectors of another kind than the reference (not the
-    // oracle, nor the reference's own ablations).
-    let kind_of = |name: &str| {
-        sc.selectors
-            .iter()
-            .find(|s| s.name == name)
-            .map(|s| &s.kind)
-    };
-    let own = kind_of(&a.reference);
-    let rivals: Vec<&str> = sc
-        .selectors
-        .iter()
-        .filter(|s| s.kind != "oracle" && Some(&s.kind) != own)
-        .map(|s| s.name.as_str())
-        .collect();
-    // OPA's goals, per scenario: against the line-up's (first) oracle and exhaustive search.
-    let named = |kind: &str| {
-        sc.selectors
-            .iter()
-            .find(|s| s.kind == kind)
-            .map(|s| s.name.as_str())
-    };
-    let goals = goals(
-        &cells,
-        &deadlines,
-        &order,
-        &a.reference,
-        &rivals,
-        named("oracle"),
-        named("exhaustive"),
-    );
-    print_comparison(&comparison, &goals, &a.reference, &rivals);
+    let roles = Roles::of(&sc.selectors, &a.reference).expect("the reference is in the line-up");
+    let goals = goals(&cells, &deadlines, &order, &roles);
+    print_comparison(&comparison, &goals, &a.reference, &roles.rivals);
     opa_reports::write_json(
         &file,
         &StressFile {
@@ -345,10 +316,18 @@ fn print_comparison(c: &[AtDeadline], goals: &[Goals], reference: &str, rivals: 
         let of = |n: usize| format!("{n}/{}", g.scenarios);
         let mut met = Vec::new();
         if let Some(n) = g.oracle_95pct {
-            met.push(format!(">= 95 % of the oracle in {}", of(n)));
+            met.push(format!(
+                ">= {} % of the oracle in {}",
+                100.0 * ORACLE_SHARE,
+                of(n)
+            ));
         }
         if let Some(n) = g.overhead_fifth_of_exhaustive {
-            met.push(format!("overhead <= 1/5 of exhaustive's in {}", of(n)));
+            met.push(format!(
+                "overhead <= 1/{} of exhaustive's in {}",
+                1.0 / OVERHEAD_SHARE,
+                of(n)
+            ));
         }
         if let (Some(above), Some(below)) = (g.above_every_rival, g.below_a_rival_1pt) {
             met.push(format!(

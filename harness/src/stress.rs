@@ -15,6 +15,7 @@
 //!   (the last phase's load holds to the end of the stream);
 //! - stream, load and selector seeds drawn from the same generator.
 
+use crate::scenario::SelectorSpec;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -252,18 +253,56 @@ pub struct Goals {
     pub below_a_rival_1pt: Option<usize>,
 }
 
-/// Per deadline, the reference's [`Goals`] from `cells`: against `oracle` and `exhaustive`
-/// (selector names, when the line-up has them) and the best of `rivals` per scenario, on the
+/// OPA's goals: at least this share of the oracle's top-1 within the deadline...
+pub const ORACLE_SHARE: f64 = 0.95;
+/// ...and a decision overhead of at most this share of exhaustive search's (besides being
+/// above every rival).
+pub const OVERHEAD_SHARE: f64 = 0.2;
+
+/// What each selector of a line-up is to a reference selector: the (first) oracle and
+/// exhaustive search it is held against, and its rivals, the implementable selectors of
+/// another kind than its own (not the oracle, nor the reference's own ablations).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Roles<'a> {
+    pub reference: &'a str,
+    pub oracle: Option<&'a str>,
+    pub exhaustive: Option<&'a str>,
+    pub rivals: Vec<&'a str>,
+}
+
+impl<'a> Roles<'a> {
+    /// The roles in `selectors` for the one named `reference`; None when none is.
+    pub fn of(selectors: &'a [SelectorSpec], reference: &'a str) -> Option<Self> {
+        let own = &selectors.iter().find(|s| s.name == reference)?.kind;
+        let first = |kind: &str| {
+            selectors
+                .iter()
+                .find(|s| s.kind == kind)
+                .map(|s| s.name.as_str())
+        };
+        Some(Roles {
+            reference,
+            oracle: first("oracle"),
+            exhaustive: first("exhaustive"),
+            rivals: selectors
+                .iter()
+                .filter(|s| s.kind != "oracle" && &s.kind != own)
+                .map(|s| s.name.as_str())
+                .collect(),
+        })
+    }
+}
+
+/// Per deadline, the reference's [`Goals`] from `cells`: against its oracle and exhaustive
+/// search (when the line-up has them) and the best of its rivals per scenario, on the
 /// scenarios where every selector of `order` is VALID (those [`compare`] keeps).
-pub fn goals(
-    cells: &[Cell],
-    deadlines: &[f64],
-    order: &[String],
-    reference: &str,
-    rivals: &[&str],
-    oracle: Option<&str>,
-    exhaustive: Option<&str>,
-) -> Vec<Goals> {
+pub fn goals(cells: &[Cell], deadlines: &[f64], order: &[String], roles: &Roles) -> Vec<Goals> {
+    let Roles {
+        reference,
+        oracle,
+        exhaustive,
+        rivals,
+    } = roles;
     let cells = Cells::new(cells);
     deadlines
         .iter()
@@ -281,12 +320,13 @@ pub fn goals(
             Goals {
                 deadline_ms: d,
                 scenarios: kept.len(),
-                oracle_95pct: oracle
-                    .map(|o| count(&|sc| top1(sc, reference) >= 0.95 * top1(sc, o) - 1e-12)),
+                oracle_95pct: oracle.map(|o| {
+                    count(&|sc| top1(sc, reference) >= ORACLE_SHARE * top1(sc, o) - 1e-12)
+                }),
                 overhead_fifth_of_exhaustive: exhaustive.map(|e| {
                     count(&|sc| {
                         cell(sc, reference).decision_overhead
-                            <= cell(sc, e).decision_overhead / 5.0 + 1e-12
+                            <= OVERHEAD_SHARE * cell(sc, e).decision_overhead + 1e-12
                     })
                 }),
                 above_every_rival: (!rivals.is_empty())
@@ -456,6 +496,35 @@ mod tests {
     }
 
     #[test]
+    fn a_reference_is_held_against_the_oracle_exhaustive_search_and_other_kinds() {
+        let text = random_scenario(1, 0, &DEFAULT_FPS, &[1.0], DEFAULT_SELECTORS);
+        let sc = crate::scenario::parse("drawn.toml", &text, std::path::Path::new(".")).unwrap();
+        let r = Roles::of(&sc.selectors, "opa").unwrap();
+        assert_eq!(
+            (r.oracle, r.exhaustive),
+            (Some("oracle"), Some("exhaustive"))
+        );
+        // Not the oracle, nor OPA's own ablation (`opa-rounds`, of kind `opa`).
+        assert_eq!(
+            r.rivals,
+            [
+                "exhaustive",
+                "ofa-static",
+                "dynamic-ofa",
+                "adaptivenet",
+                "fixed-largest",
+                "fixed-smallest",
+                "random"
+            ]
+        );
+        // Another reference's rivals are the kinds other than its own (OPA's included).
+        let r = Roles::of(&sc.selectors, "adaptivenet").unwrap();
+        assert!(r.rivals.contains(&"opa") && r.rivals.contains(&"opa-rounds"));
+        assert!(!r.rivals.contains(&"adaptivenet"));
+        assert!(Roles::of(&sc.selectors, "nobody").is_none());
+    }
+
+    #[test]
     fn goals_are_counted_per_scenario_against_the_oracle_exhaustive_and_the_best_rival() {
         let order: Vec<String> = ["opa", "oracle", "exhaustive", "small", "large"]
             .map(String::from)
@@ -487,15 +556,14 @@ mod tests {
             with("c", "large", 0.10, 0.0, true),
         ];
         let rivals = ["exhaustive", "small", "large"];
-        let g = goals(
-            &cells,
-            &[2.0],
-            &order,
-            "opa",
-            &rivals,
-            Some("oracle"),
-            Some("exhaustive"),
-        );
+        let roles = |rivals: &[&'static str], oracle, exhaustive| Roles {
+            reference: "opa",
+            oracle,
+            exhaustive,
+            rivals: rivals.to_vec(),
+        };
+        let all = roles(&rivals, Some("oracle"), Some("exhaustive"));
+        let g = goals(&cells, &[2.0], &order, &all);
         assert_eq!(
             g,
             vec![Goals {
@@ -508,7 +576,7 @@ mod tests {
             }]
         );
         // Without an oracle or exhaustive search in the line-up, those goals are not counted.
-        let g = goals(&cells, &[2.0], &order, "opa", &["small"], None, None);
+        let g = goals(&cells, &[2.0], &order, &roles(&["small"], None, None));
         assert_eq!(
             (g[0].oracle_95pct, g[0].overhead_fifth_of_exhaustive),
             (None, None)
@@ -518,7 +586,7 @@ mod tests {
             (Some(1), Some(0))
         );
         // Nor the rivals' without a rival.
-        let g = goals(&cells, &[2.0], &order, "opa", &[], None, None);
+        let g = goals(&cells, &[2.0], &order, &roles(&[], None, None));
         assert_eq!(
             (g[0].above_every_rival, g[0].below_a_rival_1pt),
             (None, None)
