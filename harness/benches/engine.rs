@@ -37,11 +37,13 @@ impl Target for Null {
 
 fn bench(c: &mut Criterion) {
     const FRAMES: usize = 100_000;
+    // (One condition text shared by every frame, as a stream's segment shares it.)
+    let clean: std::sync::Arc<str> = "clean".into();
     let frames: Vec<FrameSlot> = (0..FRAMES)
         .map(|i| FrameSlot {
             arrival_s: i as f64 / 30.0,
             label: (i % 10) as u16,
-            condition: "clean".into(),
+            condition: clean.clone(),
         })
         .collect();
     let cands: Vec<CandidateInfo> = (0..24)

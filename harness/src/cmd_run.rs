@@ -874,7 +874,7 @@ pub fn execute(a: RunArgs, profile_replay: Option<PathBuf>, print: bool) -> Resu
                     correct: r.correct,
                     deadline_met: r.deadline_met,
                     cpu_load: workload.at(r.start_s).cpu_load,
-                    condition: r.condition.to_string(),
+                    condition: slots[r.frame as usize].condition.to_string(),
                 });
             }
             let mut summary = summarize(
