@@ -257,7 +257,7 @@ impl BinRows {
 /// ties by index), from any order: each value's bits made an unsigned key that sorts as
 /// `total_cmp` does, next to its index, so that the sort compares plain integers in one
 /// array instead of looking two values up per comparison (a bin's first robust row sorts
-/// every candidate's conditions: on `dynamic.toml`'s replay, a third fewer instructions in
+/// every candidate's conditions: on `dynamic.toml`'s replay, a sixth fewer instructions in
 /// those sorts, 3 % more frames a second). `keys`: scratch.
 fn sort_fresh(order: &mut [u32], values: &[f64], keys: &mut Vec<u128>) {
     keys.clear();
