@@ -84,7 +84,7 @@ pub struct SampleRow {
     pub deadline_met: bool,
     // (No content condition: a row's is its frame's, `frames[frame].condition`. A copy per
     // row cost a shared count's increment and decrement and a sixth of the row's bytes;
-    // without it the replay bench decides a tenth more frames a second.)
+    // without it the synthetic replay bench decides over a tenth more frames a second.)
 }
 
 /// Why a replay stopped.
