@@ -144,8 +144,14 @@ impl BinRows {
 
     /// Every candidate's top-1 in `bin`, each condition's images weighed by `weights[k]`
     /// (one per content condition; all 1 = pooled, each image alike).
-    #[inline(always)]
     pub fn row(&self, bin: usize, weights: &[f64]) -> Vec<f64> {
+        self.row_in(bin, weights)
+    }
+
+    /// [`BinRows::row`]'s body, inlined into [`BinRows::robust_row`]'s widths (callers of
+    /// `row` keep a call).
+    #[inline(always)]
+    fn row_in(&self, bin: usize, weights: &[f64]) -> Vec<f64> {
         let b = self.source[bin];
         let n = self.candidates;
         let mut hits = vec![0.0; n];
@@ -192,7 +198,7 @@ impl BinRows {
     /// [`BinRows::robust_row`]'s body, inlined into each width it is compiled for.
     #[inline(always)]
     fn robust_row_in(&mut self, bin: usize, weights: &[f64], quantile: f64) -> Vec<f64> {
-        let mut out = self.row(bin, weights);
+        let mut out = self.row_in(bin, weights);
         let b = self.source[bin];
         let (n, probe, conditions) = (self.candidates, self.probe, self.conditions);
         let probe_top1 = out[probe];
