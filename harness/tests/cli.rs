@@ -393,7 +393,7 @@ timed-latency = 0
     ]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(read(&merged), read(&first));
-    let (plain, slow) = (read(&merged), read(&timed(4.0, None).unwrap()));
+    let (plain, slow) = (read(&merged), read(&timed(25.0, None).unwrap()));
     let cands = plain["candidates"].as_array().unwrap();
     assert_eq!(cands.len(), 24);
     assert_eq!(plain["loads"].as_array().unwrap().len(), 5);
@@ -417,7 +417,10 @@ timed-latency = 0
         assert_eq!(c["timed"][4], c["timed"][3], "1.0 takes load 0.75's: {c}");
         assert_ne!(c["timed"][0], c["profile"][0], "{c}");
     }
-    // The slowed-down run's latencies are about 4x the plain run's (timing noise aside).
+    // The slowed-down run's latencies are about 25x the plain run's. The two runs are timed
+    // one after the other on a machine shared with the other tests (a CI run measured the raw
+    // timings of one at half the other's), so the check allows a factor 5 either way: it
+    // still tells a slow-down applied once (25) from none (1) or twice (625).
     let total = |v: &serde_json::Value| -> f64 {
         v["candidates"]
             .as_array()
@@ -427,8 +430,8 @@ timed-latency = 0
             .sum()
     };
     let ratio = total(&slow) / total(&plain);
-    assert!((2.0..8.0).contains(&ratio), "{ratio}");
-    assert_eq!(slow["slowdown"], 4.0);
+    assert!((5.0..125.0).contains(&ratio), "{ratio}");
+    assert_eq!(slow["slowdown"], 25.0);
 }
 
 #[test]
