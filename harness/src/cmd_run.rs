@@ -18,6 +18,7 @@ use opa_predictors::predict::{Variant, fit};
 use opa_predictors::profile::{LatencyStats, Profile};
 use opa_predictors::selectors::*;
 use opa_predictors::{Phase, Selector};
+use opa_reports::compare::{CompareConfig, paired_top1};
 use opa_reports::{
     Event, MachineInfo, NO_ANSWER, ORACLE_LATENCY_FILE, RunSummary, Sample, SelectorSummary,
     SummaryInputs, fill_regret, summarize, write_json, write_jsonl, write_samples,
@@ -938,7 +939,14 @@ pub fn execute(a: RunArgs, profile_replay: Option<PathBuf>, print: bool) -> Resu
     };
     write_json(&out.join("summary.json"), &summary)?;
     if print {
-        print_run_end(&summary, &sc.selectors, live, a.independent_runs, &out);
+        print_run_end(
+            &summary,
+            &samples,
+            &sc.selectors,
+            live,
+            a.independent_runs,
+            &out,
+        );
     }
     if !complete {
         anyhow::bail!(
@@ -952,6 +960,7 @@ pub fn execute(a: RunArgs, profile_replay: Option<PathBuf>, print: bool) -> Resu
 /// The summary table, OPA's goals, the live runs' sharing and where the run is.
 fn print_run_end(
     summary: &RunSummary,
+    samples: &[Sample],
     specs: &[SelectorSpec],
     live: bool,
     independent_runs: bool,
@@ -959,7 +968,7 @@ fn print_run_end(
 ) {
     let (runs_measured, runs_shared) = (summary.runs_measured, summary.runs_shared);
     print_table(&summary.selectors);
-    print_goals(summary, specs);
+    print_goals(summary, samples, specs);
     if live {
         println!(
             "live runs: {runs_measured} measured, {runs_shared} shared between selectors{}",
@@ -975,11 +984,12 @@ fn print_run_end(
 
 /// Per deadline, where the line-up's first `opa` selector stands against OPA's goals: its
 /// share of the oracle's top-1 within the deadline (the goal: at least [`ORACLE_SHARE`]), its
-/// difference to the best rival's (above every rival) and its decision overhead as a fraction
-/// of exhaustive search's (at most [`OVERHEAD_SHARE`]); the selectors' roles are
-/// [`Roles::of`]'s, as in `opa stress`. Nothing without an `opa` selector; a goal without its
-/// selector in the line-up is left out.
-fn print_goals(summary: &RunSummary, specs: &[SelectorSpec]) {
+/// difference to the best rival's (above every rival; with the frames only one of the two
+/// got right in time and a paired 95 % interval from `samples`, [`paired_top1`]) and its
+/// decision overhead as a fraction of exhaustive search's (at most [`OVERHEAD_SHARE`]); the
+/// selectors' roles are [`Roles::of`]'s, as in `opa stress`. Nothing without an `opa`
+/// selector; a goal without its selector in the line-up is left out.
+fn print_goals(summary: &RunSummary, samples: &[Sample], specs: &[SelectorSpec]) {
     let Some(roles) = specs
         .iter()
         .find(|s| s.kind == "opa")
@@ -1023,11 +1033,26 @@ fn print_goals(summary: &RunSummary, specs: &[SelectorSpec]) {
             .filter_map(|&n| row(n))
             .max_by(|x, y| x.top1_within_deadline.total_cmp(&y.top1_within_deadline));
         if let Some(b) = best {
-            parts.push(format!(
-                "{:+.2} pts against the best rival ({})",
+            let mut part = format!(
+                "{:+.2} pts against the best rival ({}",
                 100.0 * (me.top1_within_deadline - b.top1_within_deadline),
                 b.selector
-            ));
+            );
+            let cfg = CompareConfig::default();
+            if let Some(p) = paired_top1(samples, roles.reference, &b.selector, d, &cfg) {
+                part.push_str(&format!(
+                    "; {} frame{} right in time for {} only, {} for it only; paired 95 % interval {:+.2} to {:+.2}: {}",
+                    p.only_a,
+                    if p.only_a == 1 { "" } else { "s" },
+                    roles.reference,
+                    p.only_b,
+                    p.ci_low,
+                    p.ci_high,
+                    p.verdict()
+                ));
+            }
+            part.push(')');
+            parts.push(part);
         }
         if let Some(e) = roles.exhaustive.and_then(row) {
             parts.push(if me.decision_overhead <= 0.0 {

@@ -713,6 +713,41 @@ fn calibrate_then_replay_from_profile_is_deterministic() {
         100.0 * (top1("opa") - best)
     );
     assert!(at1.contains(&diff), "{at1}");
+    // With the frames right in time for one of the two only, counted from the samples, and
+    // a paired interval around the difference.
+    let rival = rival_kinds().find(|&k| top1(k) == best).unwrap();
+    let samples = opa_reports::read_samples(&dir.path().join("b/samples.parquet")).unwrap();
+    let right = |sel: &str| -> std::collections::BTreeMap<u64, bool> {
+        samples
+            .iter()
+            .filter(|r| r.selector == sel && r.deadline_ms == 1.0 && r.is_frame())
+            .map(|r| (r.frame, r.correct && r.deadline_met))
+            .collect()
+    };
+    let (mine, theirs) = (right("opa"), right(rival));
+    let only = |x: &std::collections::BTreeMap<u64, bool>,
+                y: &std::collections::BTreeMap<u64, bool>| {
+        x.iter().filter(|&(f, &r)| r && !y[f]).count()
+    };
+    let (a, b) = (only(&mine, &theirs), only(&theirs, &mine));
+    let frames = if a == 1 { "frame" } else { "frames" };
+    let counts = format!(
+        "({rival}; {a} {frames} right in time for opa only, {b} for it only; paired 95 % interval "
+    );
+    assert!(at1.contains(&counts), "{at1}");
+    let interval: Vec<f64> = at1
+        .split("paired 95 % interval ")
+        .nth(1)
+        .and_then(|t| t.split(':').next())
+        .unwrap_or_else(|| panic!("{at1}"))
+        .split(" to ")
+        .map(|x| x.parse().unwrap())
+        .collect();
+    let delta = 100.0 * (top1("opa") - best);
+    assert!(
+        interval[0] <= delta + 0.01 && delta - 0.01 <= interval[1],
+        "{at1}"
+    );
     let fifth = format!(
         "overhead 1/{:.1} of exhaustive's",
         overhead("exhaustive") / overhead("opa")

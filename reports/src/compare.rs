@@ -132,6 +132,102 @@ fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
+/// Two selectors of one run on the same frames: `a`'s top-1 within the deadline less `b`'s,
+/// with a paired bootstrap 95 % interval ([`paired_top1`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PairedDelta {
+    /// `a` − `b`, points.
+    pub delta: f64,
+    /// Bootstrap 95 % interval of `delta`, points.
+    pub ci_low: f64,
+    /// Upper end.
+    pub ci_high: f64,
+    /// Frames both answered or dropped.
+    pub frames: usize,
+    /// Frames right within the deadline for `a` only, and for `b` only.
+    pub only_a: usize,
+    pub only_b: usize,
+}
+
+impl PairedDelta {
+    /// As printed: `a` above or below `b` only when the whole interval is.
+    pub fn verdict(&self) -> &'static str {
+        if self.only_a == 0 && self.only_b == 0 {
+            "the same frames right"
+        } else if self.ci_low > 0.0 {
+            "above"
+        } else if self.ci_high < 0.0 {
+            "below"
+        } else {
+            "level within noise"
+        }
+    }
+}
+
+/// `a`'s top-1 within the deadline against `b`'s on the frames of one run both answered or
+/// dropped at `deadline_ms`, paired frame by frame: the difference in points, and its 95 %
+/// interval from `cfg.resamples` resamples of whole time windows of `cfg.window_s` (frames
+/// of one scene, one load phase and one stretch of the machine's speed are alike for both,
+/// so windows, not frames, are what vary independently). Deterministic (`cfg.seed`). None
+/// when the two share no frame at that deadline.
+pub fn paired_top1(
+    rows: &[Sample],
+    a: &str,
+    b: &str,
+    deadline_ms: f64,
+    cfg: &CompareConfig,
+) -> Option<PairedDelta> {
+    let frames = |sel: &str| -> std::collections::HashMap<u64, (f64, bool)> {
+        rows.iter()
+            .filter(|r| r.selector == sel && r.deadline_ms == deadline_ms && r.is_frame())
+            .map(|r| (r.frame, (r.arrival_s, r.correct && r.deadline_met)))
+            .collect()
+    };
+    let (fa, fb) = (frames(a), frames(b));
+    // Per window: (frames right for a only less for b only, frames); integer sums, so the
+    // order frames are visited in does not matter.
+    let mut w: Vec<(i64, usize)> = Vec::new();
+    let (mut n, mut only_a, mut only_b) = (0, 0, 0);
+    for (f, &(arrival_s, x)) in &fa {
+        let Some(&(_, y)) = fb.get(f) else {
+            continue;
+        };
+        let i = (arrival_s / cfg.window_s.max(1e-9)).floor().max(0.0) as usize;
+        if w.len() <= i {
+            w.resize(i + 1, (0, 0));
+        }
+        w[i].0 += i64::from(x) - i64::from(y);
+        w[i].1 += 1;
+        n += 1;
+        only_a += usize::from(x && !y);
+        only_b += usize::from(y && !x);
+    }
+    w.retain(|x| x.1 > 0);
+    if w.is_empty() {
+        return None;
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
+    let deltas: Vec<f64> = (0..cfg.resamples.max(10))
+        .map(|_| {
+            let (mut d, mut m) = (0i64, 0usize);
+            for _ in 0..w.len() {
+                let (x, k) = w[rng.random_range(0..w.len())];
+                d += x;
+                m += k;
+            }
+            100.0 * d as f64 / m as f64
+        })
+        .collect();
+    Some(PairedDelta {
+        delta: 100.0 * (only_a as f64 - only_b as f64) / n as f64,
+        ci_low: quantile(deltas.clone(), 0.025),
+        ci_high: quantile(deltas, 0.975),
+        frames: n,
+        only_a,
+        only_b,
+    })
+}
+
 /// Compares every (selector, deadline) present in both runs.
 pub fn compare(
     base: (&RunSummary, &[Sample]),
