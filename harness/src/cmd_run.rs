@@ -524,9 +524,13 @@ pub fn sweep(deadlines: &[f64]) -> Result<Vec<f64>> {
 static STOP: AtomicBool = AtomicBool::new(false);
 
 /// Replays scenario `a.file` live, or from `profile_replay`, into its run directory, and
-/// returns what it wrote to summary.json; `print`: the progress, notes and the summary table
-/// on the terminal (`opa stress` replays many scenarios quietly).
-pub fn execute(a: RunArgs, profile_replay: Option<PathBuf>, print: bool) -> Result<RunSummary> {
+/// returns what it wrote to summary.json and samples.parquet; `print`: the progress, notes
+/// and the summary table on the terminal (`opa stress` replays many scenarios quietly).
+pub fn execute(
+    a: RunArgs,
+    profile_replay: Option<PathBuf>,
+    print: bool,
+) -> Result<(RunSummary, Vec<Sample>)> {
     let live = profile_replay.is_none();
     let sc = scenario::load(&a.file).map_err(bad)?;
     let backend = sc.backend;
@@ -954,7 +958,7 @@ pub fn execute(a: RunArgs, profile_replay: Option<PathBuf>, print: bool) -> Resu
             out.display()
         );
     }
-    Ok(summary)
+    Ok((summary, samples))
 }
 
 /// The summary table, OPA's goals, the live runs' sharing and where the run is.

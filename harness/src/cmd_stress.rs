@@ -12,8 +12,10 @@ use opa_harness::stress::{
     AtDeadline, Cell, DEFAULT_FPS, DEFAULT_SELECTORS, Goals, ORACLE_SHARE, OVERHEAD_SHARE, Roles,
     compare, goals, random_scenario, scenario_name,
 };
+use opa_reports::compare::{CompareConfig, FrameOutcomes, frame_outcome, paired};
 use rayon::prelude::*;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
@@ -180,9 +182,26 @@ pub fn stress(a: StressArgs) -> Result<()> {
             random_scenario(a.seed, k, &a.fps, &deadlines, &lineup).as_bytes(),
         )?;
         let args = RunArgs::whole(path, deadlines.clone(), dir_runs.join(&name));
-        let summary = execute(args, Some(profile.clone()), false)
+        let (summary, samples) = execute(args, Some(profile.clone()), false)
             .with_context(|| format!("replaying {name}"))?;
         bar.inc(1);
+        // Each selector's frames at each deadline, by frame (one pass over the rows), for
+        // the reference's paired interval against every other selector.
+        let mut frames: HashMap<(&str, u64), FrameOutcomes> = HashMap::new();
+        for r in samples.iter().filter(|r| r.is_frame()) {
+            frames
+                .entry((r.selector.as_str(), r.deadline_ms.to_bits()))
+                .or_default()
+                .push(frame_outcome(r));
+        }
+        frames.values_mut().for_each(|v| v.sort_by_key(|f| f.0));
+        let cfg = CompareConfig::default();
+        let of = |sel: &str, d: f64| -> &[(u64, f64, bool)] {
+            frames
+                .iter()
+                .find(|((s, bits), _)| *s == sel && *bits == d.to_bits())
+                .map_or(&[], |(_, v)| v)
+        };
         Ok(summary
             .selectors
             .iter()
@@ -194,6 +213,13 @@ pub fn stress(a: StressArgs) -> Result<()> {
                 deadline_miss_rate: s.deadline_miss_rate,
                 decision_overhead: s.decision_overhead,
                 valid: s.verdict.verdict == "VALID",
+                reference_paired_ci_pts: (s.selector != a.reference)
+                    .then(|| {
+                        let d = s.deadline_ms;
+                        paired(of(&a.reference, d), of(&s.selector, d), &cfg)
+                    })
+                    .flatten()
+                    .map(|p| (p.ci_low, p.ci_high)),
             })
             .collect())
     };
@@ -331,8 +357,9 @@ fn print_comparison(c: &[AtDeadline], goals: &[Goals], reference: &str, rivals: 
         }
         if let (Some(above), Some(below)) = (g.above_every_rival, g.below_a_rival_1pt) {
             met.push(format!(
-                "above every rival in {} (over a point below one in {below})",
-                of(above)
+                "above every rival in {} (over a point below one in {below}; below one by the paired interval of the scenario's frames in {})",
+                of(above),
+                g.below_a_rival_paired.unwrap_or(0)
             ));
         }
         if !met.is_empty() {

@@ -151,6 +151,11 @@ pub struct Cell {
     pub decision_overhead: f64,
     /// The run's verdict was VALID.
     pub valid: bool,
+    /// The reference's top-1 within the deadline less this selector's on the scenario's
+    /// frames, paired frame by frame: the 95 % interval, points, from resamples of 5 s
+    /// windows (`opa_reports::compare::paired_top1`); None for the reference itself.
+    #[serde(default)]
+    pub reference_paired_ci_pts: Option<(f64, f64)>,
 }
 
 /// At one deadline, one selector against the reference over the scenarios where every
@@ -251,6 +256,10 @@ pub struct Goals {
     pub above_every_rival: Option<usize>,
     /// More than a point below some rival's (None: no rival).
     pub below_a_rival_1pt: Option<usize>,
+    /// Below some rival's by the whole paired 95 % interval of the scenario's frames
+    /// ([`Cell::reference_paired_ci_pts`]; None: no rival).
+    #[serde(default)]
+    pub below_a_rival_paired: Option<usize>,
 }
 
 /// OPA's goals: at least this share of the oracle's top-1 within the deadline...
@@ -333,6 +342,15 @@ pub fn goals(cells: &[Cell], deadlines: &[f64], order: &[String], roles: &Roles)
                     .then(|| count(&|sc| top1(sc, reference) > best_rival(sc) + 1e-12)),
                 below_a_rival_1pt: (!rivals.is_empty())
                     .then(|| count(&|sc| top1(sc, reference) < best_rival(sc) - 0.01)),
+                below_a_rival_paired: (!rivals.is_empty()).then(|| {
+                    count(&|sc| {
+                        rivals.iter().any(|r| {
+                            cell(sc, r)
+                                .reference_paired_ci_pts
+                                .is_some_and(|(_, hi)| hi < 0.0)
+                        })
+                    })
+                }),
             }
         })
         .collect()
@@ -419,6 +437,7 @@ mod tests {
             deadline_miss_rate: 0.0,
             decision_overhead: 0.01,
             valid,
+            reference_paired_ci_pts: None,
         }
     }
 
@@ -542,18 +561,25 @@ mod tests {
             with("a", "small", 0.70, 0.0, true),
             with("a", "large", 0.79, 0.0, true),
             // b: 0.70 against 0.75 (93.3 %), overhead 1/4, level with the small one, 1.5
-            // points below the large one.
+            // points below the large one, and below it by the paired interval of the
+            // scenario's frames.
             with("b", "opa", 0.70, 0.0025, true),
             with("b", "oracle", 0.75, 0.0, true),
             with("b", "exhaustive", 0.60, 0.010, true),
             with("b", "small", 0.70, 0.0, true),
-            with("b", "large", 0.715, 0.0, true),
-            // c: a run not VALID leaves it out.
+            Cell {
+                reference_paired_ci_pts: Some((-2.5, -0.5)),
+                ..with("b", "large", 0.715, 0.0, true)
+            },
+            // c: a run not VALID leaves it out (a paired interval below too).
             with("c", "opa", 0.99, 0.0, true),
             with("c", "oracle", 0.50, 0.0, true),
             with("c", "exhaustive", 0.50, 0.010, true),
             with("c", "small", 0.10, 0.0, false),
-            with("c", "large", 0.10, 0.0, true),
+            Cell {
+                reference_paired_ci_pts: Some((-9.0, -1.0)),
+                ..with("c", "large", 0.10, 0.0, true)
+            },
         ];
         let rivals = ["exhaustive", "small", "large"];
         let roles = |rivals: &[&'static str], oracle, exhaustive| Roles {
@@ -573,6 +599,7 @@ mod tests {
                 overhead_fifth_of_exhaustive: Some(1),
                 above_every_rival: Some(1),
                 below_a_rival_1pt: Some(1),
+                below_a_rival_paired: Some(1),
             }]
         );
         // Without an oracle or exhaustive search in the line-up, those goals are not counted.
@@ -582,14 +609,22 @@ mod tests {
             (None, None)
         );
         assert_eq!(
-            (g[0].above_every_rival, g[0].below_a_rival_1pt),
-            (Some(1), Some(0))
+            (
+                g[0].above_every_rival,
+                g[0].below_a_rival_1pt,
+                g[0].below_a_rival_paired
+            ),
+            (Some(1), Some(0), Some(0))
         );
         // Nor the rivals' without a rival.
         let g = goals(&cells, &[2.0], &order, &roles(&[], None, None));
         assert_eq!(
-            (g[0].above_every_rival, g[0].below_a_rival_1pt),
-            (None, None)
+            (
+                g[0].above_every_rival,
+                g[0].below_a_rival_1pt,
+                g[0].below_a_rival_paired
+            ),
+            (None, None, None)
         );
     }
 

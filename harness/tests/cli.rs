@@ -1084,6 +1084,35 @@ fn stress_replays_drawn_scenarios_and_compares_each_selector_with_opa() {
         Some(met(&|n| cell(n, 1.0, "opa") > best(n) + 1e-12))
     );
     assert!(g1["overhead_fifth_of_exhaustive"].as_u64().unwrap() <= 3);
+    // Every other selector's cell holds OPA's paired interval against it on the scenario's
+    // frames (around the difference), OPA's own none; the goal counts the scenarios where
+    // the whole interval is below zero for some rival.
+    let interval = |sc: &str, sel: &str| {
+        let c = cells
+            .iter()
+            .find(|c| c["scenario"] == sc && c["deadline_ms"] == 1.0 && c["selector"] == sel)
+            .unwrap();
+        let v = &c["reference_paired_ci_pts"];
+        (!v.is_null()).then(|| (v[0].as_f64().unwrap(), v[1].as_f64().unwrap()))
+    };
+    for n in names {
+        assert_eq!(interval(n, "opa"), None);
+        for r in rival_kinds().chain(["oracle", "opa-rounds"]) {
+            let (lo, hi) = interval(n, r).unwrap();
+            let diff = 100.0 * (cell(n, 1.0, "opa") - cell(n, 1.0, r));
+            assert!(
+                lo <= diff + 1e-9 && diff - 1e-9 <= hi,
+                "{n} {r}: {lo} {diff} {hi}"
+            );
+        }
+    }
+    assert_eq!(
+        g1["below_a_rival_paired"].as_u64(),
+        Some(met(
+            &|n| rival_kinds().any(|r| interval(n, r).unwrap().1 < 0.0)
+        ))
+    );
+    assert!(t.contains("; below one by the paired interval of the scenario's frames in "));
     // A drawn scenario replays on its own to the same result.
     let one = out("one");
     let o = opa(&[

@@ -164,6 +164,26 @@ impl PairedDelta {
     }
 }
 
+/// One selector's frames at one deadline, by frame index: (frame, arrival s, right within
+/// the deadline), what [`paired`] pairs.
+pub type FrameOutcomes = Vec<(u64, f64, bool)>;
+
+/// The frames (answered or dropped) of `selector` at `deadline_ms` in `rows`.
+pub fn frame_outcomes(rows: &[Sample], selector: &str, deadline_ms: f64) -> FrameOutcomes {
+    let mut v: FrameOutcomes = rows
+        .iter()
+        .filter(|r| r.selector == selector && r.deadline_ms == deadline_ms && r.is_frame())
+        .map(frame_outcome)
+        .collect();
+    v.sort_by_key(|f| f.0);
+    v
+}
+
+/// A frame's row as [`FrameOutcomes`] holds it.
+pub fn frame_outcome(r: &Sample) -> (u64, f64, bool) {
+    (r.frame, r.arrival_s, r.correct && r.deadline_met)
+}
+
 /// `a`'s top-1 within the deadline against `b`'s on the frames of one run both answered or
 /// dropped at `deadline_ms`, paired frame by frame: the difference in points, and its 95 %
 /// interval from `cfg.resamples` resamples of whole time windows of `cfg.window_s` (frames
@@ -177,27 +197,40 @@ pub fn paired_top1(
     deadline_ms: f64,
     cfg: &CompareConfig,
 ) -> Option<PairedDelta> {
-    let frames = |sel: &str| -> std::collections::HashMap<u64, (f64, bool)> {
-        rows.iter()
-            .filter(|r| r.selector == sel && r.deadline_ms == deadline_ms && r.is_frame())
-            .map(|r| (r.frame, (r.arrival_s, r.correct && r.deadline_met)))
-            .collect()
-    };
-    let (fa, fb) = (frames(a), frames(b));
-    // Per window: (frames right for a only less for b only, frames); integer sums, so the
-    // order frames are visited in does not matter.
+    paired(
+        &frame_outcomes(rows, a, deadline_ms),
+        &frame_outcomes(rows, b, deadline_ms),
+        cfg,
+    )
+}
+
+/// [`paired_top1`] of two selectors' [`FrameOutcomes`] (each by frame index).
+pub fn paired(
+    a: &[(u64, f64, bool)],
+    b: &[(u64, f64, bool)],
+    cfg: &CompareConfig,
+) -> Option<PairedDelta> {
+    // Per window: (frames right for a only less for b only, frames).
     let mut w: Vec<(i64, usize)> = Vec::new();
     let (mut n, mut only_a, mut only_b) = (0, 0, 0);
-    for (f, &(arrival_s, x)) in &fa {
-        let Some(&(_, y)) = fb.get(f) else {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let ((fa, arrival_s, x), (fb, _, y)) = (a[i], b[j]);
+        if fa < fb {
+            i += 1;
             continue;
-        };
-        let i = (arrival_s / cfg.window_s.max(1e-9)).floor().max(0.0) as usize;
-        if w.len() <= i {
-            w.resize(i + 1, (0, 0));
         }
-        w[i].0 += i64::from(x) - i64::from(y);
-        w[i].1 += 1;
+        if fb < fa {
+            j += 1;
+            continue;
+        }
+        (i, j) = (i + 1, j + 1);
+        let k = (arrival_s / cfg.window_s.max(1e-9)).floor().max(0.0) as usize;
+        if w.len() <= k {
+            w.resize(k + 1, (0, 0));
+        }
+        w[k].0 += i64::from(x) - i64::from(y);
+        w[k].1 += 1;
         n += 1;
         only_a += usize::from(x && !y);
         only_b += usize::from(y && !x);
