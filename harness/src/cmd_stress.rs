@@ -196,12 +196,6 @@ pub fn stress(a: StressArgs) -> Result<()> {
         }
         frames.values_mut().for_each(|v| v.sort_by_key(|f| f.0));
         let cfg = CompareConfig::default();
-        let of = |sel: &str, d: f64| -> &[(u64, f64, bool)] {
-            frames
-                .iter()
-                .find(|((s, bits), _)| *s == sel && *bits == d.to_bits())
-                .map_or(&[], |(_, v)| v)
-        };
         Ok(summary
             .selectors
             .iter()
@@ -215,8 +209,9 @@ pub fn stress(a: StressArgs) -> Result<()> {
                 valid: s.verdict.verdict == "VALID",
                 reference_paired_ci_pts: (s.selector != a.reference)
                     .then(|| {
-                        let d = s.deadline_ms;
-                        paired(of(&a.reference, d), of(&s.selector, d), &cfg)
+                        let d = s.deadline_ms.to_bits();
+                        let mine = frames.get(&(a.reference.as_str(), d))?;
+                        paired(mine, frames.get(&(s.selector.as_str(), d))?, &cfg)
                     })
                     .flatten()
                     .map(|p| (p.ci_low, p.ci_high)),

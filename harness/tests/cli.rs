@@ -708,10 +708,8 @@ fn calibrate_then_replay_from_profile_is_deterministic() {
     );
     assert!(at1.contains(&share), "{at1}");
     let best = rival_kinds().map(top1).fold(0.0, f64::max);
-    let diff = format!(
-        "{:+.2} pts against the best rival",
-        100.0 * (top1("opa") - best)
-    );
+    let delta = 100.0 * (top1("opa") - best);
+    let diff = format!("{delta:+.2} pts against the best rival");
     assert!(at1.contains(&diff), "{at1}");
     // With the frames right in time for one of the two only, counted from the samples, and
     // a paired interval around the difference.
@@ -743,7 +741,6 @@ fn calibrate_then_replay_from_profile_is_deterministic() {
         .split(" to ")
         .map(|x| x.parse().unwrap())
         .collect();
-    let delta = 100.0 * (top1("opa") - best);
     assert!(
         interval[0] <= delta + 0.01 && delta - 0.01 <= interval[1],
         "{at1}"
@@ -1039,14 +1036,14 @@ fn stress_replays_drawn_scenarios_and_compares_each_selector_with_opa() {
     );
     let cells = s["cells"].as_array().unwrap();
     assert_eq!(cells.len(), 3 * 2 * 10);
-    let cell = |sc: &str, d: f64, sel: &str| {
+    let find = |sc: &str, d: f64, sel: &str| {
         cells
             .iter()
             .find(|c| c["scenario"] == sc && c["deadline_ms"] == d && c["selector"] == sel)
-            .unwrap()["top1_within_deadline"]
-            .as_f64()
             .unwrap()
     };
+    let cell =
+        |sc: &str, d: f64, sel: &str| find(sc, d, sel)["top1_within_deadline"].as_f64().unwrap();
     // The comparison is OPA's paired difference, in points, averaged over the scenarios.
     let at1 = &s["comparison"][0];
     assert_eq!(at1["deadline_ms"], 1.0);
@@ -1088,11 +1085,7 @@ fn stress_replays_drawn_scenarios_and_compares_each_selector_with_opa() {
     // frames (around the difference), OPA's own none; the goal counts the scenarios where
     // the whole interval is below zero for some rival.
     let interval = |sc: &str, sel: &str| {
-        let c = cells
-            .iter()
-            .find(|c| c["scenario"] == sc && c["deadline_ms"] == 1.0 && c["selector"] == sel)
-            .unwrap();
-        let v = &c["reference_paired_ci_pts"];
+        let v = &find(sc, 1.0, sel)["reference_paired_ci_pts"];
         (!v.is_null()).then(|| (v[0].as_f64().unwrap(), v[1].as_f64().unwrap()))
     };
     for n in names {

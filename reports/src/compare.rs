@@ -95,7 +95,7 @@ fn windows<'a>(
         .iter()
         .filter(|r| r.selector == selector && r.deadline_ms == deadline_ms && r.is_frame())
     {
-        let i = (r.arrival_s / window_s.max(1e-9)).floor().max(0.0) as usize;
+        let i = window_index(r.arrival_s, window_s);
         if w.len() <= i {
             w.resize(i + 1, Vec::new());
         }
@@ -103,6 +103,11 @@ fn windows<'a>(
     }
     w.retain(|x| !x.is_empty());
     w
+}
+
+/// The time window of `window_s` seconds a frame arriving at `arrival_s` falls in.
+fn window_index(arrival_s: f64, window_s: f64) -> usize {
+    (arrival_s / window_s.max(1e-9)).floor().max(0.0) as usize
 }
 
 fn top1_in_deadline(rows: &[&Sample]) -> f64 {
@@ -225,7 +230,7 @@ pub fn paired(
             continue;
         }
         (i, j) = (i + 1, j + 1);
-        let k = (arrival_s / cfg.window_s.max(1e-9)).floor().max(0.0) as usize;
+        let k = window_index(arrival_s, cfg.window_s);
         if w.len() <= k {
             w.resize(k + 1, (0, 0));
         }
