@@ -5,7 +5,6 @@
 use crate::bad;
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use opa_datasets::shipped::{self, Split};
 use opa_datasets::stream::{Segment, camera};
 use opa_datasets::{CorruptionKind, ImageSet};
@@ -144,17 +143,7 @@ fn content_grid(quick: bool) -> Vec<ContentCondition> {
     g
 }
 
-pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
-    let b = ProgressBar::new(len);
-    b.set_style(
-        ProgressStyle::with_template(&format!(
-            "{what:>10} [{{bar:30}}] {{pos}}/{{len}} {{msg}} ETA {{eta}}"
-        ))
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    b
-}
+pub(crate) use opa_harness::progress::bar;
 
 pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     let (images, loads, seconds) = if a.quick {

@@ -3,16 +3,18 @@
 //! scenario. The space and the comparison: [`opa_harness::stress`].
 
 use crate::bad;
-use crate::cmd_run::{RunArgs, execute, sweep};
+use crate::cmd_run::run_error;
 use anyhow::{Context as _, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use opa_harness::run::{RunOptions, execute, sweep};
 use opa_harness::scenario::{self, SEGMENT_FPS};
 use opa_harness::stress::{
-    AtDeadline, Cell, DEFAULT_FPS, DEFAULT_SELECTORS, Goals, ORACLE_SHARE, OVERHEAD_SHARE, Roles,
-    compare, goals, random_scenario, scenario_name,
+    AtDeadline, DEFAULT_FPS, DEFAULT_SELECTORS, compare, random_scenario, scenario_name,
 };
+use opa_predictors::selectors::SelectorKind;
 use opa_reports::compare::{CompareConfig, FrameOutcomes, frame_outcome, paired};
+use opa_reports::goals::{Cell, Goals, ORACLE_SHARE, OVERHEAD_SHARE, Roles, goals};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -100,7 +102,7 @@ pub fn stress(a: StressArgs) -> Result<()> {
             SEGMENT_FPS.end()
         )));
     }
-    let deadlines = sweep(&a.deadline_ms)?;
+    let deadlines = sweep(&a.deadline_ms).map_err(run_error)?;
     let lineup = match &a.selectors {
         None => DEFAULT_SELECTORS.to_string(),
         Some(f) => selector_tables(f).map_err(bad)?,
@@ -181,9 +183,14 @@ pub fn stress(a: StressArgs) -> Result<()> {
             &path,
             random_scenario(a.seed, k, &a.fps, &deadlines, &lineup).as_bytes(),
         )?;
-        let args = RunArgs::whole(path, deadlines.clone(), dir_runs.join(&name));
-        let (summary, samples) = execute(args, Some(profile.clone()), false)
+        let args = RunOptions::whole(path, deadlines.clone(), dir_runs.join(&name));
+        let done = execute(&args, Some(profile.clone()), false)
+            .map_err(run_error)
             .with_context(|| format!("replaying {name}"))?;
+        if !done.complete() {
+            anyhow::bail!("replaying {name}: interrupted");
+        }
+        let (summary, samples) = (done.summary, done.samples);
         bar.inc(1);
         // Each selector's frames at each deadline, by frame (one pass over the rows), for
         // the reference's paired interval against every other selector.
@@ -227,7 +234,12 @@ pub fn stress(a: StressArgs) -> Result<()> {
     let cells: Vec<Cell> = per_scenario.into_iter().flatten().collect();
     bar.finish_and_clear();
     let comparison = compare(&cells, &deadlines, &order, &a.reference).map_err(bad)?;
-    let roles = Roles::of(&sc.selectors, &a.reference).expect("the reference is in the line-up");
+    let lineup: Vec<(&str, SelectorKind)> = sc
+        .selectors
+        .iter()
+        .map(|s| (s.name.as_str(), s.kind))
+        .collect();
+    let roles = Roles::of(&lineup, &a.reference).expect("the reference is in the line-up");
     let goals = goals(&cells, &deadlines, &order, &roles);
     print_comparison(&comparison, &goals, &a.reference, &roles.rivals);
     opa_reports::write_json(

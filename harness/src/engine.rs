@@ -82,9 +82,7 @@ pub struct SampleRow {
     pub correct: bool,
     /// Latency within the deadline (always false for probes and skips: they serve nothing).
     pub deadline_met: bool,
-    // (No content condition: a row's is its frame's, `frames[frame].condition`. A copy per
-    // row cost a shared count's increment and decrement and a sixth of the row's bytes;
-    // without it the synthetic replay bench decides over a tenth more frames a second.)
+    // (No content condition: a row's is its frame's, `frames[frame].condition`.)
 }
 
 /// Why a replay stopped.

@@ -16,5 +16,7 @@ pub mod frames;
 pub mod live;
 pub mod load;
 pub mod profile_target;
+pub mod progress;
+pub mod run;
 pub mod scenario;
 pub mod stress;

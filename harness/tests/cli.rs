@@ -6,9 +6,11 @@ use std::process::{Command, Output};
 /// OPA's rivals in a line-up of one selector per kind, named by kind: every kind but OPA's
 /// own and the oracle.
 fn rival_kinds() -> impl Iterator<Item = &'static str> {
-    opa_harness::scenario::SELECTOR_KINDS
+    use opa_predictors::selectors::SelectorKind;
+    SelectorKind::ALL
         .into_iter()
-        .filter(|k| !["opa", "oracle"].contains(k))
+        .filter(|k| ![SelectorKind::Opa, SelectorKind::Oracle].contains(k))
+        .map(SelectorKind::name)
 }
 
 fn opa(args: &[&str]) -> Output {

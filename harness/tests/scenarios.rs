@@ -347,3 +347,32 @@ kind = "adaptivenet"
         assert!(parse("p.toml", &ok, Path::new(".")).is_ok());
     }
 }
+
+#[test]
+fn every_selector_parameter_is_documented_in_the_scenarios_readme() {
+    use opa_predictors::selectors::SelectorKind;
+    let readme = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/README.md"),
+    )
+    .unwrap();
+    for kind in SelectorKind::ALL {
+        assert!(
+            readme.contains(&format!("`{}`", kind.name())),
+            "kind {} is not in scenarios/README.md",
+            kind.name()
+        );
+        for p in kind.params() {
+            // A row of the parameter table: its key, then the kinds it applies to.
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{}` |", p.key)))
+                .unwrap_or_else(|| panic!("{} is not in scenarios/README.md", p.key));
+            assert!(
+                row.contains(kind.name()),
+                "{}'s row does not name kind {}",
+                p.key,
+                kind.name()
+            );
+        }
+    }
+}

@@ -54,10 +54,9 @@ pub struct BinRows {
     scaled: Vec<f64>,
     /// Per bin and candidate (`bin * candidates + candidate`), the conditions with images in
     /// the bin in ascending order of the candidate's shrunk gain at the last
-    /// [`BinRows::robust_row`] (sorting it again from there by insertion moves a condition
-    /// only past those its gain crossed; on `high-fps.toml` the robust rows took a fifth of
-    /// the replay instead of two fifths with a weighted quickselect; the probe's stays
-    /// empty: its row is its pooled top-1).
+    /// [`BinRows::robust_row`] (sorted again from there, stably, so that conditions of equal
+    /// gain keep their order from call to call; the probe's stays empty: its row is its
+    /// pooled top-1).
     order: Vec<Vec<u32>>,
     /// Per bin, whether `scaled` and `order` hold it.
     ready: [bool; PROBE_BINS],
@@ -145,13 +144,6 @@ impl BinRows {
     /// Every candidate's top-1 in `bin`, each condition's images weighed by `weights[k]`
     /// (one per content condition; all 1 = pooled, each image alike).
     pub fn row(&self, bin: usize, weights: &[f64]) -> Vec<f64> {
-        self.row_in(bin, weights)
-    }
-
-    /// [`BinRows::row`]'s body, inlined into [`BinRows::robust_row`]'s widths (callers of
-    /// `row` keep a call).
-    #[inline(always)]
-    fn row_in(&self, bin: usize, weights: &[f64]) -> Vec<f64> {
         let b = self.source[bin];
         let n = self.candidates;
         let mut hits = vec![0.0; n];
@@ -177,28 +169,7 @@ impl BinRows {
     /// ascending order of gain, reach `quantile` of them all. (Mutable: each candidate's
     /// conditions are kept in the order of its gains at the last call.)
     pub fn robust_row(&mut self, bin: usize, weights: &[f64], quantile: f64) -> Vec<f64> {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2.
-            return unsafe { self.robust_row_avx2(bin, weights, quantile) };
-        }
-        self.robust_row_in(bin, weights, quantile)
-    }
-
-    /// [`BinRows::robust_row`] compiled for AVX2's four lanes (the pooling, mean gains and
-    /// shrinking loops: the same additions, multiplications and divisions in the same order,
-    /// no fused multiply-add, so the same rows to the bit; `dynamic.toml`'s replay 4 % fewer
-    /// instructions, 3-4 % more frames a second).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    fn robust_row_avx2(&mut self, bin: usize, weights: &[f64], quantile: f64) -> Vec<f64> {
-        self.robust_row_in(bin, weights, quantile)
-    }
-
-    /// [`BinRows::robust_row`]'s body, inlined into each width it is compiled for.
-    #[inline(always)]
-    fn robust_row_in(&mut self, bin: usize, weights: &[f64], quantile: f64) -> Vec<f64> {
-        let mut out = self.row_in(bin, weights);
+        let mut out = self.row(bin, weights);
         let b = self.source[bin];
         let (n, probe, conditions) = (self.candidates, self.probe, self.conditions);
         let probe_top1 = out[probe];
@@ -253,18 +224,14 @@ impl BinRows {
         }
         let target = quantile * total;
         let mut shrunk = vec![0.0; conditions];
-        let mut keys = Vec::new();
         for (c, slot) in out.iter_mut().enumerate().filter(|&(c, _)| c != probe) {
             let scaled = &self.scaled[(b * n + c) * conditions..][..conditions];
             for ((s, &x), &i) in shrunk.iter_mut().zip(scaled).zip(images) {
                 *s = (x + GAIN_SHRINK * mean[c]) / (i + GAIN_SHRINK);
             }
+            // (Sorted from the order of the previous call, stable: ties keep their places.)
             let order = &mut self.order[b * n + c];
-            if first {
-                sort_fresh(order, &shrunk, &mut keys);
-            } else {
-                sort_by_value(order, &shrunk);
-            }
+            order.sort_by(|&a, &b| shrunk[a as usize].total_cmp(&shrunk[b as usize]));
             let mut sum = 0.0;
             let q = order
                 .iter()
@@ -278,127 +245,6 @@ impl BinRows {
             *slot = probe_top1 + q;
         }
         out
-    }
-}
-
-/// Sorts `order` (indices into `values`) in ascending order of value ([`f64::total_cmp`]'s,
-/// ties by index), from any order: each value's bits made an unsigned key that sorts as
-/// `total_cmp` does, next to its index, so that the sort compares plain integers in one
-/// array instead of looking two values up per comparison (a bin's first robust row sorts
-/// every candidate's conditions: on `dynamic.toml`'s replay, a sixth fewer instructions in
-/// those sorts, 3 % more frames a second). Up to 64 indices in ascending order (a bin's
-/// listing) on a CPU with AVX-512: by rank instead ([`rank_sort_avx512`], the same order).
-/// `keys`: scratch.
-fn sort_fresh(order: &mut [u32], values: &[f64], keys: &mut Vec<u128>) {
-    #[cfg(target_arch = "x86_64")]
-    if order.len() <= 64
-        && order.windows(2).all(|w| w[0] < w[1])
-        && std::arch::is_x86_feature_detected!("avx512f")
-    {
-        // SAFETY: the CPU has AVX-512F; at most 64 indices, ascending.
-        unsafe { rank_sort_avx512(order, values) };
-        return;
-    }
-    keys.clear();
-    keys.extend(
-        order
-            .iter()
-            .map(|&k| (u128::from(ordered(values[k as usize])) << 32) | u128::from(k)),
-    );
-    keys.sort_unstable();
-    for (o, &k) in order.iter_mut().zip(keys.iter()) {
-        *o = k as u32;
-    }
-}
-
-/// `v`'s bits as an unsigned integer that sorts as [`f64::total_cmp`] does: negative
-/// numbers' other bits flipped, then the sign bit.
-#[inline]
-fn ordered(v: f64) -> u64 {
-    let bits = v.to_bits() as i64;
-    (bits ^ (((bits >> 63) as u64) >> 1) as i64) as u64 ^ (1 << 63)
-}
-
-/// [`sort_fresh`] of at most 64 indices in ascending order, by rank: each value's place is
-/// the count of values below it (or equal, at an earlier index). Eight values against eight
-/// at a time (each block of eight against every block turned eight ways), counted in their
-/// lanes with no branch; then each index goes to its place. (63 values: 4,000 pairs in 512
-/// vector steps, against a comparison sort's ~380 comparisons, half of them mispredicted
-/// branches; `dynamic.toml`'s replay 15 % more frames a second.)
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn rank_sort_avx512(order: &mut [u32], values: &[f64]) {
-    use std::arch::x86_64::*;
-    let n = order.len();
-    // (Past the last index: above every finite value's key, never counted below one.)
-    let mut keys = [u64::MAX; 64];
-    for (key, &k) in keys.iter_mut().zip(order.iter()) {
-        *key = ordered(values[k as usize]);
-    }
-    let blocks = n.div_ceil(8);
-    let mut lanes = [_mm512_setzero_si512(); 8];
-    for (r, lane) in lanes.iter_mut().enumerate().take(blocks) {
-        // SAFETY: keys holds 64 = 8 x 8 values.
-        *lane = unsafe { _mm512_loadu_si512(keys.as_ptr().add(r * 8).cast()) };
-    }
-    // Turn s: lane l meets lane (l + s) mod 8 of the other block; within a block, that one
-    // comes earlier where it wrapped round (l >= 8 - s).
-    let turns: [__m512i; 8] = std::array::from_fn(|s| {
-        let s = s as i64;
-        _mm512_setr_epi64(
-            s & 7,
-            (1 + s) & 7,
-            (2 + s) & 7,
-            (3 + s) & 7,
-            (4 + s) & 7,
-            (5 + s) & 7,
-            (6 + s) & 7,
-            (7 + s) & 7,
-        )
-    });
-    let wrapped: [u8; 8] =
-        std::array::from_fn(|s| if s == 0 { 0 } else { !((1u8 << (8 - s)) - 1) });
-    let one = _mm512_set1_epi64(1);
-    let mut ranks = [0u64; 64];
-    for a in 0..blocks {
-        let mine = lanes[a];
-        let mut count = _mm512_setzero_si512();
-        for (b, &theirs) in lanes.iter().enumerate().take(blocks) {
-            for (s, &turn) in turns.iter().enumerate() {
-                let other = _mm512_permutexvar_epi64(turn, theirs);
-                // Lanes whose other value comes at an earlier index count it when equal too.
-                let earlier = match b.cmp(&a) {
-                    std::cmp::Ordering::Less => 0xff,
-                    std::cmp::Ordering::Greater => 0,
-                    std::cmp::Ordering::Equal => wrapped[s],
-                };
-                let below = _mm512_mask_cmple_epu64_mask(earlier, other, mine)
-                    | _mm512_mask_cmplt_epu64_mask(!earlier, other, mine);
-                count = _mm512_mask_add_epi64(count, below, count, one);
-            }
-        }
-        // SAFETY: ranks holds 64 = 8 x 8 counts.
-        unsafe { _mm512_storeu_si512(ranks.as_mut_ptr().add(a * 8).cast(), count) };
-    }
-    let mut sorted = [0u32; 64];
-    for (&rank, &k) in ranks.iter().zip(order.iter()) {
-        sorted[rank as usize] = k;
-    }
-    order.copy_from_slice(&sorted[..n]);
-}
-
-/// Sorts `order` (indices into `values`) in ascending order of value, by insertion: few
-/// moves when it is nearly sorted already.
-fn sort_by_value(order: &mut [u32], values: &[f64]) {
-    for i in 1..order.len() {
-        let k = order[i];
-        let v = values[k as usize];
-        let mut j = i;
-        while j > 0 && values[order[j - 1] as usize] > v {
-            order[j] = order[j - 1];
-            j -= 1;
-        }
-        order[j] = k;
     }
 }
 
@@ -528,7 +374,6 @@ pub fn total_variation(a: &[f64], b: &[f64]) -> f64 {
 mod tests {
     use super::*;
     use crate::profile::synthetic;
-    use crate::selectors::GAIN_QUANTILE;
 
     /// Two conditions: under `clean` the probe is sure (bin 18) and every candidate right;
     /// under `fog@5` it is unsure (bin 18 rarely, bin 6 mostly), and in bin 6 the larger
@@ -554,117 +399,6 @@ mod tests {
             }
         }
         p
-    }
-
-    #[test]
-    fn a_fresh_sort_orders_as_total_cmp_does_ties_by_index() {
-        let values = [
-            0.5,
-            -0.0,
-            0.0,
-            -3.25,
-            1e-300,
-            -1e-300,
-            0.5,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            -0.5,
-            2.0,
-            0.5,
-        ];
-        let mut order: Vec<u32> = (0..values.len() as u32).rev().collect();
-        let mut keys = Vec::new();
-        sort_fresh(&mut order, &values, &mut keys);
-        let mut want: Vec<u32> = (0..values.len() as u32).collect();
-        want.sort_by(|&x, &y| {
-            values[x as usize]
-                .total_cmp(&values[y as usize])
-                .then(x.cmp(&y))
-        });
-        assert_eq!(order, want);
-        // (-0 before +0; the three halves by index.)
-        assert_eq!(&order[..4], &[8, 3, 9, 5]);
-        assert_eq!(&order[4..10], &[1, 2, 4, 0, 6, 11]);
-    }
-
-    #[test]
-    fn a_sort_by_rank_orders_as_total_cmp_does_ties_by_index() {
-        // Every length up to 64, values from a few distinct ones (many ties) to all distinct,
-        // both signs, zeros of both signs; indices ascending with gaps (conditions without
-        // images are left out).
-        let mut x = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        let mut keys = Vec::new();
-        for n in 1..=64usize {
-            for distinct in [2u64, 7, 1 << 20] {
-                let values: Vec<f64> = (0..80)
-                    .map(|_| match next() % distinct {
-                        0 => -0.0,
-                        v => (v as f64 - distinct as f64 / 2.0) * 1e-3,
-                    })
-                    .collect();
-                let mut order: Vec<u32> = (0..80u32).filter(|k| k % 5 != 3).take(n).collect();
-                let mut want = order.clone();
-                want.sort_by(|&a, &b| {
-                    values[a as usize]
-                        .total_cmp(&values[b as usize])
-                        .then(a.cmp(&b))
-                });
-                sort_fresh(&mut order, &values, &mut keys);
-                assert_eq!(order, want, "n {n}, distinct {distinct}");
-                #[cfg(target_arch = "x86_64")]
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    let mut ranked: Vec<u32> = (0..80u32).filter(|k| k % 5 != 3).take(n).collect();
-                    // SAFETY: the CPU has AVX-512F; at most 64 ascending indices.
-                    unsafe { rank_sort_avx512(&mut ranked, &values) };
-                    assert_eq!(ranked, want, "n {n}, distinct {distinct}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn robust_rows_on_avx2_equal_the_plain_ones_to_the_bit() {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // 12 candidates over the synthetic profile's conditions, images varied per bin
-            // and condition, weights spread over six orders of magnitude.
-            let mut p = synthetic(12, 5, &[0.0]);
-            for (c, row) in p.content.iter_mut().enumerate() {
-                for (k, s) in row.iter_mut().enumerate() {
-                    for (b, n) in s.view_bin_images.iter_mut().enumerate() {
-                        *n = ((b * 7 + k * 13 + c) % 29) as _;
-                    }
-                }
-            }
-            let conditions = p.contents.len();
-            let (mut plain, mut wide) = (
-                BinRows::other_view(&p).unwrap(),
-                BinRows::other_view(&p).unwrap(),
-            );
-            let mut moved = 0;
-            for round in 0..6 {
-                let weights: Vec<f64> = (0..conditions)
-                    .map(|k| 10f64.powi(-(((k + round) % 7) as i32)))
-                    .collect();
-                for bin in 0..PROBE_BINS {
-                    let a = plain.robust_row_in(bin, &weights, GAIN_QUANTILE);
-                    // SAFETY: the CPU has AVX2 (checked above).
-                    let b = unsafe { wide.robust_row_avx2(bin, &weights, GAIN_QUANTILE) };
-                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(bits(&a), bits(&b), "bin {bin}, round {round}");
-                    // (The quantile is at work: not the pooled row.)
-                    let pooled = plain.row(bin, &weights);
-                    moved += a.iter().zip(&pooled).filter(|(x, y)| x != y).count();
-                }
-            }
-            assert!(moved > 100, "{moved}");
-        }
     }
 
     #[test]
@@ -798,9 +532,6 @@ mod tests {
             }
             assert_eq!(got[p.probe], pooled[p.probe]);
         }
-        let mut order = vec![3, 0, 2, 1];
-        sort_by_value(&mut order, &[0.5, -1.0, 0.5, 2.0]);
-        assert_eq!(order, [1, 0, 2, 3]);
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod condition;
 pub mod predict;
 pub mod profile;
 pub mod selectors;
+pub mod stats;
 
 use serde::{Deserialize, Serialize};
 

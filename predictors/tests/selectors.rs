@@ -375,7 +375,14 @@ fn oracle_knows_the_future_and_costs_nothing() {
             arrival_s: f as f64 * 0.1,
         })
         .collect();
-    let mut s = Oracle::new(OracleParams { window: 10 }, p.clone(), truth);
+    let mut s = Oracle::new(
+        OracleParams {
+            window: 10,
+            ..Default::default()
+        },
+        p.clone(),
+        truth,
+    );
     let d = drive(&mut s, &p, 200, 2.0, load_step);
     assert_eq!(d.probes, 0);
     // Expected frames correct within 2 ms, with log-normal tails (p50 = 0.9 × mean,
@@ -404,7 +411,14 @@ fn the_oracle_counts_the_queue_its_pick_would_build() {
                 arrival_s: f as f64 * period_s,
             })
             .collect();
-        let mut s = Oracle::new(OracleParams { window }, p.clone(), truth);
+        let mut s = Oracle::new(
+            OracleParams {
+                window,
+                ..Default::default()
+            },
+            p.clone(),
+            truth,
+        );
         s.decide(&at_2ms(&cands, 0, waited_ms))
     };
     assert_eq!(pick(0.1, 0.0, 10), Decision::Serve(3));

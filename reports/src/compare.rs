@@ -4,6 +4,7 @@
 //! the threshold, as criterion and hyperfine do.
 
 use crate::format::{RunError, RunSummary, Sample};
+use opa_predictors::stats::{interval95, percentile};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
@@ -122,7 +123,7 @@ fn p95(rows: &[&Sample]) -> f64 {
         .filter(|r| r.phase == "serve")
         .map(|r| r.latency_ms)
         .collect();
-    crate::summary::percentile(&lat, 95.0)
+    percentile(&lat, 95.0)
 }
 
 /// Resamples whole windows with replacement and evaluates `metric` on the frames drawn.
@@ -130,11 +131,6 @@ fn resample<'a>(w: &[Vec<&'a Sample>], rng: &mut impl Rng) -> Vec<&'a Sample> {
     (0..w.len())
         .flat_map(|_| w[rng.random_range(0..w.len())].iter().copied())
         .collect()
-}
-
-fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
 /// Two selectors of one run on the same frames: `a`'s top-1 within the deadline less `b`'s,
@@ -256,10 +252,11 @@ pub fn paired(
             100.0 * d as f64 / m as f64
         })
         .collect();
+    let (ci_low, ci_high) = interval95(deltas);
     Some(PairedDelta {
         delta: 100.0 * (only_a as f64 - only_b as f64) / n as f64,
-        ci_low: quantile(deltas.clone(), 0.025),
-        ci_high: quantile(deltas, 0.975),
+        ci_low,
+        ci_high,
         frames: n,
         only_a,
         only_b,
@@ -304,7 +301,7 @@ pub fn compare(
                     - top1_in_deadline(&resample(&wb, &mut rng))
             })
             .collect();
-        let (lo, hi) = (quantile(deltas.clone(), 0.025), quantile(deltas, 0.975));
+        let (lo, hi) = interval95(deltas);
         let t = cfg.max_accuracy_drop_points;
         out.push(MetricDelta {
             selector: b.selector.clone(),
@@ -332,7 +329,7 @@ pub fn compare(
                 100.0 * (y - x) / x.max(1e-12)
             })
             .collect();
-        let (lo, hi) = (quantile(deltas.clone(), 0.025), quantile(deltas, 0.975));
+        let (lo, hi) = interval95(deltas);
         let t = cfg.max_latency_increase_percent;
         out.push(MetricDelta {
             selector: b.selector.clone(),

@@ -15,6 +15,7 @@
 pub mod compare;
 pub mod figures;
 mod format;
+pub mod goals;
 pub mod merge;
 pub mod profile;
 pub mod report;

@@ -6,6 +6,7 @@ use crate::format::{RunError, RunSummary, Sample, write_atomic};
 use crate::summary::SelectorSummary;
 use opa_predictors::predict::{Variant, cross_validate_with};
 use opa_predictors::profile::Profile;
+use serde::Serialize;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
@@ -110,9 +111,7 @@ fn summary_table(rows: &[&SelectorSummary]) -> (String, String) {
     let mut md = String::from(
         "| selector | deadline (ms) | frames | skipped | top-1 | top-1 within deadline | miss rate | p50 ms | p95 ms | p99 ms | decision overhead | probes | switches | regret (pts) | verdict |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
-    let mut csv = String::from(
-        "selector,deadline_ms,frames,skipped,top1,top1_within_deadline,deadline_miss_rate,latency_p50_ms,latency_p95_ms,latency_p99_ms,decision_overhead,probes,switches,regret,verdict\n",
-    );
+    let mut csv = csv::Writer::from_writer(Vec::new());
     for s in rows {
         let regret = s
             .regret
@@ -136,50 +135,87 @@ fn summary_table(rows: &[&SelectorSummary]) -> (String, String) {
             regret,
             s.verdict.verdict
         );
-        let _ = writeln!(
-            csv,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            s.selector,
-            s.deadline_ms,
-            s.frames,
-            s.skipped,
-            s.top1,
-            s.top1_within_deadline,
-            s.deadline_miss_rate,
-            s.latency_p50_ms,
-            s.latency_p95_ms,
-            s.latency_p99_ms,
-            s.decision_overhead,
-            s.probes,
-            s.switches,
-            s.regret.map_or(String::new(), |r| r.to_string()),
-            s.verdict.verdict
-        );
+        csv.serialize(SummaryCsv {
+            selector: &s.selector,
+            deadline_ms: s.deadline_ms,
+            frames: s.frames,
+            skipped: s.skipped,
+            top1: s.top1,
+            top1_within_deadline: s.top1_within_deadline,
+            deadline_miss_rate: s.deadline_miss_rate,
+            latency_p50_ms: s.latency_p50_ms,
+            latency_p95_ms: s.latency_p95_ms,
+            latency_p99_ms: s.latency_p99_ms,
+            decision_overhead: s.decision_overhead,
+            probes: s.probes,
+            switches: s.switches,
+            regret: s.regret,
+            verdict: &s.verdict.verdict,
+        })
+        .expect("a CSV row in memory");
     }
-    (md, csv)
+    (md, csv_text(csv))
+}
+
+/// A row of `summary.csv`.
+#[derive(Serialize)]
+struct SummaryCsv<'a> {
+    selector: &'a str,
+    deadline_ms: f64,
+    frames: usize,
+    skipped: usize,
+    top1: f64,
+    top1_within_deadline: f64,
+    deadline_miss_rate: f64,
+    latency_p50_ms: f64,
+    latency_p95_ms: f64,
+    latency_p99_ms: f64,
+    decision_overhead: f64,
+    probes: usize,
+    switches: usize,
+    regret: Option<f64>,
+    verdict: &'a str,
+}
+
+/// The text a CSV writer over memory holds.
+fn csv_text(w: csv::Writer<Vec<u8>>) -> String {
+    let bytes = w.into_inner().expect("a CSV writer over memory flushes");
+    String::from_utf8(bytes).expect("CSV of UTF-8 fields")
 }
 
 fn breakdown_table(rows: &[BreakdownRow], what: &str) -> (String, String) {
     let mut md = format!(
         "| selector | {what} | frames | top-1 | top-1 within deadline | miss rate | p95 ms |\n|---|---|---|---|---|---|---|\n"
     );
-    let mut csv = format!(
-        "selector,{},frames,top1_percent,top1_within_deadline_percent,miss_rate_percent,latency_p95_ms\n",
-        what.replace(' ', "_")
-    );
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    csv.write_record([
+        "selector",
+        &what.replace(' ', "_"),
+        "frames",
+        "top1_percent",
+        "top1_within_deadline_percent",
+        "miss_rate_percent",
+        "latency_p95_ms",
+    ])
+    .expect("a CSV row in memory");
     for r in rows {
         let _ = writeln!(
             md,
             "| {} | {} | {} | {:.2} % | {:.2} % | {:.2} % | {:.3} |",
             r.selector, r.group, r.frames, r.top1, r.top1_within_deadline, r.miss_rate, r.p95_ms
         );
-        let _ = writeln!(
-            csv,
-            "{},{},{},{},{},{},{}",
-            r.selector, r.group, r.frames, r.top1, r.top1_within_deadline, r.miss_rate, r.p95_ms
-        );
+        csv.write_record([
+            r.selector.clone(),
+            r.group.clone(),
+            r.frames.to_string(),
+            r.top1.to_string(),
+            r.top1_within_deadline.to_string(),
+            r.miss_rate.to_string(),
+            r.p95_ms.to_string(),
+        ])
+        .expect("a CSV row in memory");
     }
-    (md, csv)
+    (md, csv_text(csv))
 }
 
 /// The Markdown of a report (figures referenced by file name), and its CSV tables by file
@@ -217,10 +253,10 @@ pub fn markdown(
          Each line is a selector; a point is one replay of the whole stream at that deadline. The \
          y value counts frames that were both correct and answered within the deadline, over all \
          frames: a late answer, or none (a frame dropped: `skipped`), is a miss. Higher is \
-         better. The oracle (hindsight, zero cost: it knows each frame's content and load and \
-         picks by the profile's top-1 tables and, live, latencies timed on this machine in the \
-         run) is the reference, and the gap to it is the regret; it is not a bound (it picks \
-         by expected values).\n"
+         better. The oracle (a condition oracle at zero cost: it knows each frame's content and \
+         load and picks by the profile's top-1 tables and, live, latencies timed on this \
+         machine in the run) is the reference, and the gap to it is the regret; it is not a \
+         bound (it picks by expected values).\n"
     );
     let mut all: Vec<&SelectorSummary> = runs.iter().flat_map(|r| &r.summary.selectors).collect();
     all.sort_by(|a, b| a.deadline_ms.total_cmp(&b.deadline_ms));

@@ -1,6 +1,7 @@
-//! The metrics of DESIGN.md, computed from raw rows, and the run verdict.
+//! The metrics (`docs/method.md`), computed from raw rows, and the run verdict.
 
 use crate::format::Sample;
+pub use opa_predictors::stats::percentile;
 use serde::{Deserialize, Serialize};
 
 /// VALID, or INVALID with the reasons.
@@ -74,17 +75,6 @@ pub struct SummaryInputs<'a> {
     pub load_achieved: f64,
     /// The replay ran to the end.
     pub complete: bool,
-}
-
-/// Nearest-rank percentile (`p` in 0..=100) of unsorted values; NaN when empty.
-pub fn percentile(values: &[f64], p: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
-    v[rank.min(v.len()) - 1]
 }
 
 /// Computes the summary of one selector's rows at one deadline.

@@ -5,6 +5,7 @@ use crate::model::{BnMode, BnStats, Plan, SupernetWeights, batch_tensor, pool_ba
 use burn::tensor::Device;
 use burn::tensor::activation::softmax;
 use opa_datasets::ImageSet;
+use opa_predictors::stats::percentile_sorted;
 use serde::Serialize;
 
 /// Re-estimates batch-norm statistics for `arch` on the first `n` images of `set` (OFA's
@@ -170,14 +171,14 @@ pub fn latency(
     latency_of(&mut times)
 }
 
-/// Mean, median and 95th percentile of timed runs `times` (ms; sorted in place; not empty).
+/// Mean, median and 95th percentile ([`opa_predictors::stats`]' rule) of timed runs
+/// `times` (ms; sorted in place; not empty).
 pub fn latency_of(times: &mut [f64]) -> Latency {
     times.sort_by(f64::total_cmp);
-    let q = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
     Latency {
         mean_ms: times.iter().sum::<f64>() / times.len() as f64,
-        median_ms: q(0.5),
-        p95_ms: q(0.95),
+        median_ms: percentile_sorted(times, 50.0),
+        p95_ms: percentile_sorted(times, 95.0),
         runs: times.len(),
     }
 }

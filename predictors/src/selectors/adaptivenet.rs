@@ -7,27 +7,17 @@
 use super::dynamic_ofa::highest_fitting;
 use crate::profile::Profile;
 use crate::{Context, Decision, Outcome, Phase, Selector};
-use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
-/// `adaptivenet`'s parameters.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AdaptiveNetParams {
-    /// Share of the deadline that is the latency budget.
-    pub margin: f64,
-    /// Frames between re-validations (trials of the next rung).
-    pub revalidate_every: u32,
-    /// Frames per trial, and served latencies in the step-down median.
-    pub trial_frames: u32,
-}
-
-impl Default for AdaptiveNetParams {
-    fn default() -> Self {
-        AdaptiveNetParams {
-            margin: 0.8,
-            revalidate_every: 50,
-            trial_frames: 5,
-        }
+crate::selector_params! {
+    /// `adaptivenet`'s parameters.
+    pub struct AdaptiveNetParams {
+        /// Share of the deadline that is the latency budget.
+        margin: f64 = 0.8, "margin", 0.05..=1.0;
+        /// Frames between re-validations (trials of the next rung).
+        revalidate_every: u32 = 50, "revalidate-every", 1..=1_000_000;
+        /// Frames per trial, and served latencies in the step-down median.
+        trial_frames: u32 = 5, "trial-frames", 1..=1000;
     }
 }
 

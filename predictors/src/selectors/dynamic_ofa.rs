@@ -5,27 +5,17 @@
 
 use crate::profile::Profile;
 use crate::{Context, Decision, Outcome, Phase, Selector};
-use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
-/// `dynamic-ofa`'s parameters.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DynamicOfaParams {
-    /// Served latencies in the rolling mean.
-    pub window: u32,
-    /// Step up only while the rolling mean is below this share of the deadline.
-    pub slack: f64,
-    /// Share of the deadline the first rung's idle latency may use.
-    pub margin: f64,
-}
-
-impl Default for DynamicOfaParams {
-    fn default() -> Self {
-        DynamicOfaParams {
-            window: 20,
-            slack: 0.6,
-            margin: 0.8,
-        }
+crate::selector_params! {
+    /// `dynamic-ofa`'s parameters.
+    pub struct DynamicOfaParams {
+        /// Served latencies in the rolling mean.
+        window: u32 = 20, "window", 1..=1_000_000;
+        /// Step up only while the rolling mean is below this share of the deadline.
+        slack: f64 = 0.6, "slack", 0.05..=1.0;
+        /// Share of the deadline the first rung's idle latency may use.
+        margin: f64 = 0.8, "margin", 0.05..=1.0;
     }
 }
 

@@ -8,26 +8,16 @@ use super::best_feasible;
 use crate::predict::simple_regression;
 use crate::profile::Profile;
 use crate::{Context, Decision, Outcome, Phase, Selector};
-use serde::{Deserialize, Serialize};
 
-/// `exhaustive`'s parameters.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ExhaustiveParams {
-    /// Frames every candidate runs on per search.
-    pub probe_frames: u32,
-    /// Frames between searches.
-    pub reprobe_every: u32,
-    /// Share of the deadline a candidate's measured latency may use.
-    pub margin: f64,
-}
-
-impl Default for ExhaustiveParams {
-    fn default() -> Self {
-        ExhaustiveParams {
-            probe_frames: 3,
-            reprobe_every: 50,
-            margin: 0.8,
-        }
+crate::selector_params! {
+    /// `exhaustive`'s parameters.
+    pub struct ExhaustiveParams {
+        /// Frames every candidate runs on per search.
+        probe_frames: u32 = 3, "probe-frames", 1..=1000;
+        /// Frames between searches.
+        reprobe_every: u32 = 50, "reprobe-every", 1..=1_000_000;
+        /// Share of the deadline a candidate's measured latency may use.
+        margin: f64 = 0.8, "margin", 0.05..=1.0;
     }
 }
 

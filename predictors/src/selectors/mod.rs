@@ -4,6 +4,7 @@ mod adaptivenet;
 mod dynamic_ofa;
 mod exhaustive;
 mod fixed;
+pub mod kind;
 mod ofa_static;
 mod opa;
 mod oracle;
@@ -13,10 +14,11 @@ pub use adaptivenet::{AdaptiveNet, AdaptiveNetParams};
 pub use dynamic_ofa::{DynamicOfa, DynamicOfaParams};
 pub use exhaustive::{Exhaustive, ExhaustiveParams};
 pub use fixed::{FixedLargest, FixedSmallest};
+pub use kind::{Inputs, Param, Params, SelectorKind};
 pub use ofa_static::{OfaStatic, OfaStaticParams};
 pub use opa::{GAIN_QUANTILE, Opa, OpaParams};
 pub use oracle::{FrameTruth, Oracle, OracleParams};
-pub use random::RandomSelector;
+pub use random::{RandomParams, RandomSelector};
 
 use crate::CandidateInfo;
 

@@ -6,18 +6,12 @@ use super::best_feasible;
 use crate::profile::{Profile, ProfileCandidate};
 use crate::{Context, Decision, Selector};
 use nalgebra::{DMatrix, DVector};
-use serde::{Deserialize, Serialize};
 
-/// `ofa-static`'s parameters.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct OfaStaticParams {
-    /// Share of the deadline the looked-up idle latency may use.
-    pub margin: f64,
-}
-
-impl Default for OfaStaticParams {
-    fn default() -> Self {
-        OfaStaticParams { margin: 0.8 }
+crate::selector_params! {
+    /// `ofa-static`'s parameters.
+    pub struct OfaStaticParams {
+        /// Share of the deadline the looked-up idle latency may use.
+        margin: f64 = 0.8, "margin", 0.05..=1.0;
     }
 }
 

@@ -7,25 +7,22 @@
 //! runs before it (the first for what the device still has to finish when the window starts,
 //! which the engine tells), each taking the candidate's mean latency at its frame's load.
 //! Where frames never queue (a run takes less than the time between frames), that is each
-//! frame's chance of finishing within the deadline, as it was before the queue was counted.
+//! frame's chance of finishing within the deadline.
 //! Like OPA, it drops a frame that waited as long as its deadline before anything ran on it
 //! ([`Decision::Skip`]), and counts such drops in the queue it plans with. Costs nothing to
 //! decide; used for regret only.
 
 use crate::profile::{Profile, within};
 use crate::{Context, Decision, Selector};
-use serde::{Deserialize, Serialize};
 
-/// `oracle`'s parameters.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct OracleParams {
-    /// Frames per decision window.
-    pub window: u32,
-}
-
-impl Default for OracleParams {
-    fn default() -> Self {
-        OracleParams { window: 10 }
+crate::selector_params! {
+    /// `oracle`'s parameters.
+    pub struct OracleParams {
+        /// Frames per decision window.
+        window: u32 = 10, "window", 1..=1_000_000;
+        /// Plan with the latency tables timed on this machine in the run (live runs; the harness
+        /// times them before the clock starts), not the profile's; false = the profile's.
+        timed_latency: bool = true, "timed-latency", 0..=1;
     }
 }
 

@@ -4,6 +4,14 @@ use crate::{Context, Decision, Selector};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+crate::selector_params! {
+    /// `random`'s parameters.
+    pub struct RandomParams {
+        /// Frames between two draws of the candidate to serve.
+        switch_every: u32 = 30, "switch-every", 1..=1_000_000;
+    }
+}
+
 /// Serves a random candidate, redrawn every `switch_every` frames.
 #[derive(Clone, Debug)]
 pub struct RandomSelector {
