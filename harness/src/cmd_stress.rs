@@ -9,12 +9,12 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use opa_harness::run::{RunOptions, execute, sweep};
 use opa_harness::scenario::{self, SEGMENT_FPS};
-use opa_harness::stress::{
-    AtDeadline, DEFAULT_FPS, DEFAULT_SELECTORS, compare, random_scenario, scenario_name,
-};
+use opa_harness::stress::{DEFAULT_FPS, DEFAULT_SELECTORS, random_scenario, scenario_name};
 use opa_predictors::selectors::SelectorKind;
 use opa_reports::compare::{CompareConfig, FrameOutcomes, frame_outcome, paired};
-use opa_reports::goals::{Cell, Goals, ORACLE_SHARE, OVERHEAD_SHARE, Roles, goals};
+use opa_reports::goals::{
+    AtDeadline, Cell, Goals, ORACLE_SHARE, OVERHEAD_SHARE, Roles, compare, goals,
+};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::HashMap;

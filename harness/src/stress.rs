@@ -2,7 +2,8 @@
 //! scenario is drawn from a seeded space of streams (frame rate, content segments with
 //! corruptions and class subsets) and CPU load phases, replayed from the calibration profile
 //! at a sweep of deadlines; per deadline, a reference selector (OPA) is compared with every
-//! other one scenario by scenario (paired: the same frames, load and deadline).
+//! other one scenario by scenario (paired: the same frames, load and deadline; the
+//! comparison and OPA's goals over the scenarios are [`opa_reports::goals`]').
 //!
 //! The space (every draw independent, from the seed and the scenario's index):
 //! - one frame rate for the stream, of a given list (default [`DEFAULT_FPS`]: 10, 15 or 30
@@ -15,11 +16,8 @@
 //!   (the last phase's load holds to the end of the stream);
 //! - stream, load and selector seeds drawn from the same generator.
 
-use opa_predictors::stats::mean_se;
-use opa_reports::goals::{Cell, Cells};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 
 /// Frame rates a stream draws from when none are given.
 pub const DEFAULT_FPS: [f64; 3] = [10.0, 15.0, 30.0];
@@ -141,106 +139,11 @@ pub fn random_scenario(
     t + "\n" + selectors
 }
 
-/// At one deadline, one selector against the reference over the scenarios where every
-/// selector's run was VALID.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Versus {
-    pub selector: String,
-    /// Mean top-1 within the deadline, share of frames.
-    pub mean_top1_within_deadline: f64,
-    /// Mean of (reference − this selector) in top-1 within the deadline, percentage points,
-    /// and its standard error over scenarios.
-    pub reference_minus_pts: f64,
-    pub reference_minus_se_pts: f64,
-    /// Scenarios where the reference was more than 1 point below this selector.
-    pub reference_below_1pt: usize,
-    /// Mean decision overhead.
-    pub mean_decision_overhead: f64,
-}
-
-/// One deadline's comparison.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AtDeadline {
-    pub deadline_ms: f64,
-    /// Scenarios compared (every selector VALID), and those left out.
-    pub scenarios: usize,
-    pub left_out: usize,
-    pub selectors: Vec<Versus>,
-}
-
-/// Per deadline, `reference` against every selector of `order` (the reference's own row has
-/// zero difference), from `cells`. Scenarios where any selector's run is not VALID at a
-/// deadline are left out there. Errors when `order` has no selector named `reference`.
-pub fn compare(
-    cells: &[Cell],
-    deadlines: &[f64],
-    order: &[String],
-    reference: &str,
-) -> Result<Vec<AtDeadline>, String> {
-    if !order.iter().any(|s| s == reference) {
-        return Err(format!(
-            "no selector named {reference:?} in the line-up ({})",
-            order.join(", ")
-        ));
-    }
-    let cells = Cells::new(cells);
-    let mut out = Vec::new();
-    for &d in deadlines {
-        let kept = cells.kept(d, order);
-        let cell = |sc: &str, s: &str| cells.get(sc, d, s);
-        let selectors = order
-            .iter()
-            .map(|s| {
-                let diffs: Vec<f64> = kept
-                    .iter()
-                    .map(|sc| {
-                        100.0
-                            * (cell(sc, reference).top1_within_deadline
-                                - cell(sc, s).top1_within_deadline)
-                    })
-                    .collect();
-                let (mean, se) = mean_se(&diffs);
-                let avg = |f: fn(&Cell) -> f64| {
-                    kept.iter().map(|sc| f(cell(sc, s))).sum::<f64>() / kept.len().max(1) as f64
-                };
-                Versus {
-                    selector: s.clone(),
-                    mean_top1_within_deadline: avg(|c| c.top1_within_deadline),
-                    reference_minus_pts: mean,
-                    reference_minus_se_pts: se,
-                    reference_below_1pt: diffs.iter().filter(|&&x| x < -1.0).count(),
-                    mean_decision_overhead: avg(|c| c.decision_overhead),
-                }
-            })
-            .collect();
-        out.push(AtDeadline {
-            deadline_ms: d,
-            scenarios: kept.len(),
-            left_out: cells.scenarios.len() - kept.len(),
-            selectors,
-        });
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use opa_predictors::selectors::SelectorKind;
     use opa_reports::goals::Roles;
-
-    fn cell(sc: &str, d: f64, s: &str, top1: f64, valid: bool) -> Cell {
-        Cell {
-            scenario: sc.into(),
-            deadline_ms: d,
-            selector: s.into(),
-            top1_within_deadline: top1,
-            deadline_miss_rate: 0.0,
-            decision_overhead: 0.01,
-            valid,
-            reference_paired_ci_pts: None,
-        }
-    }
 
     #[test]
     fn the_same_seed_and_index_draw_the_same_scenario_and_others_differ() {
@@ -347,28 +250,5 @@ mod tests {
         assert!(r.rivals.contains(&"opa") && r.rivals.contains(&"opa-rounds"));
         assert!(!r.rivals.contains(&"adaptivenet"));
         assert!(Roles::of(&lineup, "nobody").is_none());
-    }
-
-    #[test]
-    fn the_comparison_is_paired_per_scenario_and_leaves_out_invalid_runs() {
-        let order = vec!["opa".to_string(), "fixed".to_string()];
-        let cells = vec![
-            cell("a", 1.0, "opa", 0.80, true),
-            cell("a", 1.0, "fixed", 0.70, true),
-            cell("b", 1.0, "opa", 0.50, true),
-            cell("b", 1.0, "fixed", 0.60, true),
-            cell("c", 1.0, "opa", 0.90, true),
-            cell("c", 1.0, "fixed", 0.10, false),
-        ];
-        let r = compare(&cells, &[1.0], &order, "opa").unwrap();
-        assert_eq!((r[0].scenarios, r[0].left_out), (2, 1));
-        let v = &r[0].selectors[1];
-        // Differences +10 and -10 points: mean 0, s.e. sqrt(200 / 2) / sqrt(2) = 10.
-        assert!(v.reference_minus_pts.abs() < 1e-9);
-        assert!((v.reference_minus_se_pts - 10.0).abs() < 1e-9);
-        assert_eq!(v.reference_below_1pt, 1);
-        assert!((v.mean_top1_within_deadline - 0.65).abs() < 1e-12);
-        assert_eq!(r[0].selectors[0].reference_minus_pts, 0.0);
-        assert!(compare(&cells, &[1.0], &order, "oracle").is_err());
     }
 }

@@ -1,11 +1,13 @@
 //! OPA's goals, computed in one place: at least [`ORACLE_SHARE`] of the oracle's top-1 within
 //! the deadline, a decision overhead of at most [`OVERHEAD_SHARE`] of exhaustive search's,
-//! and above every rival. [`run_goals`] reads one run (`opa run`, `opa replay`); [`goals`]
-//! counts the scenarios of `opa stress` where each goal was met.
+//! and above every rival. [`run_goals`] reads one run (`opa run`, `opa replay`); over the
+//! scenarios of `opa stress`, [`compare`] sets the reference against every selector and
+//! [`goals`] counts the scenarios where each goal was met.
 
 use crate::compare::{CompareConfig, PairedDelta, paired_top1};
 use crate::format::{RunSummary, Sample};
 use opa_predictors::selectors::SelectorKind;
+use opa_predictors::stats::mean_se;
 use serde::{Deserialize, Serialize};
 
 /// One selector's result on one scenario at one deadline.
@@ -277,6 +279,88 @@ pub fn run_goals(summary: &RunSummary, samples: &[Sample], roles: &Roles) -> Vec
     out
 }
 
+/// At one deadline, one selector against the reference over the scenarios where every
+/// selector's run was VALID.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Versus {
+    pub selector: String,
+    /// Mean top-1 within the deadline, share of frames.
+    pub mean_top1_within_deadline: f64,
+    /// Mean of (reference − this selector) in top-1 within the deadline, percentage points,
+    /// and its standard error over scenarios.
+    pub reference_minus_pts: f64,
+    pub reference_minus_se_pts: f64,
+    /// Scenarios where the reference was more than 1 point below this selector.
+    pub reference_below_1pt: usize,
+    /// Mean decision overhead.
+    pub mean_decision_overhead: f64,
+}
+
+/// One deadline's comparison.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AtDeadline {
+    pub deadline_ms: f64,
+    /// Scenarios compared (every selector VALID), and those left out.
+    pub scenarios: usize,
+    pub left_out: usize,
+    pub selectors: Vec<Versus>,
+}
+
+/// Per deadline, `reference` against every selector of `order` (the reference's own row has
+/// zero difference), from `cells`. Scenarios where any selector's run is not VALID at a
+/// deadline are left out there. Errors when `order` has no selector named `reference`.
+pub fn compare(
+    cells: &[Cell],
+    deadlines: &[f64],
+    order: &[String],
+    reference: &str,
+) -> Result<Vec<AtDeadline>, String> {
+    if !order.iter().any(|s| s == reference) {
+        return Err(format!(
+            "no selector named {reference:?} in the line-up ({})",
+            order.join(", ")
+        ));
+    }
+    let cells = Cells::new(cells);
+    let mut out = Vec::new();
+    for &d in deadlines {
+        let kept = cells.kept(d, order);
+        let cell = |sc: &str, s: &str| cells.get(sc, d, s);
+        let selectors = order
+            .iter()
+            .map(|s| {
+                let diffs: Vec<f64> = kept
+                    .iter()
+                    .map(|sc| {
+                        100.0
+                            * (cell(sc, reference).top1_within_deadline
+                                - cell(sc, s).top1_within_deadline)
+                    })
+                    .collect();
+                let (mean, se) = mean_se(&diffs);
+                let avg = |f: fn(&Cell) -> f64| {
+                    kept.iter().map(|sc| f(cell(sc, s))).sum::<f64>() / kept.len().max(1) as f64
+                };
+                Versus {
+                    selector: s.clone(),
+                    mean_top1_within_deadline: avg(|c| c.top1_within_deadline),
+                    reference_minus_pts: mean,
+                    reference_minus_se_pts: se,
+                    reference_below_1pt: diffs.iter().filter(|&&x| x < -1.0).count(),
+                    mean_decision_overhead: avg(|c| c.decision_overhead),
+                }
+            })
+            .collect();
+        out.push(AtDeadline {
+            deadline_ms: d,
+            scenarios: kept.len(),
+            left_out: cells.scenarios.len() - kept.len(),
+            selectors,
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,5 +461,27 @@ mod tests {
             ),
             (None, None, None)
         );
+    }
+    #[test]
+    fn the_comparison_is_paired_per_scenario_and_leaves_out_invalid_runs() {
+        let order = vec!["opa".to_string(), "fixed".to_string()];
+        let cells = vec![
+            cell("a", 1.0, "opa", 0.80, true),
+            cell("a", 1.0, "fixed", 0.70, true),
+            cell("b", 1.0, "opa", 0.50, true),
+            cell("b", 1.0, "fixed", 0.60, true),
+            cell("c", 1.0, "opa", 0.90, true),
+            cell("c", 1.0, "fixed", 0.10, false),
+        ];
+        let r = compare(&cells, &[1.0], &order, "opa").unwrap();
+        assert_eq!((r[0].scenarios, r[0].left_out), (2, 1));
+        let v = &r[0].selectors[1];
+        // Differences +10 and -10 points: mean 0, s.e. sqrt(200 / 2) / sqrt(2) = 10.
+        assert!(v.reference_minus_pts.abs() < 1e-9);
+        assert!((v.reference_minus_se_pts - 10.0).abs() < 1e-9);
+        assert_eq!(v.reference_below_1pt, 1);
+        assert!((v.mean_top1_within_deadline - 0.65).abs() < 1e-12);
+        assert_eq!(r[0].selectors[0].reference_minus_pts, 0.0);
+        assert!(compare(&cells, &[1.0], &order, "oracle").is_err());
     }
 }

@@ -9,13 +9,11 @@
 //!   with the probe's own answer competing on the frame it ran on.
 //! - [`rounds`] (`evidence_frames = 0`, the paper's scheme): probing rounds every
 //!   `reprobe_every` frames; a [`Predictor`] reads the round's mean signals.
-//! - [`load_estimate`]: the device's state from the most recent runs of any candidate, and
-//!   every candidate's latency distribution in it.
-//! - [`tails`]: where recent runs fell in their predicted distributions, correcting every
-//!   chance of finishing in time.
-//!
-//! The method, with the reasons for each rule, is in `docs/method.md`.
+//! - [`load_estimate`] (the device's state from recent runs), [`tails`] (where recent runs fell
+//!   in their predicted distributions) and [`chances`] (a run's chance of finishing in time
+//!   from both). The method, with the reasons for each rule: `docs/method.md`.
 
+mod chances;
 mod load_estimate;
 mod params;
 mod per_frame;
@@ -25,10 +23,11 @@ mod tails;
 pub use params::{GAIN_QUANTILE, OpaParams};
 
 use crate::predict::{Prediction, Predictor};
-use crate::profile::{LatencyStats, Profile, Signals, normal_cdf, z_score};
+use crate::profile::Profile;
 use crate::{Context, Decision, Outcome, Phase, Selector};
+use chances::ln_ms;
 use load_estimate::LoadTracker;
-use tails::{AFTER_PROBE, Tails};
+use tails::Tails;
 
 /// The OPA selector.
 pub struct Opa {
@@ -40,61 +39,41 @@ pub struct Opa {
     load: LoadTracker,
     /// Where recent runs fell in their predicted latency distributions.
     tails: Tails,
-    /// The latest predictions for every candidate; before the first reading, the clean top-1
-    /// and idle latency.
+    /// The latest predictions for every candidate (at first, clean top-1 and idle latency).
     preds: Vec<Prediction>,
-    /// Per-frame state; None in rounds.
+    /// Per-frame state (None in rounds), and the rounds' state (unused per frame).
     frame: Option<per_frame::PerFrame>,
-    /// Rounds state (unused per frame).
     rounds: rounds::Rounds,
-    /// Arrival to the end of this frame's probe run, ms.
+    /// Arrival to the end of this frame's probe run, the probe's latest compute time (ms), and
+    /// the frame it last ran on (or was sent to).
     probe_done_ms: f64,
-    /// The probe's latest compute time, ms.
     probe_ms: f64,
-    /// The frame the probe last ran on (or was sent to).
     probed_frame: Option<u64>,
     serving: Option<usize>,
     deadline_ms: f64,
-    /// The candidate of the latest run (probe or served).
+    /// The candidate of the latest run, and whether the frame being decided waited for the
+    /// device before its first run.
     last_run: Option<usize>,
-    /// The frame being decided waited for the device before its first run.
     queued: bool,
 }
 
 impl Opa {
-    /// OPA over `profile`'s candidates with a fitted `predictor`; the probe is the profile's.
-    /// Per-frame mode (`evidence_frames > 0`) needs the profile's per-frame tables; the
-    /// error says so when a profile predates them.
+    /// OPA over `profile`'s candidates with a fitted `predictor` and the profile's probe; an
+    /// error when per-frame mode (`evidence_frames > 0`) finds no per-frame tables.
     pub fn new(
         name: &str,
         p: OpaParams,
         profile: &Profile,
         predictor: Box<dyn Predictor>,
     ) -> Result<Self, String> {
-        let clean = profile.content_index("clean").unwrap_or(0);
-        let frame = if p.evidence_frames > 0 {
-            Some(per_frame::PerFrame::new(&p, profile)?)
-        } else {
-            None
-        };
-        let preds = (0..profile.candidates.len())
-            .map(|c| {
-                let l = profile.latency[c][0];
-                Prediction {
-                    top1: profile.content[c][clean].top1,
-                    latency_ms: l.mean_ms,
-                    p50_ms: l.p50_ms,
-                    p95_ms: l.p95_ms,
-                }
-            })
-            .collect();
+        let frame = (p.evidence_frames > 0).then(|| per_frame::PerFrame::new(&p, profile));
         Ok(Opa {
             name: name.into(),
             probe: profile.probe,
             load: LoadTracker::new(profile, p.idle_stretch),
             tails: Tails::new(p.tail_window as usize),
-            preds,
-            frame,
+            preds: Opa::clean_idle(profile),
+            frame: frame.transpose()?,
             rounds: rounds::Rounds::default(),
             p,
             predictor,
@@ -106,90 +85,6 @@ impl Opa {
             last_run: None,
             queued: false,
         })
-    }
-
-    /// The device's estimated state (load grid point), when OPA estimates it and has runs.
-    fn load_state(&self) -> Option<usize> {
-        (self.p.load_window > 0)
-            .then(|| self.load.estimate())
-            .flatten()
-    }
-
-    /// Every candidate's latency distribution now: at the device's estimated state `state`
-    /// (from [`Opa::load_state`]), or with `load_window = 0` the predictor's reading of the
-    /// probe's latest run.
-    fn latencies(&self, state: Option<usize>) -> Vec<LatencyStats> {
-        if let Some(g) = state {
-            return (0..self.preds.len())
-                .map(|c| self.load.latency(c, g))
-                .collect();
-        }
-        if self.p.load_window == 0 && self.probe_ms > 0.0 {
-            let s = Signals {
-                latency_ms: self.probe_ms,
-                ..self.rounds.content.unwrap_or_default()
-            };
-            return self
-                .predictor
-                .predict(&s, None)
-                .iter()
-                .map(|p| p.latency())
-                .collect();
-        }
-        self.preds.iter().map(|p| p.latency()).collect()
-    }
-
-    /// The z-score of `budget` ms (`ln_budget`: its [`ln_ms`]) in candidate `c`'s latency
-    /// distribution now: at the estimated state `state` (the load grid's, from the logarithm
-    /// taken once per decision), or without one in `unestimated[c]`.
-    fn z_within(
-        &self,
-        c: usize,
-        budget: f64,
-        ln_budget: f64,
-        state: Option<usize>,
-        unestimated: &[LatencyStats],
-    ) -> f64 {
-        match state {
-            Some(g) => self.load.z_of_ln(c, g, ln_budget),
-            None => z_score(budget, &unestimated[c]),
-        }
-    }
-
-    /// Candidate `c`'s chances of a run landing at or below z-score `z`, right after a run of
-    /// its own and right after one of another candidate: the predicted normal distribution,
-    /// corrected by where recent runs fell in theirs (only at an estimated state, whose runs
-    /// are the ones measured).
-    fn chances(&self, c: usize, z: f64, state: Option<usize>, after_probe: bool) -> [f64; 2] {
-        if state.is_some() {
-            self.tails.chances(self.kind(c, after_probe), z)
-        } else {
-            [normal_cdf(z); 2]
-        }
-    }
-
-    /// The tail kind of candidate `c` (its warm pool's index): the probe runs on most
-    /// frames, the others now and then, and a run of another candidate right after the
-    /// probe's on the same frame (`after_probe`) is a kind of its own.
-    fn kind(&self, c: usize, after_probe: bool) -> usize {
-        if c == self.probe {
-            0
-        } else if after_probe {
-            AFTER_PROBE
-        } else {
-            2
-        }
-    }
-
-    /// 1 when a run of candidate `c` now would come right after a run of another candidate
-    /// (and find less of it in cache), 0 right after its own.
-    fn cold(&self, c: usize) -> usize {
-        usize::from(self.last_run != Some(c))
-    }
-
-    /// The tail pool of a run of candidate `c` now (`after_probe`: see [`Opa::kind`]).
-    fn pool(&self, c: usize, after_probe: bool) -> usize {
-        self.kind(c, after_probe) + self.cold(c)
     }
 }
 
@@ -252,40 +147,4 @@ fn most_valued(n: usize, value: impl Fn(usize) -> f64) -> (usize, f64) {
         (0, f64::MIN),
         |b, (c, v)| if v > b.1 + 1e-12 { (c, v) } else { b },
     )
-}
-
-/// The natural logarithm of a time `ms`, minus infinity for no time or less (a z-score of
-/// minus infinity: no chance of finishing in it).
-fn ln_ms(ms: f64) -> f64 {
-    if ms <= 0.0 {
-        f64::NEG_INFINITY
-    } else {
-        ms.ln()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::profile::synthetic;
-
-    #[test]
-    fn a_run_pools_by_probe_or_not_and_by_what_ran_before() {
-        let p = synthetic(6, 2, &[0.0, 0.5, 1.0]);
-        let model = crate::predict::fit(crate::predict::Variant::Linear, &p, &p.conditions());
-        let mut o = Opa::new("opa", OpaParams::default(), &p, model.unwrap()).unwrap();
-        // Nothing ran yet: every run would be cold.
-        assert_eq!((o.pool(0, false), o.pool(3, false)), (1, 3));
-        o.last_run = Some(3);
-        assert_eq!(
-            (o.pool(0, false), o.pool(3, false), o.pool(4, false)),
-            (1, 2, 3)
-        );
-        o.last_run = Some(0);
-        assert_eq!((o.pool(0, false), o.pool(3, false)), (0, 3));
-        // Right after the probe's run on the same frame: a pool of its own (the probe itself
-        // is never run twice on a frame).
-        assert_eq!(o.pool(3, true), AFTER_PROBE + 1);
-        assert_eq!(o.pool(0, true), 0);
-    }
 }
