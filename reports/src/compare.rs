@@ -4,6 +4,7 @@
 //! the threshold, as criterion and hyperfine do.
 
 use crate::format::{RunError, RunSummary, Sample};
+use crate::summary::SelectorSummary;
 use opa_predictors::stats::{interval95, percentile};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -81,6 +82,41 @@ pub struct MetricDelta {
     pub ci_high: f64,
     /// Verdict against the threshold.
     pub change: Change,
+}
+
+impl MetricDelta {
+    /// `b`'s (selector, deadline) with (baseline, current, change) `values`, the change's
+    /// interval `ci` and verdict `change` (metric and unit left empty).
+    fn of(b: &SelectorSummary, values: (f64, f64, f64), ci: (f64, f64), change: Change) -> Self {
+        let (baseline, current, delta) = values;
+        MetricDelta {
+            selector: b.selector.clone(),
+            deadline_ms: b.deadline_ms,
+            metric: String::new(),
+            unit: String::new(),
+            baseline,
+            current,
+            delta,
+            ci_low: ci.0,
+            ci_high: ci.1,
+            change,
+        }
+    }
+}
+
+impl Change {
+    /// Regressed when the whole interval is past the threshold `t` on the bad side (`worse`:
+    /// the interval's nearest end, signed so that positive is worse), improved when it is on
+    /// the good side (`better`: its other end, signed so that positive is better).
+    fn past(worse: f64, better: f64, t: f64) -> Change {
+        if worse > t {
+            Change::Regressed
+        } else if better > t {
+            Change::Improved
+        } else {
+            Change::NoChange
+        }
+    }
 }
 
 /// Frames of `selector` at `deadline_ms` (served, and dropped unanswered), grouped by time
@@ -301,25 +337,13 @@ pub fn compare(
                     - top1_in_deadline(&resample(&wb, &mut rng))
             })
             .collect();
+        // Higher is better: a drop past the threshold regresses.
         let (lo, hi) = interval95(deltas);
         let t = cfg.max_accuracy_drop_points;
         out.push(MetricDelta {
-            selector: b.selector.clone(),
-            deadline_ms: b.deadline_ms,
             metric: "top1_within_deadline".into(),
             unit: "%".into(),
-            baseline: vb,
-            current: vc,
-            delta: vc - vb,
-            ci_low: lo,
-            ci_high: hi,
-            change: if hi < -t {
-                Change::Regressed
-            } else if lo > t {
-                Change::Improved
-            } else {
-                Change::NoChange
-            },
+            ..MetricDelta::of(b, (vb, vc, vc - vb), (lo, hi), Change::past(-hi, lo, t))
         });
         // Latency: change of p95 in percent.
         let (lb, lc) = (p95(&ab), p95(&ac));
@@ -329,25 +353,14 @@ pub fn compare(
                 100.0 * (y - x) / x.max(1e-12)
             })
             .collect();
+        // Lower is better: an increase past the threshold regresses.
         let (lo, hi) = interval95(deltas);
         let t = cfg.max_latency_increase_percent;
+        let delta = 100.0 * (lc - lb) / lb.max(1e-12);
         out.push(MetricDelta {
-            selector: b.selector.clone(),
-            deadline_ms: b.deadline_ms,
             metric: "latency_p95".into(),
             unit: "ms".into(),
-            baseline: lb,
-            current: lc,
-            delta: 100.0 * (lc - lb) / lb.max(1e-12),
-            ci_low: lo,
-            ci_high: hi,
-            change: if lo > t {
-                Change::Regressed
-            } else if hi < -t {
-                Change::Improved
-            } else {
-                Change::NoChange
-            },
+            ..MetricDelta::of(b, (lb, lc, delta), (lo, hi), Change::past(lo, -hi, t))
         });
     }
     if out.is_empty() {

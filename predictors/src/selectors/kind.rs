@@ -302,51 +302,33 @@ mod tests {
         assert_eq!(SelectorKind::parse("Opa"), None);
     }
 
+    /// `P`'s parameter table against serde's view of its defaults: the same keys, each default
+    /// in its range, each documented.
+    fn check<P: Params + Serialize>() {
+        let json = serde_json::to_value(P::default()).unwrap();
+        let fields = json.as_object().unwrap();
+        let mut keys: Vec<&str> = P::PARAMS.iter().map(|p| p.key).collect();
+        keys.sort();
+        let names: Vec<&str> = fields.keys().map(String::as_str).collect();
+        assert_eq!(keys, names, "keys and serde's field names");
+        for p in P::PARAMS {
+            assert!((p.min..=p.max).contains(&p.default), "{}", p.key);
+            assert!(!p.doc.trim().is_empty(), "{} has no doc", p.key);
+            let v = &fields[p.key];
+            let as_f64 = v.as_f64().or(v.as_bool().map(|b| f64::from(u8::from(b))));
+            assert_eq!(as_f64, Some(p.default), "{}", p.key);
+        }
+    }
+
     #[test]
     fn every_key_is_its_fields_kebab_case_name_with_its_default_in_range() {
-        let check = |params: &[Param], json: serde_json::Value| {
-            let fields = json.as_object().unwrap();
-            let keys: Vec<&str> = params.iter().map(|p| p.key).collect();
-            let names: Vec<&str> = fields.keys().map(String::as_str).collect();
-            let mut sorted = keys.clone();
-            sorted.sort();
-            assert_eq!(sorted, names, "keys and serde's field names");
-            for p in params {
-                assert!((p.min..=p.max).contains(&p.default), "{}", p.key);
-                assert!(!p.doc.trim().is_empty(), "{} has no doc", p.key);
-                let v = &fields[p.key];
-                let as_f64 = v.as_f64().or(v.as_bool().map(|b| f64::from(u8::from(b))));
-                assert_eq!(as_f64, Some(p.default), "{}", p.key);
-            }
-        };
-        check(
-            OpaParams::PARAMS,
-            serde_json::to_value(OpaParams::default()).unwrap(),
-        );
-        check(
-            ExhaustiveParams::PARAMS,
-            serde_json::to_value(ExhaustiveParams::default()).unwrap(),
-        );
-        check(
-            OracleParams::PARAMS,
-            serde_json::to_value(OracleParams::default()).unwrap(),
-        );
-        check(
-            OfaStaticParams::PARAMS,
-            serde_json::to_value(OfaStaticParams::default()).unwrap(),
-        );
-        check(
-            DynamicOfaParams::PARAMS,
-            serde_json::to_value(DynamicOfaParams::default()).unwrap(),
-        );
-        check(
-            AdaptiveNetParams::PARAMS,
-            serde_json::to_value(AdaptiveNetParams::default()).unwrap(),
-        );
-        check(
-            RandomParams::PARAMS,
-            serde_json::to_value(RandomParams::default()).unwrap(),
-        );
+        check::<OpaParams>();
+        check::<ExhaustiveParams>();
+        check::<OracleParams>();
+        check::<OfaStaticParams>();
+        check::<DynamicOfaParams>();
+        check::<AdaptiveNetParams>();
+        check::<RandomParams>();
     }
 
     #[test]
