@@ -480,18 +480,27 @@ impl FrameDir {
     pub fn open(dir: &Path, fps: f64, channels: u8) -> Result<Self> {
         let csv = dir.join("labels.csv");
         let text = std::fs::read_to_string(&csv).map_err(|e| DatasetError::io(&csv, e))?;
-        let mut lines = text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty());
-        match lines.next() {
-            Some((_, h)) if h.trim().replace(' ', "") == "frame,label" => {}
-            Some((_, h)) => {
-                return Err(DatasetError::invalid(
-                    &csv,
-                    format!("line 1: header is `{h}`, expected `frame,label`"),
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        let bad =
+            |line: u64, what: String| DatasetError::invalid(&csv, format!("line {line}: {what}"));
+        let mut records = reader
+            .records()
+            .filter(|r| !r.as_ref().is_ok_and(|r| r.iter().all(str::is_empty)));
+        let line = |r: &csv::StringRecord| r.position().map_or(0, csv::Position::line);
+        match records.next() {
+            Some(Ok(h)) if h.iter().eq(["frame", "label"]) => {}
+            Some(Ok(h)) => {
+                let header = h.iter().collect::<Vec<_>>().join(",");
+                return Err(bad(
+                    line(&h),
+                    format!("header is `{header}`, expected `frame,label`"),
                 ));
             }
+            Some(Err(e)) => return Err(DatasetError::invalid(&csv, e.to_string())),
             None => {
                 return Err(DatasetError::invalid(
                     &csv,
@@ -500,32 +509,22 @@ impl FrameDir {
             }
         }
         let mut rows = Vec::new();
-        for (i, line) in lines {
-            let (name, label) = line.split_once(',').ok_or_else(|| {
-                DatasetError::invalid(
-                    &csv,
-                    format!("line {}: expected `frame,label`, found `{line}`", i + 1),
-                )
-            })?;
-            let label: u16 = label.trim().parse().map_err(|_| {
-                DatasetError::invalid(
-                    &csv,
-                    format!(
-                        "line {}: label `{}` is not a class index",
-                        i + 1,
-                        label.trim()
-                    ),
-                )
-            })?;
-            let path = dir.join(name.trim());
+        for r in records {
+            let r = r.map_err(|e| DatasetError::invalid(&csv, e.to_string()))?;
+            let i = line(&r);
+            let [name, label] = [0, 1].map(|k| r.get(k));
+            let (Some(name), Some(label), 2) = (name, label, r.len()) else {
+                let found = r.iter().collect::<Vec<_>>().join(",");
+                return Err(bad(i, format!("expected `frame,label`, found `{found}`")));
+            };
+            let label: u16 = label
+                .parse()
+                .map_err(|_| bad(i, format!("label `{label}` is not a class index")))?;
+            let path = dir.join(name);
             if !path.is_file() {
-                return Err(DatasetError::invalid(
-                    &csv,
-                    format!(
-                        "line {}: frame file {} does not exist",
-                        i + 1,
-                        path.display()
-                    ),
+                return Err(bad(
+                    i,
+                    format!("frame file {} does not exist", path.display()),
                 ));
             }
             rows.push((path, label));

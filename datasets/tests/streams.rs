@@ -211,4 +211,20 @@ fn frame_directory_source_reads_pngs_and_labels() {
             .to_string()
             .contains("missing.png does not exist")
     );
+    // A name with a comma, quoted as CSV quotes it.
+    std::fs::copy(dir.path().join("0001.png"), dir.path().join("a,b.png")).unwrap();
+    std::fs::write(
+        dir.path().join("labels.csv"),
+        "frame,label\n\"a,b.png\",3\n",
+    )
+    .unwrap();
+    let src = FrameDir::open(dir.path(), 10.0, 1).unwrap();
+    assert_eq!(src.frame(0).unwrap().label, 3);
+    std::fs::write(dir.path().join("labels.csv"), "frame,label\n0000.png\n").unwrap();
+    assert!(
+        FrameDir::open(dir.path(), 10.0, 1)
+            .unwrap_err()
+            .to_string()
+            .contains("line 2: expected `frame,label`, found `0000.png`")
+    );
 }
