@@ -163,6 +163,9 @@ pub struct Signals {
     pub margin: f64,
     /// Mean compute time of the probe, ms.
     pub latency_ms: f64,
+    /// Share of the probe's readings per bin of its confidence ([`probe_bin`]); all 0 when
+    /// not known.
+    pub bins: [f64; PROBE_BINS],
 }
 
 impl Profile {
@@ -237,11 +240,17 @@ impl Profile {
     /// The probe's signals under a condition, as calibration measured them.
     pub fn signals(&self, c: Cond) -> Signals {
         let a = &self.content[self.probe][c.content];
+        let images: usize = a.probe_bin_images.iter().sum();
+        let mut bins = [0.0; PROBE_BINS];
+        for (b, &n) in bins.iter_mut().zip(&a.probe_bin_images) {
+            *b = n as f64 / images.max(1) as f64;
+        }
         Signals {
             confidence: a.confidence,
             entropy: a.entropy,
             margin: a.margin,
             latency_ms: self.latency[self.probe][c.load].mean_ms,
+            bins,
         }
     }
 

@@ -5,7 +5,7 @@
 //! Linear algebra and the least-squares fits are nalgebra's (Cholesky of the ridge normal
 //! equations); nothing here is a hand-written solver.
 //!
-//! - `models`: the variants (`ratio`, `linear`, `shared-mlp`, `knn`, `probe-labels`);
+//! - `models`: the variants (`ratio`, `linear`, `shared-mlp`, `knn`, `binned`, `probe-labels`);
 //! - `eval`: leave-condition-out cross-validation and its scores.
 
 mod eval;
@@ -18,7 +18,7 @@ pub use eval::{
 pub(crate) use models::simple_regression;
 
 use crate::profile::{Cond, LatencyStats, Profile, Signals};
-use models::{Knn, LinearModel, RatioModel, SharedMlp};
+use models::{Binned, Knn, LinearModel, RatioModel, SharedMlp};
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
@@ -37,17 +37,22 @@ pub enum Variant {
     SharedMlp,
     /// Average of the nearest calibrated conditions in probe-signal space.
     Knn,
+    /// The profile's per-frame tables (every candidate's top-1 per bin of the probe's
+    /// confidence on the same image, pooled over the training conditions) read at the
+    /// probe's readings: what per-frame OPA serves on. Latency as `linear`.
+    Binned,
     /// Upper bound, not deployable: `linear` that also sees the probe's true top-1.
     ProbeLabels,
 }
 
 impl Variant {
     /// Every variant, in table order.
-    pub const ALL: [Variant; 5] = [
+    pub const ALL: [Variant; 6] = [
         Variant::Ratio,
         Variant::Linear,
         Variant::SharedMlp,
         Variant::Knn,
+        Variant::Binned,
         Variant::ProbeLabels,
     ];
 
@@ -58,6 +63,7 @@ impl Variant {
             Variant::Linear => "linear",
             Variant::SharedMlp => "shared-mlp",
             Variant::Knn => "knn",
+            Variant::Binned => "binned",
             Variant::ProbeLabels => "probe-labels",
         }
     }
@@ -75,7 +81,7 @@ impl std::str::FromStr for Variant {
             .into_iter()
             .find(|v| v.name() == s)
             .ok_or_else(|| {
-                format!("unknown predictor {s:?}: expected ratio, linear, shared-mlp, knn or probe-labels")
+                format!("unknown predictor {s:?}: expected ratio, linear, shared-mlp, knn, binned or probe-labels")
             })
     }
 }
@@ -133,6 +139,7 @@ pub fn fit(
         Variant::ProbeLabels => Box::new(LinearModel::fit(profile, train, true)?),
         Variant::SharedMlp => Box::new(SharedMlp::fit(profile, train)?),
         Variant::Knn => Box::new(Knn::fit(profile, train)),
+        Variant::Binned => Box::new(Binned::fit(profile, train)?),
     })
 }
 

@@ -1,7 +1,9 @@
 //! The predictor variants, each fitted on a profile's conditions behind [`Predictor`].
 
 use super::{LAMBDA, Prediction, Predictor, Scaler, Variant, ridge, signal_row};
-use crate::profile::{Cond, LatencyStats, Profile, ProfileCandidate, Signals};
+use crate::profile::{
+    Cond, LatencyStats, PROBE_BINS, Profile, ProfileCandidate, Signals, probe_bin,
+};
 use nalgebra::{DMatrix, DVector};
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -396,6 +398,81 @@ impl Predictor for Knn {
 
 // ---------------------------------------------------------------- evaluation
 
+/// `binned`: every candidate's top-1 per bin of the probe's confidence on the same image
+/// (the profile's per-frame tables), pooled over the training conditions' images, read at the
+/// probe's readings ([`Signals::bins`]; without them, at the bin of its mean confidence). A
+/// bin no training image fell in takes the candidate's top-1 over all training images.
+pub(super) struct Binned {
+    /// `top1[candidate][bin]`.
+    top1: Vec<[f64; PROBE_BINS]>,
+    latency: LinearModel,
+}
+
+impl Binned {
+    pub(super) fn fit(p: &Profile, train: &[Cond]) -> Result<Binned, String> {
+        let mut contents: Vec<usize> = train.iter().map(|c| c.content).collect();
+        contents.sort_unstable();
+        contents.dedup();
+        let top1 = (0..p.candidates.len())
+            .map(|c| {
+                let (mut hits, mut images) = ([0.0; PROBE_BINS], [0.0; PROBE_BINS]);
+                for &k in &contents {
+                    let s = &p.content[c][k];
+                    for b in 0..PROBE_BINS.min(s.probe_bin_images.len()) {
+                        let n = s.probe_bin_images[b] as f64;
+                        if n > 0.0 && s.probe_bin_top1[b].is_finite() {
+                            hits[b] += n * s.probe_bin_top1[b];
+                            images[b] += n;
+                        }
+                    }
+                }
+                let overall = contents.iter().map(|&k| p.content[c][k].top1).sum::<f64>()
+                    / contents.len().max(1) as f64;
+                let (all_hits, all_images) = (hits.iter().sum::<f64>(), images.iter().sum::<f64>());
+                let pooled = if all_images > 0.0 {
+                    all_hits / all_images
+                } else {
+                    overall
+                };
+                std::array::from_fn(|b| {
+                    if images[b] > 0.0 {
+                        hits[b] / images[b]
+                    } else {
+                        pooled
+                    }
+                })
+            })
+            .collect();
+        Ok(Binned {
+            top1,
+            latency: LinearModel::fit(p, train, false)?,
+        })
+    }
+}
+
+impl Predictor for Binned {
+    fn variant(&self) -> Variant {
+        Variant::Binned
+    }
+
+    fn predict(&self, s: &Signals, _probe_top1: Option<f64>) -> Vec<Prediction> {
+        let readings: f64 = s.bins.iter().sum();
+        let at = |row: &[f64; PROBE_BINS]| {
+            if readings > 0.0 {
+                row.iter().zip(&s.bins).map(|(t, w)| t * w).sum::<f64>() / readings
+            } else {
+                row[probe_bin(s.confidence)]
+            }
+        };
+        self.latency
+            .predict(s, None)
+            .into_iter()
+            .zip(&self.top1)
+            .map(|(l, row)| Prediction { top1: at(row), ..l })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,11 +508,55 @@ mod tests {
                 Variant::Ratio => (12.0, 0.5),
                 Variant::SharedMlp => (3.0, 10.0),
                 Variant::Knn => (10.0, 40.0),
+                // The synthetic profile's probe readings fall alike under every condition, so
+                // its per-frame tables cannot tell the conditions apart (its own rule is
+                // checked below).
+                Variant::Binned => (20.0, 0.5),
             };
             assert!(s.accuracy_mae_points < mae, "{v:?}: {s:?}");
             assert!(s.latency_mape_percent < mape, "{v:?}: {s:?}");
             assert!(s.spearman_rho > 0.7, "{v:?}: {s:?}");
         }
+    }
+
+    #[test]
+    fn binned_reads_the_pooled_per_frame_tables_at_the_probes_readings() {
+        // Content 0: the probe mostly sure (bin 18), content 1 mostly unsure (bin 6), content
+        // 2 half and half; in bin 18 every candidate is right on 95 %, in bin 6 on
+        // 30 % + 10 % per candidate.
+        let mut p = synthetic(3, 2, &[0.0, 1.0]);
+        assert!(p.contents.len() >= 3);
+        for (k, (sure, unsure)) in [(90, 10), (10, 90), (50, 50)].into_iter().enumerate() {
+            for c in 0..3 {
+                let s = &mut p.content[c][k];
+                s.probe_bin_images = vec![0; PROBE_BINS];
+                (s.probe_bin_images[18], s.probe_bin_images[6]) = (sure, unsure);
+                s.probe_bin_top1[18] = 0.95;
+                s.probe_bin_top1[6] = 0.3 + 0.1 * c as f64;
+            }
+        }
+        let train: Vec<Cond> = p
+            .conditions()
+            .into_iter()
+            .filter(|c| c.content < 2)
+            .collect();
+        let model = fit(Variant::Binned, &p, &train).unwrap();
+        let held = p.signals(Cond {
+            content: 2,
+            load: 1,
+        });
+        for (c, pred) in model.predict(&held, None).iter().enumerate() {
+            let want = 0.5 * 0.95 + 0.5 * (0.3 + 0.1 * c as f64);
+            assert!((pred.top1 - want).abs() < 1e-12, "{c}: {}", pred.top1);
+        }
+        // Without readings, the bin of the mean confidence.
+        let unsure = Signals {
+            confidence: 0.32,
+            bins: [0.0; PROBE_BINS],
+            ..held
+        };
+        assert_eq!(probe_bin(0.32), 6);
+        assert!((model.predict(&unsure, None)[2].top1 - 0.5).abs() < 1e-12);
     }
 
     #[test]

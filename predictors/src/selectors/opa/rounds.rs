@@ -8,7 +8,7 @@
 
 use super::{Opa, ln_ms, most_valued};
 use crate::predict::Prediction;
-use crate::profile::{LatencyStats, Signals, z_score};
+use crate::profile::{LatencyStats, Signals, probe_bin, z_score};
 use crate::selectors::best_feasible;
 use crate::{Context, Decision, Outcome, Phase};
 use std::collections::VecDeque;
@@ -100,6 +100,7 @@ impl Opa {
                 r.sum.entropy += o.entropy as f64;
                 r.sum.margin += o.margin as f64;
                 r.sum.latency_ms += o.compute_ms;
+                r.sum.bins[probe_bin(o.confidence as f64)] += 1.0;
                 r.runs += 1;
                 r.probing_left = r.probing_left.saturating_sub(1);
                 if r.probing_left == 0 {
@@ -171,6 +172,7 @@ impl Opa {
             entropy: r.sum.entropy / n,
             margin: r.sum.margin / n,
             latency_ms: r.sum.latency_ms / n,
+            bins: r.sum.bins.map(|k| k / n),
         });
         self.plan(true);
     }
