@@ -17,7 +17,7 @@ use crate::profile_target::truth;
 use crate::scenario::{self, SelectorSpec};
 use lanes::{SelectorInputs, build_selector};
 use opa_predictors::profile::Profile;
-use opa_predictors::selectors::SelectorKind;
+use opa_predictors::selectors::{OracleParams, Params, SelectorKind};
 use opa_reports::{
     MachineInfo, ORACLE_LATENCY_FILE, RunSummary, Sample, fill_regret, write_json, write_jsonl,
     write_samples,
@@ -277,7 +277,7 @@ pub fn execute(
     let nsel = sc.selectors.len();
     let timed_oracle = sc.selectors.iter().enumerate().any(|(si, s)| {
         s.kind == SelectorKind::Oracle
-            && s.get("timed-latency") == 1.0
+            && OracleParams::from_values(|k| Some(s.get(k))).timed_latency
             && (0..deadlines.len()).any(|di| in_shard(opts.shard, di * nsel + si))
     });
     let timed = match (&device, &profile) {

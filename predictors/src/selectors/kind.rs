@@ -33,12 +33,10 @@ pub struct Param {
     pub doc: &'static str,
 }
 
-/// A selector's parameter struct: its [`Param`] table, and its values by key.
+/// A selector's parameter struct: its [`Param`] table, and its values set by key.
 pub trait Params: Default {
     /// Every parameter, in documentation order.
     const PARAMS: &'static [Param];
-    /// The value of `key` (booleans as 0 or 1); None for a key of another kind.
-    fn get(&self, key: &str) -> Option<f64>;
     /// Sets `key` to `value` (an integer or boolean parameter takes `value as u32`, true
     /// for 1); false for a key of another kind.
     fn set(&mut self, key: &str, value: f64) -> bool;
@@ -92,13 +90,6 @@ macro_rules! selector_params {
                     doc: concat!($($doc),*),
                 }, )*
             ];
-
-            fn get(&self, key: &str) -> Option<f64> {
-                match key {
-                    $( $key => Some($crate::selector_params!(@f64 $ty, self.$field)), )*
-                    _ => None,
-                }
-            }
 
             fn set(&mut self, key: &str, value: f64) -> bool {
                 match key {
@@ -337,8 +328,6 @@ mod tests {
         assert!(p.set("min-gap", 7.0) && p.set("cascade", 0.0) && p.set("margin", 0.55));
         assert!(!p.set("window", 3.0));
         assert_eq!((p.min_gap, p.cascade, p.margin), (7, false, 0.55));
-        assert_eq!(p.get("cascade"), Some(0.0));
-        assert_eq!(p.get("slack"), None);
         let q = OpaParams::from_values(|k| (k == "evidence-frames").then_some(0.0));
         assert_eq!(q.evidence_frames, 0);
         assert_eq!(q.min_gap, OpaParams::default().min_gap);

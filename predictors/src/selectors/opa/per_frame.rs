@@ -141,18 +141,17 @@ impl PerFrame {
         })
     }
 
-    /// The table row `row`, pooled with the current weights unless it already is in this
+    /// Pools the table row `row` with the current weights, unless it already is in this
     /// pooling generation.
-    fn pooled(&mut self, row: Row, robust_gain: bool) -> &[f64] {
+    fn pool(&mut self, row: Row, robust_gain: bool) {
         let g = self.pooled_gen;
         match row {
-            Row::Unread => &self.unread,
+            Row::Unread => {}
             Row::SameImage(bin) => {
                 if self.same_gen[bin] != g {
                     self.same_table[bin] = self.same_rows.row(bin, &self.weights);
                     self.same_gen[bin] = g;
                 }
-                &self.same_table[bin]
             }
             Row::OtherView(bin) => {
                 if self.view_gen[bin] != g {
@@ -164,8 +163,16 @@ impl PerFrame {
                     };
                     self.view_gen[bin] = g;
                 }
-                &self.view_table[bin]
             }
+        }
+    }
+
+    /// The table row `row` as [`PerFrame::pool`] left it.
+    fn row(&self, row: Row) -> &[f64] {
+        match row {
+            Row::Unread => &self.unread,
+            Row::SameImage(bin) => &self.same_table[bin],
+            Row::OtherView(bin) => &self.view_table[bin],
         }
     }
 
@@ -248,13 +255,10 @@ impl Opa {
             Row::OtherView(bin)
         };
         let robust_gain = self.p.robust_gain;
-        let acc = self
-            .frame
-            .as_mut()
-            .expect("per-frame mode")
-            .pooled(row, robust_gain)
-            .to_vec();
-        let not_smaller = &self.frame.as_ref().expect("per-frame mode").not_smaller;
+        let f = self.frame.as_mut().expect("per-frame mode");
+        f.pool(row, robust_gain);
+        let f = self.frame.as_ref().expect("per-frame mode");
+        let (acc, not_smaller) = (f.row(row), &f.not_smaller);
         let (probe, min_gain) = (self.probe, self.p.min_gain);
         // On the probe's frame its answer is in hand (when it came in time).
         let in_hand = if self.probe_done_ms <= ctx.deadline_ms {
@@ -312,7 +316,7 @@ impl Opa {
             let cascade_ahead = pick == probe || {
                 let most_added = acc.iter().fold(0.0f64, |m, &a| m.max(a - acc[probe]));
                 let left_ms = ctx.deadline_ms - ctx.waited_ms;
-                let esc = self.escalation_gain(&acc, left_ms, state, &unestimated);
+                let esc = self.escalation_gain(acc, left_ms, state, &unestimated);
                 best_value < probe_value + most_added + min_gain
                     && best_value < probe_value + esc + min_gain
             };

@@ -202,7 +202,12 @@ impl Opa {
         }
         let budget = self.p.margin * self.deadline_ms;
         let ln_budget = ln_ms(budget);
-        let latencies: Vec<LatencyStats> = preds.iter().map(|p| p.latency()).collect();
+        // (Read only without a load estimate: the predictor's latencies.)
+        let latencies: Vec<LatencyStats> = if state.is_none() {
+            preds.iter().map(|p| p.latency()).collect()
+        } else {
+            Vec::new()
+        };
         let value = |c: usize| {
             let z = self.z_within(c, budget, ln_budget, state, &latencies);
             preds[c].top1 * self.chances(c, z, state, false)[self.cold(c)]
