@@ -14,6 +14,7 @@
 //! on a frame and reports what it measured) and a [`Selector`].
 
 use opa_predictors::{CandidateInfo, Context, Decision, Outcome, Phase, Selector};
+use opa_reports::{NO_ANSWER, Sample};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -37,6 +38,12 @@ pub trait Target {
     /// Called with the virtual time the run starts at, so load injection can follow the
     /// trace; returns what was measured.
     fn run(&mut self, candidate: usize, frame: usize, start_s: f64) -> Result<Inference, String>;
+
+    /// The CPU load (share of the cores) the target injects, or draws its outcomes at, at
+    /// `t_s` on the timeline; a sample's `cpu_load`. A target without load: 0.
+    fn cpu_load_at(&self, _t_s: f64) -> f64 {
+        0.0
+    }
 }
 
 /// A frame as the engine schedules it.
@@ -46,43 +53,8 @@ pub struct FrameSlot {
     pub arrival_s: f64,
     /// True class.
     pub label: u16,
-    /// Content condition, as text (`clean`, `fog@3`); shared by a segment's frames (a
-    /// [`SampleRow`] has its frame's, by its index).
+    /// Content condition, as text (`clean`, `fog@3`); shared by a segment's frames.
     pub condition: Arc<str>,
-}
-
-/// One row of `samples`: one run (served or probe), or a frame dropped (skip).
-#[derive(Clone, Debug, PartialEq)]
-pub struct SampleRow {
-    /// Frame index.
-    pub frame: u64,
-    /// Serve, probe or skip.
-    pub phase: Phase,
-    /// Candidate index (none for a skip).
-    pub candidate: Option<usize>,
-    /// Arrival, s.
-    pub arrival_s: f64,
-    /// Start on the timeline, s (of a skip, when the frame was dropped: its arrival or, if
-    /// later, the end of the device's latest run).
-    pub start_s: f64,
-    /// Finish on the timeline, s; of a served row, when its answer was served (see the
-    /// module's text); of a skip, its start.
-    pub finish_s: f64,
-    /// Measured compute, ms (0 for a skip).
-    pub compute_ms: f64,
-    /// Finish − arrival, ms.
-    pub latency_ms: f64,
-    /// True class.
-    pub label: u16,
-    /// Predicted class (none for a skip).
-    pub predicted: Option<u16>,
-    /// Highest softmax probability (0 for a skip).
-    pub confidence: f32,
-    /// Prediction equals label (false for a skip).
-    pub correct: bool,
-    /// Latency within the deadline (always false for probes and skips: they serve nothing).
-    pub deadline_met: bool,
-    // (No content condition: a row's is its frame's, `frames[frame].condition`.)
 }
 
 /// Why a replay stopped.
@@ -109,12 +81,13 @@ impl std::error::Error for EngineError {}
 #[derive(Clone, Debug, PartialEq)]
 pub struct Replay {
     /// Every run, in timeline order.
-    pub rows: Vec<SampleRow>,
+    pub rows: Vec<Sample>,
     /// False when `stop` was raised before the last frame.
     pub complete: bool,
 }
 
-/// Replays `frames` with `selector` on `target`; `on_row` sees every run as it happens.
+/// Replays `frames` with `selector` on `target` (its rows named after
+/// [`Selector::name`]); `on_row` sees every run as it happens.
 /// At most `candidates.len()` probes per frame are allowed. When `stop` becomes true (Ctrl-C)
 /// the replay ends after the current frame and reports itself incomplete.
 pub fn replay(
@@ -124,9 +97,9 @@ pub fn replay(
     target: &mut dyn Target,
     selector: &mut dyn Selector,
     stop: &AtomicBool,
-    on_row: &mut dyn FnMut(&SampleRow),
+    on_row: &mut dyn FnMut(&Sample),
 ) -> Result<Replay, EngineError> {
-    let mut r = Replayer::new(deadline_ms);
+    let mut r = Replayer::new(selector.name(), deadline_ms);
     let complete = r.advance(
         frames,
         frames.len(),
@@ -149,10 +122,12 @@ pub fn replay(
 /// many gives the same rows.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Replayer {
+    /// The selector's name in the rows.
+    pub selector: String,
     /// Deadline, ms.
     pub deadline_ms: f64,
     /// Every run so far, in timeline order.
-    pub rows: Vec<SampleRow>,
+    pub rows: Vec<Sample>,
     /// The next frame to play.
     pub next: usize,
     free_at_s: f64,
@@ -160,9 +135,10 @@ pub struct Replayer {
 }
 
 impl Replayer {
-    /// A replay at frame 0 with an idle device.
-    pub fn new(deadline_ms: f64) -> Self {
+    /// A replay at frame 0 with an idle device; its rows name the selector `selector`.
+    pub fn new(selector: &str, deadline_ms: f64) -> Self {
         Replayer {
+            selector: selector.to_string(),
             deadline_ms,
             rows: Vec::new(),
             next: 0,
@@ -182,11 +158,17 @@ impl Replayer {
         target: &mut dyn Target,
         selector: &mut dyn Selector,
         stop: &AtomicBool,
-        on_row: &mut dyn FnMut(&SampleRow),
+        on_row: &mut dyn FnMut(&Sample),
     ) -> Result<bool, EngineError> {
         let deadline_ms = self.deadline_ms;
-        // Runs on the current frame so far: candidate, what it produced, start and finish.
-        let mut ran: Vec<(usize, Inference, f64, f64)> = Vec::new();
+        let mut p = Parties {
+            candidates,
+            target,
+            selector,
+            on_row,
+        };
+        // Runs on the current frame so far.
+        let mut ran: Vec<Ran> = Vec::new();
         let until = until.min(frames.len());
         // Room for three rows a frame (a probe, a late escalation and the answer in hand
         // served: per-frame OPA's most; its frames average about two): the rows of a long
@@ -210,19 +192,19 @@ impl Replayer {
                     serving: self.serving,
                     waited_ms: (self.free_at_s - f.arrival_s).max(0.0) * 1000.0,
                 };
-                let (candidate, phase, escalate) = match selector.decide(&ctx) {
+                let (candidate, phase, escalate) = match p.selector.decide(&ctx) {
                     Decision::Serve(c) => (c, Phase::Serve, false),
                     Decision::Probe(c) => (c, Phase::Probe, false),
                     Decision::Escalate(c) => (c, Phase::Serve, true),
                     Decision::Skip => {
-                        self.skip(f, i, on_row);
+                        self.skip(f, i, &mut p);
                         break;
                     }
                 };
                 if candidate >= candidates.len() {
                     return Err(EngineError::Selector(format!(
                         "{} chose candidate {candidate} of {}",
-                        selector.name(),
+                        p.selector.name(),
                         candidates.len()
                     )));
                 }
@@ -231,7 +213,7 @@ impl Replayer {
                     if probes > candidates.len() {
                         return Err(EngineError::Selector(format!(
                             "{} probed more than {} times on frame {i}",
-                            selector.name(),
+                            p.selector.name(),
                             candidates.len()
                         )));
                     }
@@ -249,7 +231,8 @@ impl Replayer {
                     }
                     None => {
                         let start_s = f.arrival_s.max(self.free_at_s);
-                        let inf = target
+                        let inf = p
+                            .target
                             .run(candidate, i, start_s)
                             .map_err(EngineError::Target)?;
                         let finish_s = start_s + inf.compute_ms / 1000.0;
@@ -260,37 +243,27 @@ impl Replayer {
                 };
                 let late = (finish_s - f.arrival_s) * 1000.0 > deadline_ms + 1e-9;
                 match in_hand {
-                    Some((fallback, fb_inf, fb_start, fb_finish)) if late => {
+                    Some(fallback) if late => {
                         // The timer fires first: the escalation served nothing.
                         self.record(
                             f,
                             i,
                             Phase::Probe,
-                            candidate,
-                            inf,
-                            start_s,
-                            finish_s,
-                            selector,
-                            on_row,
+                            (candidate, inf, start_s, finish_s),
+                            &mut p,
                         );
-                        let at = fb_finish.max(f.arrival_s + deadline_ms / 1000.0);
+                        let at = fallback.3.max(f.arrival_s + deadline_ms / 1000.0);
                         self.record(
                             f,
                             i,
                             Phase::Serve,
-                            fallback,
-                            fb_inf,
-                            fb_start,
-                            at,
-                            selector,
-                            on_row,
+                            (fallback.0, fallback.1, fallback.2, at),
+                            &mut p,
                         );
-                        self.serving = Some(fallback);
+                        self.serving = Some(fallback.0);
                         break;
                     }
-                    _ => self.record(
-                        f, i, phase, candidate, inf, start_s, finish_s, selector, on_row,
-                    ),
+                    _ => self.record(f, i, phase, (candidate, inf, start_s, finish_s), &mut p),
                 }
                 if phase == Phase::Serve {
                     self.serving = Some(candidate);
@@ -303,39 +276,44 @@ impl Replayer {
     }
 }
 
+/// Those a replay's rows are made with: the candidates (their ids), the target (its load),
+/// the selector (told of every run) and the caller's `on_row`.
+struct Parties<'a> {
+    candidates: &'a [CandidateInfo],
+    target: &'a mut dyn Target,
+    selector: &'a mut dyn Selector,
+    on_row: &'a mut dyn FnMut(&Sample),
+}
+
+/// A run on the current frame: candidate, what it produced, start and finish (s).
+type Ran = (usize, Inference, f64, f64);
+
 impl Replayer {
     /// Reports one run (or the reuse of one) to the selector and to `on_row`, and keeps its
-    /// row. `finish_s`: when its answer was served (or, for a probe, when it finished).
-    #[allow(clippy::too_many_arguments)]
-    fn record(
-        &mut self,
-        f: &FrameSlot,
-        i: usize,
-        phase: Phase,
-        candidate: usize,
-        inf: Inference,
-        start_s: f64,
-        finish_s: f64,
-        selector: &mut dyn Selector,
-        on_row: &mut dyn FnMut(&SampleRow),
-    ) {
+    /// row. The run's finish: when its answer was served (or, for a probe, when it finished).
+    fn record(&mut self, f: &FrameSlot, i: usize, phase: Phase, run: Ran, p: &mut Parties) {
+        let (candidate, inf, start_s, finish_s) = run;
         let latency_ms = (finish_s - f.arrival_s) * 1000.0;
-        let row = SampleRow {
+        let row = Sample {
+            selector: self.selector.clone(),
+            deadline_ms: self.deadline_ms,
             frame: i as u64,
             phase,
-            candidate: Some(candidate),
+            candidate: p.candidates[candidate].id.clone(),
             arrival_s: f.arrival_s,
             start_s,
             finish_s,
             compute_ms: inf.compute_ms,
             latency_ms,
             label: f.label,
-            predicted: Some(inf.predicted),
+            predicted: inf.predicted,
             confidence: inf.confidence,
             correct: inf.predicted == f.label,
             deadline_met: phase == Phase::Serve && latency_ms <= self.deadline_ms + 1e-9,
+            cpu_load: p.target.cpu_load_at(start_s),
+            condition: f.condition.to_string(),
         };
-        selector.observe(&Outcome {
+        p.selector.observe(&Outcome {
             frame: i as u64,
             candidate,
             phase,
@@ -346,29 +324,35 @@ impl Replayer {
             margin: inf.margin,
             predicted: inf.predicted,
         });
-        on_row(&row);
+        (p.on_row)(&row);
         self.rows.push(row);
     }
 
-    /// Keeps the row of frame `i` dropped ([`Decision::Skip`]) and shows it to `on_row`.
-    fn skip(&mut self, f: &FrameSlot, i: usize, on_row: &mut dyn FnMut(&SampleRow)) {
+    /// Keeps the row of frame `i` dropped ([`Decision::Skip`]) and shows it to `on_row`: no
+    /// candidate, no answer, no compute; it starts (and ends) when the frame was dropped, at
+    /// its arrival or, if later, at the end of the device's latest run.
+    fn skip(&mut self, f: &FrameSlot, i: usize, p: &mut Parties) {
         let at_s = f.arrival_s.max(self.free_at_s);
-        let row = SampleRow {
+        let row = Sample {
+            selector: self.selector.clone(),
+            deadline_ms: self.deadline_ms,
             frame: i as u64,
             phase: Phase::Skip,
-            candidate: None,
+            candidate: String::new(),
             arrival_s: f.arrival_s,
             start_s: at_s,
             finish_s: at_s,
             compute_ms: 0.0,
             latency_ms: (at_s - f.arrival_s) * 1000.0,
             label: f.label,
-            predicted: None,
+            predicted: NO_ANSWER,
             confidence: 0.0,
             correct: false,
             deadline_met: false,
+            cpu_load: p.target.cpu_load_at(at_s),
+            condition: f.condition.to_string(),
         };
-        on_row(&row);
+        (p.on_row)(&row);
         self.rows.push(row);
     }
 }

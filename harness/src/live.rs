@@ -202,6 +202,10 @@ pub fn signals(probs: &[f32]) -> (u16, f32, f32, f32) {
 }
 
 impl Target for LiveTarget<'_> {
+    fn cpu_load_at(&self, t_s: f64) -> f64 {
+        self.workload.at(t_s).cpu_load
+    }
+
     fn run(&mut self, candidate: usize, frame: usize, start_s: f64) -> Result<Inference, String> {
         let point = self.workload.at(start_s);
         let load = point.cpu_load;

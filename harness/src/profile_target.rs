@@ -223,6 +223,10 @@ impl<'a> ProfileTarget<'a> {
 }
 
 impl Target for ProfileTarget<'_> {
+    fn cpu_load_at(&self, t_s: f64) -> f64 {
+        self.workload.at(t_s).cpu_load
+    }
+
     fn run(&mut self, candidate: usize, frame: usize, start_s: f64) -> Result<Inference, String> {
         let f = self
             .facts

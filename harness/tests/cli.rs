@@ -887,7 +887,7 @@ fn compare_passes_identical_runs_and_fails_a_planted_regression() {
     let mut rows = opa_reports::read_samples(&base.join("samples.parquet")).unwrap();
     let mut served = 0;
     for r in rows.iter_mut() {
-        if r.selector == "opa" && r.phase == "serve" {
+        if r.selector == "opa" && r.phase == opa_predictors::Phase::Serve {
             served += 1;
             if served % 10 < 3 {
                 r.correct = false;

@@ -3,6 +3,7 @@
 use opa_harness::engine::{EngineError, FrameSlot, Inference, Replayer, Target, replay};
 use opa_harness::load::CpuInjector;
 use opa_predictors::{CandidateInfo, Context, Decision, Phase, Selector};
+use opa_reports::{NO_ANSWER, Sample};
 use std::sync::atomic::AtomicBool;
 
 /// Compute time = 10 ms × (candidate + 1); predicts class 1 always.
@@ -35,6 +36,13 @@ impl Selector for Scripted {
             _ => Decision::Serve(0),
         }
     }
+}
+
+/// The index of candidate `id` of [`cands`] (`c2` → 2).
+fn index(id: &str) -> usize {
+    id.strip_prefix('c')
+        .and_then(|i| i.parse().ok())
+        .unwrap_or_else(|| panic!("not a candidate of cands: {id:?}"))
 }
 
 fn cands(n: usize) -> Vec<CandidateInfo> {
@@ -91,7 +99,7 @@ fn timeline_matches_hand_computed_latencies_queueing_and_misses() {
         .map(|r| {
             (
                 r.phase,
-                r.candidate.expect("a run"),
+                index(&r.candidate),
                 (r.start_s * 1e3).round(),
                 (r.latency_ms * 1e3).round() / 1e3,
                 r.deadline_met,
@@ -268,7 +276,7 @@ fn a_replay_played_in_blocks_equals_one_played_whole() {
     );
     assert!(whole.rows.iter().any(|r| r.phase == Phase::Probe));
     for block in [1, 3, 7, 40, 100] {
-        let mut r = Replayer::new(35.0);
+        let mut r = Replayer::new("reactive", 35.0);
         let mut sel = Reactive {
             cool: 0,
             probed: None,
@@ -444,13 +452,13 @@ impl Selector for Script {
 }
 
 /// (phase, candidate, start ms, finish ms, latency ms, deadline met) of every row.
-fn timeline(rows: &[opa_harness::engine::SampleRow]) -> Vec<(Phase, usize, f64, f64, f64, bool)> {
+fn timeline(rows: &[Sample]) -> Vec<(Phase, usize, f64, f64, f64, bool)> {
     let ms = |s: f64| (s * 1e6).round() / 1e3;
     rows.iter()
         .map(|r| {
             (
                 r.phase,
-                r.candidate.expect("a run"),
+                index(&r.candidate),
                 ms(r.start_s),
                 ms(r.finish_s),
                 (r.latency_ms * 1e3).round() / 1e3,
@@ -471,12 +479,7 @@ fn frames_every(step_s: f64, n: usize) -> Vec<FrameSlot> {
 }
 
 /// The rows of `sel` played over `frames` on `n` [`Fake`] candidates.
-fn play(
-    frames: &[FrameSlot],
-    n: usize,
-    deadline_ms: f64,
-    sel: &mut Script,
-) -> Vec<opa_harness::engine::SampleRow> {
+fn play(frames: &[FrameSlot], n: usize, deadline_ms: f64, sel: &mut Script) -> Vec<Sample> {
     replay(
         frames,
         &cands(n),
@@ -510,7 +513,7 @@ fn a_skipped_frame_runs_nothing_and_is_missed() {
             (
                 r.frame,
                 r.phase,
-                r.candidate,
+                r.candidate.as_str(),
                 ms(r.start_s),
                 ms(r.finish_s),
                 r.compute_ms,
@@ -523,40 +526,10 @@ fn a_skipped_frame_runs_nothing_and_is_missed() {
     assert_eq!(
         got,
         vec![
-            (
-                0,
-                Phase::Serve,
-                Some(1),
-                0.0,
-                20.0,
-                20.0,
-                Some(1),
-                true,
-                false
-            ),
-            (
-                1,
-                Phase::Serve,
-                Some(0),
-                20.0,
-                30.0,
-                10.0,
-                Some(1),
-                true,
-                false
-            ),
-            (2, Phase::Skip, None, 30.0, 30.0, 0.0, None, false, false),
-            (
-                3,
-                Phase::Serve,
-                Some(0),
-                30.0,
-                40.0,
-                10.0,
-                Some(1),
-                true,
-                true
-            ),
+            (0, Phase::Serve, "c1", 0.0, 20.0, 20.0, 1, true, false),
+            (1, Phase::Serve, "c0", 20.0, 30.0, 10.0, 1, true, false),
+            (2, Phase::Skip, "", 30.0, 30.0, 0.0, NO_ANSWER, false, false),
+            (3, Phase::Serve, "c0", 30.0, 40.0, 10.0, 1, true, true),
         ]
     );
     assert!((rows[2].latency_ms - 10.0).abs() < 1e-9);

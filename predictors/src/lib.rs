@@ -94,6 +94,25 @@ pub enum Phase {
     Skip,
 }
 
+impl Phase {
+    /// Every phase, in the order of its name in `samples.parquet`.
+    pub const ALL: [Phase; 3] = [Phase::Serve, Phase::Probe, Phase::Skip];
+
+    /// Its name in `samples.parquet` and `events.jsonl` (`serve`, `probe`, `skip`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Serve => "serve",
+            Phase::Probe => "probe",
+            Phase::Skip => "skip",
+        }
+    }
+
+    /// The phase named `name`, if any.
+    pub fn parse(name: &str) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+}
+
 /// What a selector is told after each run. Labels are never included: selectors must work
 /// from what a deployed system can see.
 #[derive(Clone, Copy, Debug, PartialEq)]

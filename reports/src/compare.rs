@@ -5,6 +5,7 @@
 
 use crate::format::{RunError, RunSummary, Sample};
 use crate::summary::SelectorSummary;
+use opa_predictors::Phase;
 use opa_predictors::stats::{interval95, percentile};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -156,7 +157,7 @@ fn top1_in_deadline(rows: &[&Sample]) -> f64 {
 fn p95(rows: &[&Sample]) -> f64 {
     let lat: Vec<f64> = rows
         .iter()
-        .filter(|r| r.phase == "serve")
+        .filter(|r| r.phase == Phase::Serve)
         .map(|r| r.latency_ms)
         .collect();
     percentile(&lat, 95.0)

@@ -1,6 +1,7 @@
 //! Files of a run directory, written atomically (temporary file, then rename).
 
 use crate::summary::SelectorSummary;
+use opa_predictors::Phase;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -14,8 +15,8 @@ pub struct Sample {
     pub deadline_ms: f64,
     /// Frame index.
     pub frame: u64,
-    /// `serve`, `probe`, or `skip` (a frame dropped unanswered: nothing ran for it).
-    pub phase: String,
+    /// Serve, probe, or skip (a frame dropped unanswered: nothing ran for it).
+    pub phase: Phase,
     /// Architecture id of the candidate that ran (empty for a skip).
     pub candidate: String,
     /// Arrival, s.
@@ -50,7 +51,7 @@ impl Sample {
     /// One row per frame: its served row, or the row of a frame dropped unanswered (not
     /// its probe runs).
     pub fn is_frame(&self) -> bool {
-        matches!(self.phase.as_str(), "serve" | "skip")
+        matches!(self.phase, Phase::Serve | Phase::Skip)
     }
 }
 
@@ -404,7 +405,13 @@ pub fn read_samples(path: &Path) -> Result<Vec<Sample>, RunError> {
                 selector: sel.get(i).ok_or_else(missing)?.to_string(),
                 deadline_ms: dl.get(i).ok_or_else(missing)?,
                 frame: fr.get(i).ok_or_else(missing)?,
-                phase: ph.get(i).ok_or_else(missing)?.to_string(),
+                phase: {
+                    let name = ph.get(i).ok_or_else(missing)?;
+                    Phase::parse(name).ok_or_else(|| RunError::Table {
+                        path: path.into(),
+                        message: format!("row {i}: unknown phase {name:?}"),
+                    })?
+                },
                 candidate: ca.get(i).ok_or_else(missing)?.to_string(),
                 arrival_s: ar.get(i).ok_or_else(missing)?,
                 start_s: st.get(i).ok_or_else(missing)?,

@@ -3,7 +3,8 @@
 //!
 //! ```
 //! use opa_reports::{Sample, summarize, SummaryInputs};
-//! let rows = vec![Sample { selector: "fixed".into(), deadline_ms: 20.0, frame: 0, phase: "serve".into(),
+//! let rows = vec![Sample { selector: "fixed".into(), deadline_ms: 20.0, frame: 0,
+//!     phase: opa_predictors::Phase::Serve,
 //!     candidate: "r28-k3e2-k3e2-k3e2".into(), arrival_s: 0.0, start_s: 0.0, finish_s: 0.010,
 //!     compute_ms: 10.0, latency_ms: 10.0, label: 1, predicted: 1, confidence: 0.9, correct: true,
 //!     deadline_met: true, cpu_load: 0.0, condition: "clean".into() }];

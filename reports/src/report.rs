@@ -4,6 +4,7 @@
 use crate::figures::{self, Figure, ParetoPanel, Series, TimelinePanel};
 use crate::format::{RunError, RunSummary, Sample, write_atomic};
 use crate::summary::SelectorSummary;
+use opa_predictors::Phase;
 use opa_predictors::predict::{Variant, cross_validate_with};
 use opa_predictors::profile::Profile;
 use serde::Serialize;
@@ -77,7 +78,7 @@ pub fn breakdown(
             let n = rows.len().max(1) as f64;
             let lat: Vec<f64> = rows
                 .iter()
-                .filter(|r| r.phase == "serve")
+                .filter(|r| r.phase == Phase::Serve)
                 .map(|r| r.latency_ms)
                 .collect();
             BreakdownRow {
@@ -353,7 +354,7 @@ pub fn figure_data(
     let at: Vec<&Sample> = runs
         .iter()
         .flat_map(|r| &r.samples)
-        .filter(|r| r.deadline_ms == deadline_ms && r.phase == "serve")
+        .filter(|r| r.deadline_ms == deadline_ms && r.phase == Phase::Serve)
         .collect();
     let rank = |id: &str| -> f64 {
         match profile {

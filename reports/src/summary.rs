@@ -1,6 +1,7 @@
 //! The metrics (`docs/method.md`), computed from raw rows, and the run verdict.
 
 use crate::format::Sample;
+use opa_predictors::Phase;
 pub use opa_predictors::stats::percentile;
 use serde::{Deserialize, Serialize};
 
@@ -79,8 +80,8 @@ pub struct SummaryInputs<'a> {
 
 /// Computes the summary of one selector's rows at one deadline.
 pub fn summarize(rows: &[Sample], inp: &SummaryInputs) -> SelectorSummary {
-    let served: Vec<&Sample> = rows.iter().filter(|r| r.phase == "serve").collect();
-    let skipped = rows.iter().filter(|r| r.phase == "skip").count();
+    let served: Vec<&Sample> = rows.iter().filter(|r| r.phase == Phase::Serve).collect();
+    let skipped = rows.iter().filter(|r| r.phase == Phase::Skip).count();
     let n = served.len() + skipped;
     let nf = n.max(1) as f64;
     let lat: Vec<f64> = served.iter().map(|r| r.latency_ms).collect();
@@ -97,7 +98,7 @@ pub fn summarize(rows: &[Sample], inp: &SummaryInputs) -> SelectorSummary {
     };
     let probe_ms: f64 = rows
         .iter()
-        .filter(|r| r.phase == "probe" && !served_itself(r))
+        .filter(|r| r.phase == Phase::Probe && !served_itself(r))
         .map(|r| r.compute_ms)
         .fold(0.0, |a, b| a + b);
     let span_s = match (
@@ -154,7 +155,7 @@ pub fn summarize(rows: &[Sample], inp: &SummaryInputs) -> SelectorSummary {
         } else {
             0.0
         },
-        probes: rows.iter().filter(|r| r.phase == "probe").count(),
+        probes: rows.iter().filter(|r| r.phase == Phase::Probe).count(),
         switches,
         cpu_load_requested: inp.load_requested,
         cpu_load_achieved: inp.load_achieved,

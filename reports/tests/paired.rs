@@ -1,5 +1,6 @@
 //! Two selectors of one run compared frame by frame (`compare::paired_top1`).
 
+use opa_predictors::Phase;
 use opa_reports::Sample;
 use opa_reports::compare::{CompareConfig, paired_top1};
 
@@ -10,7 +11,7 @@ fn frame(selector: &str, frame: u64, right: bool, skip: bool) -> Sample {
         selector: selector.into(),
         deadline_ms: 1.0,
         frame,
-        phase: if skip { "skip" } else { "serve" }.into(),
+        phase: if skip { Phase::Skip } else { Phase::Serve },
         candidate: if skip { "" } else { "c" }.into(),
         arrival_s: frame as f64 / 10.0,
         start_s: frame as f64 / 10.0,
@@ -33,7 +34,7 @@ fn run(ra: impl Fn(u64) -> bool, rb: impl Fn(u64) -> bool) -> Vec<Sample> {
     let mut rows = Vec::new();
     for f in 0..600 {
         let mut probe = frame("a", f, !ra(f), false);
-        probe.phase = "probe".into();
+        probe.phase = Phase::Probe;
         rows.push(probe);
         rows.push(frame("a", f, ra(f), false));
         rows.push(frame("b", f, rb(f), false));

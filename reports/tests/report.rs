@@ -18,7 +18,7 @@ fn synthetic_run() -> Run {
                     selector: sel.to_string(),
                     deadline_ms: deadline,
                     frame: f,
-                    phase: "serve".into(),
+                    phase: opa_predictors::Phase::Serve,
                     candidate: if k == 0 {
                         "small".into()
                     } else {

@@ -1,5 +1,6 @@
 //! Metrics from hand-made rows, and the samples table round trip.
 
+use opa_predictors::Phase;
 use opa_reports::{Sample, SummaryInputs, percentile, read_samples, summarize, write_samples};
 
 #[allow(clippy::too_many_arguments)]
@@ -17,7 +18,7 @@ fn row(
         selector: "s".into(),
         deadline_ms: 20.0,
         frame,
-        phase: phase.into(),
+        phase: Phase::parse(phase).expect("a phase name"),
         candidate: cand.into(),
         arrival_s: arrival,
         start_s: arrival,

@@ -3,7 +3,7 @@
 
 use super::{MIN_FRAMES, RunError, bad};
 use crate::deployment::Deployment;
-use crate::engine::{Replayer, SampleRow, Target};
+use crate::engine::{Replayer, Target};
 use crate::frames::Stream;
 use crate::live::{LiveTarget, RunCache};
 use crate::load::{CpuInjector, GPU_MATRIX, GpuInjector};
@@ -14,7 +14,7 @@ use opa_predictors::predict::Variant;
 use opa_predictors::profile::Profile;
 use opa_predictors::selectors::{FrameTruth, Inputs};
 use opa_predictors::{Phase, Selector};
-use opa_reports::{Event, NO_ANSWER, Sample, SelectorSummary, SummaryInputs, summarize};
+use opa_reports::{Event, Sample, SelectorSummary, SummaryInputs, summarize};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -204,7 +204,7 @@ impl World<'_> {
                 si,
                 selector: build_selector(&sc.selectors[si], si, &self.inputs)?,
                 target,
-                run: Replayer::new(deadline),
+                run: Replayer::new(&sc.selectors[si].name, deadline),
             });
         }
         let bar = if live && self.print {
@@ -240,7 +240,7 @@ impl World<'_> {
                         lane.target.as_dyn(),
                         lane.selector.as_mut(),
                         self.stop,
-                        &mut |r: &SampleRow| {
+                        &mut |r: &Sample| {
                             if r.phase != Phase::Probe {
                                 misses += usize::from(!r.deadline_met);
                             }
@@ -269,73 +269,47 @@ impl World<'_> {
     /// One lane's rows at `deadline` into samples, events and its summary (`gpu`: a GPU
     /// co-runner ran, whose achieved load is checked).
     fn collect(&self, lane: &mut Lane, deadline: f64, gpu: bool, played: &mut Played) {
-        let (sc, slots, dep) = (self.sc, &self.st.slots, self.dep);
+        let (sc, slots) = (self.sc, &self.st.slots);
         let spec = &sc.selectors[lane.si];
         let lane_complete = lane.run.next == slots.len();
-        // (A row's load is the trace's when it started: rows are not runs one for one,
-        // as a served row may reuse a probe's run and a skipped frame has none.)
-        let (requested, achieved, gpu_achieved, workload) = match &mut lane.target {
+        let (requested, achieved, gpu_achieved) = match &mut lane.target {
             AnyTarget::Live(t) => {
                 played.runs_shared += t.shared_runs as u64;
                 played.runs_measured += (t.requested.len() - t.shared_runs) as u64;
                 let l = t.load_account();
-                (l.requested, l.cpu_achieved, l.gpu_achieved, t.workload)
+                (l.requested, l.cpu_achieved, l.gpu_achieved)
             }
             AnyTarget::Profile(t) => {
                 let mean = t.mean_load();
-                (mean, mean, 0.0, t.workload())
+                (mean, mean, 0.0)
             }
         };
         let start = played.samples.len();
-        let mut prev: Option<usize> = None;
-        let id = |c: Option<usize>| c.map(|c| dep.infos[c].id.clone());
+        let mut prev: Option<&str> = None;
         for r in &lane.run.rows {
-            let event = |kind: &str, from, to| Event {
+            let event = |kind: &str, from: Option<&str>, to: Option<&str>| Event {
                 selector: spec.name.clone(),
                 deadline_ms: deadline,
                 frame: r.frame,
                 time_s: r.start_s,
                 kind: kind.into(),
-                from,
-                to,
+                from: from.map(str::to_string),
+                to: to.map(str::to_string),
             };
             match r.phase {
-                Phase::Probe => played.events.push(event("probe", id(r.candidate), None)),
+                Phase::Probe => played.events.push(event("probe", Some(&r.candidate), None)),
                 Phase::Skip => played.events.push(event("skip", None, None)),
                 Phase::Serve => {
-                    if prev.is_some() && prev != r.candidate {
+                    if prev.is_some_and(|p| p != r.candidate) {
                         played
                             .events
-                            .push(event("switch", id(prev), id(r.candidate)));
+                            .push(event("switch", prev, Some(&r.candidate)));
                     }
-                    prev = r.candidate;
+                    prev = Some(&r.candidate);
                 }
             }
-            played.samples.push(Sample {
-                selector: spec.name.clone(),
-                deadline_ms: deadline,
-                frame: r.frame,
-                phase: match r.phase {
-                    Phase::Serve => "serve",
-                    Phase::Probe => "probe",
-                    Phase::Skip => "skip",
-                }
-                .into(),
-                candidate: id(r.candidate).unwrap_or_default(),
-                arrival_s: r.arrival_s,
-                start_s: r.start_s,
-                finish_s: r.finish_s,
-                compute_ms: r.compute_ms,
-                latency_ms: r.latency_ms,
-                label: r.label,
-                predicted: r.predicted.unwrap_or(NO_ANSWER),
-                confidence: r.confidence,
-                correct: r.correct,
-                deadline_met: r.deadline_met,
-                cpu_load: workload.at(r.start_s).cpu_load,
-                condition: slots[r.frame as usize].condition.to_string(),
-            });
         }
+        played.samples.append(&mut lane.run.rows);
         let mut summary = summarize(
             &played.samples[start..],
             &SummaryInputs {
