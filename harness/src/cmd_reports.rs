@@ -3,21 +3,31 @@
 use crate::bad;
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use opa_reports::compare::{Change, CompareConfig, benchmark_json, compare, markdown, read_run};
-use std::path::PathBuf;
+use opa_reports::compare::{
+    Change, CompareConfig, Thresholds, benchmark_json, compare, markdown, read_runs,
+};
+use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct CompareArgs {
-    /// Baseline run directory (or a saved baseline: `baselines/NAME`).
+    /// Baseline run directory (or a saved baseline: `baselines/NAME`; or a repeats directory
+    /// of `opa run --repeat N`, compared repeat by repeat).
     baseline: PathBuf,
-    /// Current run directory.
+    /// Current run directory (or repeats directory).
     current: PathBuf,
-    /// Largest tolerated drop of top-1 within deadline, points.
-    #[arg(long, default_value_t = 1.0)]
-    max_accuracy_drop: f64,
-    /// Largest tolerated rise of p95 latency, percent.
-    #[arg(long, default_value_t = 10.0)]
-    max_latency_increase: f64,
+    /// Largest tolerated drop of top-1 within deadline, points [default: 1, or the
+    /// thresholds file's].
+    #[arg(long)]
+    max_accuracy_drop: Option<f64>,
+    /// Largest tolerated rise of p95 latency, percent [default: 10, or the thresholds
+    /// file's].
+    #[arg(long)]
+    max_latency_increase: Option<f64>,
+    /// Thresholds per selector and deadline from a TOML file (defaults, `[[rule]]` tables
+    /// with `selector`, `deadline-ms`, `top1-drop-pts`, `p95-rise-pct`, `informational`;
+    /// see docs/ci.md).
+    #[arg(long, value_name = "FILE")]
+    thresholds: Option<PathBuf>,
     /// Width of the time windows the bootstrap resamples, seconds.
     #[arg(long, default_value_t = 5.0)]
     window_s: f64,
@@ -27,7 +37,8 @@ pub struct CompareArgs {
     /// Write the Markdown table here (it is always printed).
     #[arg(long)]
     markdown: Option<PathBuf>,
-    /// Write github-action-benchmark JSON here: `<DIR>/bigger-is-better.json`
+    /// Write JSON here: `<DIR>/compare.json` (every row: values, interval, verdict,
+    /// detectable change, pairing) and github-action-benchmark's `<DIR>/bigger-is-better.json`
     /// (customBiggerIsBetter: top-1 within deadline) and `<DIR>/smaller-is-better.json`
     /// (customSmallerIsBetter: p95 latency).
     #[arg(long)]
@@ -37,22 +48,49 @@ pub struct CompareArgs {
 /// Exit code of `opa compare` when a metric regressed.
 pub const REGRESSED: u8 = 1;
 
-pub fn compare_cmd(a: CompareArgs) -> Result<bool> {
-    if !(a.max_accuracy_drop >= 0.0 && a.max_latency_increase >= 0.0 && a.window_s > 0.0) {
+/// The thresholds of a compare: the file's, with the command line's defaults.
+fn thresholds(a: &CompareArgs) -> Result<Thresholds> {
+    let mut t = match &a.thresholds {
+        Some(p) => Thresholds::read(p).map_err(bad)?,
+        None => Thresholds::default(),
+    };
+    let given = |flag: &str| {
+        bad(format!(
+            "{flag} and the top-level key of {} both set a default; keep one",
+            a.thresholds.as_deref().unwrap_or(Path::new("")).display()
+        ))
+    };
+    let default = Thresholds::default();
+    if let Some(v) = a.max_accuracy_drop {
+        if a.thresholds.is_some() && t.top1_drop_pts != default.top1_drop_pts {
+            return Err(given("--max-accuracy-drop"));
+        }
+        t.top1_drop_pts = v;
+    }
+    if let Some(v) = a.max_latency_increase {
+        if a.thresholds.is_some() && t.p95_rise_pct != default.p95_rise_pct {
+            return Err(given("--max-latency-increase"));
+        }
+        t.p95_rise_pct = v;
+    }
+    if !(t.top1_drop_pts >= 0.0 && t.p95_rise_pct >= 0.0 && a.window_s > 0.0) {
         return Err(bad(
             "--max-accuracy-drop and --max-latency-increase must be >= 0, --window-s > 0",
         ));
     }
-    let base = read_run(&a.baseline).map_err(bad)?;
-    let cur = read_run(&a.current).map_err(bad)?;
+    Ok(t)
+}
+
+pub fn compare_cmd(a: CompareArgs) -> Result<bool> {
     let cfg = CompareConfig {
-        max_accuracy_drop_points: a.max_accuracy_drop,
-        max_latency_increase_percent: a.max_latency_increase,
+        thresholds: thresholds(&a)?,
         window_s: a.window_s,
         resamples: a.resamples.max(10),
         seed: 1,
     };
-    let deltas = compare((&base.0, &base.1), (&cur.0, &cur.1), &cfg).map_err(|e| {
+    let base = read_runs(&a.baseline).map_err(bad)?;
+    let cur = read_runs(&a.current).map_err(bad)?;
+    let deltas = compare(&base, &cur, &cfg).map_err(|e| {
         bad(format!(
             "{} vs {}: {e}",
             a.baseline.display(),
@@ -67,12 +105,13 @@ pub fn compare_cmd(a: CompareArgs) -> Result<bool> {
     if let Some(d) = &a.json_dir {
         std::fs::create_dir_all(d).map_err(|e| bad(format!("{}: {e}", d.display())))?;
         let (bigger, smaller) = benchmark_json(&deltas);
+        opa_reports::write_json(&d.join("compare.json"), &deltas)?;
         opa_reports::write_json(&d.join("bigger-is-better.json"), &bigger)?;
         opa_reports::write_json(&d.join("smaller-is-better.json"), &smaller)?;
     }
     let regressed = deltas
         .iter()
-        .filter(|d| d.change == Change::Regressed)
+        .filter(|d| d.change == Change::Regressed && !d.informational)
         .count();
     if regressed > 0 {
         eprintln!("{regressed} metric(s) regressed");
@@ -133,8 +172,9 @@ pub fn baseline(c: BaselineCmd) -> Result<()> {
                     a.name
                 )));
             }
-            // Check the run is readable before keeping it.
-            read_run(&a.run).map_err(bad)?;
+            // Check the run (or every repeat) is readable before keeping it.
+            read_runs(&a.run).map_err(bad)?;
+            let repeats = opa_reports::read_repeats(&a.run).map_err(bad)?;
             let dest = a.dir.join(&a.name);
             if dest.exists() && !a.force {
                 return Err(bad(format!(
@@ -146,11 +186,22 @@ pub fn baseline(c: BaselineCmd) -> Result<()> {
             let tmp = a.dir.join(format!(".{}.tmp", a.name));
             let _ = std::fs::remove_dir_all(&tmp);
             std::fs::create_dir_all(&tmp).map_err(|e| bad(format!("{}: {e}", tmp.display())))?;
-            for f in RUN_FILES {
-                let src = a.run.join(f);
-                if src.is_file() {
-                    std::fs::copy(&src, tmp.join(f))
-                        .map_err(|e| bad(format!("{}: {e}", src.display())))?;
+            match &repeats {
+                Some(r) => {
+                    copy_file(&a.run, &tmp, opa_reports::REPEATS_FILE)?;
+                    for k in &r.runs {
+                        let to = tmp.join(&k.dir);
+                        std::fs::create_dir_all(&to)
+                            .map_err(|e| bad(format!("{}: {e}", to.display())))?;
+                        for f in RUN_FILES {
+                            copy_file(&a.run.join(&k.dir), &to, f)?;
+                        }
+                    }
+                }
+                None => {
+                    for f in RUN_FILES {
+                        copy_file(&a.run, &tmp, f)?;
+                    }
                 }
             }
             let _ = std::fs::remove_dir_all(&dest);
@@ -161,7 +212,10 @@ pub fn baseline(c: BaselineCmd) -> Result<()> {
             let mut names: Vec<String> = std::fs::read_dir(&a.dir)
                 .map(|d| {
                     d.flatten()
-                        .filter(|e| e.path().join("summary.json").is_file())
+                        .filter(|e| {
+                            e.path().join("summary.json").is_file()
+                                || e.path().join(opa_reports::REPEATS_FILE).is_file()
+                        })
                         .map(|e| e.file_name().to_string_lossy().into_owned())
                         .collect()
                 })
@@ -174,6 +228,15 @@ pub fn baseline(c: BaselineCmd) -> Result<()> {
                 println!("{n}\t{}", a.dir.join(&n).display());
             }
         }
+    }
+    Ok(())
+}
+
+/// Copies `from/name` into `to`, if it is there.
+fn copy_file(from: &Path, to: &Path, name: &str) -> Result<()> {
+    let src = from.join(name);
+    if src.is_file() {
+        std::fs::copy(&src, to.join(name)).map_err(|e| bad(format!("{}: {e}", src.display())))?;
     }
     Ok(())
 }

@@ -9,8 +9,9 @@ use clap::Args;
 use opa_harness::run::{DEFAULT_INTERLEAVE, Finished, RunError, RunOptions, execute};
 use opa_harness::scenario::{self, SelectorSpec};
 use opa_predictors::selectors::SelectorKind;
+use opa_predictors::stats::{mean_se, t95};
 use opa_reports::goals::{ORACLE_SHARE, OVERHEAD_SHARE, Overhead, Roles, run_goals};
-use opa_reports::{RunSummary, Sample, SelectorSummary};
+use opa_reports::{REPEATS_FILE, Repeat, Repeats, RunSummary, Sample, SelectorSummary};
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
@@ -43,6 +44,13 @@ pub struct RunArgs {
     /// noise in the differences between selectors; replays share draws the same way).
     #[arg(long)]
     independent_runs: bool,
+    /// Run the scenario N times: repeat 1 with the scenario's seeds, the others with seeds
+    /// derived from them (other frames, load timing and selector draws), each into
+    /// `OUT/repeat-K`, listed in `OUT/repeats.json`. Prints every selector's mean over the
+    /// repeats with a 95 % interval; `opa compare` pairs two such directories repeat by
+    /// repeat.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    repeat: usize,
 }
 
 impl RunArgs {
@@ -55,6 +63,7 @@ impl RunArgs {
             shard: self.shard,
             interleave: self.interleave,
             independent_runs: self.independent_runs,
+            repeat: 1,
         }
     }
 }
@@ -95,9 +104,7 @@ pub fn run_error(e: RunError) -> anyhow::Error {
 }
 
 pub fn run(a: RunArgs) -> Result<()> {
-    let independent_runs = a.independent_runs;
-    let done = execute(&a.options(), None, true).map_err(run_error)?;
-    finish(&done, independent_runs)
+    play(a, None)
 }
 
 pub fn replay_cmd(a: ReplayArgs) -> Result<()> {
@@ -110,9 +117,102 @@ pub fn replay_cmd(a: ReplayArgs) -> Result<()> {
             profile.display()
         )));
     }
-    let independent_runs = a.run.independent_runs;
-    let done = execute(&a.run.options(), Some(profile), true).map_err(run_error)?;
-    finish(&done, independent_runs)
+    play(a.run, Some(profile))
+}
+
+/// Runs (live, or replayed from `profile`) once, or `--repeat N` times.
+fn play(a: RunArgs, profile: Option<PathBuf>) -> Result<()> {
+    let (independent_runs, n) = (a.independent_runs, a.repeat);
+    if n == 0 {
+        return Err(bad("--repeat 0: give at least 1"));
+    }
+    if n == 1 {
+        let done = execute(&a.options(), profile, true).map_err(run_error)?;
+        return finish(&done, independent_runs);
+    }
+    if a.shard.is_some() {
+        return Err(bad(
+            "--repeat with --shard: shard each repeat's run instead",
+        ));
+    }
+    let sc = scenario::load(&a.file).map_err(bad)?;
+    let out = a.out.clone().unwrap_or_else(|| sc.output_dir.clone());
+    if out.join("summary.json").exists() {
+        return Err(bad(format!(
+            "{} holds a single run; give repeats a directory of their own (--out)",
+            out.display()
+        )));
+    }
+    if out.join(REPEATS_FILE).exists() && !a.force {
+        return Err(bad(format!(
+            "{} already holds repeats; pass --force to replace them or --out another directory",
+            out.display()
+        )));
+    }
+    let base = a.options();
+    let mut runs = Vec::new();
+    let mut repeats = Repeats {
+        scenario: sc.name.clone(),
+        runs: Vec::new(),
+    };
+    for k in 1..=n {
+        let dir = format!("repeat-{k}");
+        let seeds = sc.repeat_seeds(k);
+        println!(
+            "\nrepeat {k}/{n}: seeds stream {}, load {}, selector {}",
+            seeds[0], seeds[1], seeds[2]
+        );
+        let opts = RunOptions {
+            out: Some(out.join(&dir)),
+            repeat: k,
+            ..base.clone()
+        };
+        let done = execute(&opts, profile.clone(), true).map_err(run_error)?;
+        finish(&done, independent_runs)?;
+        repeats.runs.push(Repeat { dir, seeds });
+        runs.push(done.summary);
+    }
+    opa_reports::write_json(&out.join(REPEATS_FILE), &repeats)?;
+    print_repeats(&runs);
+    println!("repeats directory: {} ({n} runs)", out.display());
+    Ok(())
+}
+
+/// Every selector's top-1 within the deadline over the repeats: mean, 95 % interval (Student's
+/// t over the runs' values) and range.
+fn print_repeats(runs: &[RunSummary]) {
+    println!(
+        "\ntop-1 within the deadline over {} repeats (mean, 95 % interval, range):",
+        runs.len()
+    );
+    for s in &runs[0].selectors {
+        let v: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| {
+                r.selectors
+                    .iter()
+                    .find(|x| x.selector == s.selector && x.deadline_ms == s.deadline_ms)
+            })
+            .map(|x| 100.0 * x.top1_within_deadline)
+            .collect();
+        let (mean, se) = mean_se(&v);
+        let h = t95(v.len().saturating_sub(1)) * se;
+        let (lo, hi) = v
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+                (a.min(*x), b.max(*x))
+            });
+        println!(
+            "{:<16} {:>7} ms {:>7.2} % [{:.2}, {:.2}]  ({:.2}..{:.2})",
+            s.selector,
+            s.deadline_ms,
+            mean,
+            mean - h,
+            mean + h,
+            lo,
+            hi
+        );
+    }
 }
 
 /// Prints the end of a run; an error when it was interrupted.

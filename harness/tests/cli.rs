@@ -929,11 +929,45 @@ fn compare_passes_identical_runs_and_fails_a_planted_regression() {
         line("random", "top-1 within deadline").ends_with("no change |"),
         "{t}"
     );
+    assert!(
+        t.contains("Comparison: paired: the runs share their frames."),
+        "{t}"
+    );
     let bigger: serde_json::Value =
         serde_json::from_slice(&std::fs::read(json.join("bigger-is-better.json")).unwrap())
             .unwrap();
     assert_eq!(bigger.as_array().unwrap().len(), 4);
     assert_eq!(bigger[0]["unit"], "%");
+    let rows: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(json.join("compare.json")).unwrap()).unwrap();
+    assert_eq!(rows[0]["paired"], true);
+    assert!(rows[0]["detectable"].as_f64().unwrap() >= 1.0);
+
+    // Thresholds from a file: every selector informational passes the job, and says so.
+    let th = dir.path().join("thresholds.toml");
+    std::fs::write(&th, "[[rule]]\nselector = \"*\"\ninformational = true\n").unwrap();
+    let compare_with = |th: &Path| {
+        opa(&[
+            "compare",
+            base.to_str().unwrap(),
+            cur.to_str().unwrap(),
+            "--thresholds",
+            th.to_str().unwrap(),
+        ])
+    };
+    let o = compare_with(&th);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(line("opa", "top-1 within deadline").ends_with("REGRESSED |"));
+    assert!(t.contains("| regressed (informational) |"), "{t}");
+    std::fs::write(&th, "[[rule]]\nselector = \"opa\"\ntop1-drop = 2\n").unwrap();
+    let o = compare_with(&th);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("thresholds.toml") && t.contains("top1-drop"),
+        "{t}"
+    );
 
     // Baselines are named and never overwritten silently.
     let bdir = dir.path().join("baselines");
@@ -967,6 +1001,77 @@ fn compare_passes_identical_runs_and_fails_a_planted_regression() {
         dir.path().join("nowhere").to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+#[test]
+fn repeats_are_written_listed_and_compared_repeat_by_repeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = synthetic_profile(dir.path());
+    let sc = sweep_scenario(dir.path(), &profile);
+    let replay = |out: &Path| {
+        opa(&[
+            "replay",
+            sc.to_str().unwrap(),
+            "--repeat",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let o = replay(&a);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("over 2 repeats (mean, 95 % interval, range)"),
+        "{t}"
+    );
+    let list = opa_reports::read_repeats(&a).unwrap().unwrap();
+    assert_eq!(list.runs.len(), 2);
+    // Repeat 1 plays the scenario's seeds, repeat 2 others.
+    assert_ne!(list.runs[0].seeds, list.runs[1].seeds);
+    for k in &list.runs {
+        assert!(a.join(&k.dir).join("summary.json").is_file());
+    }
+    // Again without --force: refused, nothing replaced.
+    assert_eq!(replay(&a).status.code(), Some(2));
+    assert!(replay(&b).status.success());
+    let o = opa(&["compare", a.to_str().unwrap(), b.to_str().unwrap()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("paired: each of the 2 repeats shares its frames"),
+        "{t}"
+    );
+    // A single run against the repeats: unpaired, and why.
+    let o = opa(&[
+        "compare",
+        a.join("repeat-2").to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]);
+    let t = text(&o);
+    assert!(
+        t.contains("unpaired: 1 baseline runs against 2 current runs"),
+        "{t}"
+    );
+    // A saved baseline keeps every repeat.
+    let bdir = dir.path().join("baselines");
+    let o = opa(&[
+        "baseline",
+        "save",
+        "rep",
+        "--run",
+        a.to_str().unwrap(),
+        "--dir",
+        bdir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = opa(&[
+        "compare",
+        bdir.join("rep").to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]);
+    assert!(text(&o).contains("each of the 2 repeats"), "{}", text(&o));
 }
 
 #[test]

@@ -37,6 +37,21 @@ pub fn mean_se(v: &[f64]) -> (f64, f64) {
     (mean, (var / n).sqrt())
 }
 
+/// The two-sided 95 % quantile of Student's t with `df` degrees of freedom (the half-width
+/// of a 95 % interval of a mean of `df + 1` values, in standard errors); 1.96 past 30.
+pub fn t95(df: usize) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    match df {
+        0 => f64::INFINITY,
+        d if d <= 30 => T[d - 1],
+        _ => 1.96,
+    }
+}
+
 /// The 95 % percentile interval of bootstrap `estimates`: their 2.5th and 97.5th
 /// percentiles.
 pub fn interval95(mut estimates: Vec<f64>) -> (f64, f64) {

@@ -81,6 +81,65 @@ pub struct Event {
     pub to: Option<String>,
 }
 
+/// The file of a repeats directory (`opa run --repeat N`) listing its runs.
+pub const REPEATS_FILE: &str = "repeats.json";
+
+/// A repeats directory: one scenario run N times with N seed triples, each run a run
+/// directory of its own below it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Repeats {
+    /// Scenario name.
+    pub scenario: String,
+    /// The runs, in repeat order.
+    pub runs: Vec<Repeat>,
+}
+
+/// One run of a [`Repeats`] directory.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Repeat {
+    /// Its run directory, relative to the repeats directory.
+    pub dir: String,
+    /// Its seeds: stream, load, selector.
+    pub seeds: [u64; 3],
+}
+
+/// Reads a JSON file of the run directory holding `what` (named in the error).
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T, RunError> {
+    let text = std::fs::read(path).map_err(|e| RunError::Io {
+        path: path.into(),
+        source: e,
+    })?;
+    serde_json::from_slice(&text).map_err(|e| RunError::Table {
+        path: path.into(),
+        message: format!("not {what}: {e}"),
+    })
+}
+
+/// The repeats `dir` holds, or None when it is not a repeats directory.
+pub fn read_repeats(dir: &Path) -> Result<Option<Repeats>, RunError> {
+    let path = dir.join(REPEATS_FILE);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let r: Repeats = read_json(&path, "a repeats list")?;
+    if let Some(k) = r.runs.iter().find(|k| {
+        let p = Path::new(&k.dir);
+        p.is_absolute() || p.components().count() != 1 || k.dir == ".." || k.dir == "."
+    }) {
+        return Err(RunError::Table {
+            path,
+            message: format!("run {:?}: must be a directory name inside it", k.dir),
+        });
+    }
+    if r.runs.is_empty() {
+        return Err(RunError::Table {
+            path,
+            message: "lists no run".into(),
+        });
+    }
+    Ok(Some(r))
+}
+
 /// Facts about the machine and build (`machine.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MachineInfo {

@@ -23,7 +23,8 @@ pub mod report;
 mod summary;
 
 pub use format::{
-    Event, MachineInfo, NO_ANSWER, ORACLE_LATENCY_FILE, RunError, RunSummary, Sample, read_samples,
-    write_atomic, write_json, write_jsonl, write_samples,
+    Event, MachineInfo, NO_ANSWER, ORACLE_LATENCY_FILE, REPEATS_FILE, Repeat, Repeats, RunError,
+    RunSummary, Sample, read_repeats, read_samples, write_atomic, write_json, write_jsonl,
+    write_samples,
 };
 pub use summary::{SelectorSummary, SummaryInputs, Verdict, fill_regret, percentile, summarize};

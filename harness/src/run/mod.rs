@@ -50,6 +50,9 @@ pub struct RunOptions {
     pub interleave: usize,
     /// Measure every live run anew instead of sharing identical runs between selectors.
     pub independent_runs: bool,
+    /// Which repeat this run is (`--repeat N`): 1 plays the scenario's seeds, a later one
+    /// seeds derived from them ([`crate::scenario::Scenario::repeat_seeds`]).
+    pub repeat: usize,
 }
 
 impl RunOptions {
@@ -64,6 +67,7 @@ impl RunOptions {
             shard: None,
             interleave: DEFAULT_INTERLEAVE,
             independent_runs: false,
+            repeat: 1,
         }
     }
 }
@@ -192,7 +196,8 @@ pub fn execute(
     print: bool,
 ) -> Result<Finished, RunError> {
     let live = replay.is_none();
-    let sc = scenario::load(&opts.file).map_err(bad)?;
+    let mut sc = scenario::load(&opts.file).map_err(bad)?;
+    [sc.seed_stream, sc.seed_load, sc.seed_selector] = sc.repeat_seeds(opts.repeat);
     let backend = sc.backend;
     let device = if live {
         scenario::check_backend(&sc)

@@ -476,4 +476,20 @@ impl Scenario {
     pub fn replay_seed(&self) -> u64 {
         self.seed_stream.wrapping_mul(0x9e37_79b9) ^ self.seed_load
     }
+
+    /// The seeds (stream, load, selector) of repeat `k` of this scenario (`--repeat N`):
+    /// repeat 1 (and 0) its own; a later one each seed mixed with `k` (SplitMix64), so the
+    /// repeats play other frames, load timings and selector draws, the same ones every time.
+    pub fn repeat_seeds(&self, k: usize) -> [u64; 3] {
+        let own = [self.seed_stream, self.seed_load, self.seed_selector];
+        if k <= 1 {
+            return own;
+        }
+        own.map(|s| {
+            let mut z = s ^ (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        })
+    }
 }

@@ -1,0 +1,114 @@
+//! `opa compare`'s power on `scenarios/dynamic.toml` replayed from the shipped profile: a
+//! planted regression of one selector, identical runs, and unchanged runs with other seeds.
+//! A measurement, not a check of the suite (about a minute):
+//! `cargo test --release -p opa-harness --test compare_power -- --ignored --nocapture`.
+
+use opa_reports::compare::{Change, CompareConfig, Run, compare, read_runs};
+use rand::{Rng, SeedableRng};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn replay(scenario: &Path, out: &Path, extra: &[&str]) -> Vec<Run> {
+    let st = Command::new(env!("CARGO_BIN_EXE_opa"))
+        .arg("replay")
+        .arg(scenario)
+        .args(["--profile"])
+        .arg(root().join("supernet/checkpoints/fashion-mnist/profile.parquet"))
+        .args(["--deadline-ms", "1,2,4", "--force", "--out"])
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    read_runs(out).unwrap()
+}
+
+/// Takes `pts` points of `selector`'s frames right within the deadline away at every
+/// deadline: that many frames, drawn at random (seeded) among its right ones, made wrong.
+fn plant(runs: &mut [Run], selector: &str, pts: f64, seed: u64) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    for (_, rows) in runs.iter_mut() {
+        let mut deadlines: Vec<f64> = rows.iter().map(|r| r.deadline_ms).collect();
+        deadlines.sort_by(f64::total_cmp);
+        deadlines.dedup();
+        for d in deadlines {
+            let frames: Vec<usize> = (0..rows.len())
+                .filter(|&i| {
+                    rows[i].selector == selector && rows[i].deadline_ms == d && rows[i].is_frame()
+                })
+                .collect();
+            let mut right: Vec<usize> = frames
+                .iter()
+                .copied()
+                .filter(|&i| rows[i].correct && rows[i].deadline_met)
+                .collect();
+            let k = (pts / 100.0 * frames.len() as f64).round() as usize;
+            for _ in 0..k {
+                let j = rng.random_range(0..right.len());
+                let i = right.swap_remove(j);
+                rows[i].correct = false;
+            }
+        }
+    }
+}
+
+fn verdicts(base: &[Run], cur: &[Run], selector: &str) -> Vec<(f64, f64, f64, f64, f64, Change)> {
+    compare(base, cur, &CompareConfig::default())
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.selector == selector && d.metric == "top1_within_deadline")
+        .map(|d| {
+            (
+                d.deadline_ms,
+                d.delta,
+                d.ci_low,
+                d.ci_high,
+                d.detectable,
+                d.change,
+            )
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "a measurement: about a minute of replays"]
+fn power_on_dynamic() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = root().join("scenarios/dynamic.toml");
+    let base = replay(&sc, &dir.path().join("a"), &[]);
+    let same = replay(&sc, &dir.path().join("b"), &[]);
+    println!("identical: {:?}", verdicts(&base, &same, "opa"));
+    let (mut regressed, mut detectable) = (0, 0.0f64);
+    for seed in 0..20 {
+        let mut cur = same.clone();
+        plant(&mut cur, "opa", 2.0, seed);
+        let v = verdicts(&base, &cur, "opa");
+        regressed += v.iter().filter(|x| x.5 == Change::Regressed).count();
+        detectable = v.iter().fold(detectable, |m, x| m.max(x.4));
+        if seed == 0 {
+            println!("planted 2 pts (seed 0): {v:?}");
+        }
+    }
+    println!(
+        "planted 2 pts: {regressed} of 60 (20 plants x 3 deadlines) regressed; largest detectable {detectable:.2} pts"
+    );
+    // Unchanged runs with other seeds: 50 pairs of repeats, each against the next.
+    let rep = replay(&sc, &dir.path().join("r"), &["--repeat", "51"]);
+    let (mut flagged, mut failing) = (0, 0);
+    for k in 0..50 {
+        let v = verdicts(&rep[k..k + 1], &rep[k + 1..k + 2], "opa");
+        flagged += v.iter().filter(|x| x.5 != Change::NoChange).count();
+        failing += usize::from(v.iter().any(|x| x.5 == Change::Regressed));
+    }
+    println!(
+        "unchanged, other seeds (unpaired): {flagged} of 150 verdicts not 'no change'; {failing} of 50 pairs would fail a job (opa regressed at some deadline)"
+    );
+}
