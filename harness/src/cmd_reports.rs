@@ -3,6 +3,7 @@
 use crate::bad;
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use opa_harness::output::{Claim, Kind};
 use opa_reports::compare::{
     Change, CompareConfig, Thresholds, benchmark_json, compare, markdown, read_runs,
 };
@@ -175,17 +176,8 @@ pub fn baseline(c: BaselineCmd) -> Result<()> {
             // Check the run (or every repeat) is readable before keeping it.
             read_runs(&a.run).map_err(bad)?;
             let repeats = opa_reports::read_repeats(&a.run).map_err(bad)?;
-            let dest = a.dir.join(&a.name);
-            if dest.exists() && !a.force {
-                return Err(bad(format!(
-                    "baseline {} exists ({}); pass --force to replace it",
-                    a.name,
-                    dest.display()
-                )));
-            }
-            let tmp = a.dir.join(format!(".{}.tmp", a.name));
-            let _ = std::fs::remove_dir_all(&tmp);
-            std::fs::create_dir_all(&tmp).map_err(|e| bad(format!("{}: {e}", tmp.display())))?;
+            let claim = Claim::take(&a.dir.join(&a.name), Kind::Baseline, a.force).map_err(bad)?;
+            let tmp = claim.path().to_path_buf();
             match &repeats {
                 Some(r) => {
                     copy_file(&a.run, &tmp, opa_reports::REPEATS_FILE)?;
@@ -204,8 +196,9 @@ pub fn baseline(c: BaselineCmd) -> Result<()> {
                     }
                 }
             }
-            let _ = std::fs::remove_dir_all(&dest);
-            std::fs::rename(&tmp, &dest).map_err(|e| bad(format!("{}: {e}", dest.display())))?;
+            let dest = claim
+                .commit()
+                .map_err(|e| bad(format!("{}: {e}", a.dir.display())))?;
             println!("baseline {} saved: {}", a.name, dest.display());
         }
         BaselineCmd::List(a) => {
@@ -255,13 +248,11 @@ pub struct MergeArgs {
 }
 
 pub fn merge(a: MergeArgs) -> Result<()> {
-    if a.out.join("summary.json").exists() && !a.force {
-        return Err(bad(format!(
-            "{} already holds a run; pass --force to replace it",
-            a.out.display()
-        )));
-    }
-    let m = opa_reports::merge::merge(&a.runs, &a.out).map_err(bad)?;
+    let claim = Claim::take(&a.out, Kind::Run, a.force).map_err(bad)?;
+    let m = opa_reports::merge::merge(&a.runs, claim.path()).map_err(bad)?;
+    claim
+        .commit()
+        .map_err(|e| bad(format!("{}: {e}", a.out.display())))?;
     println!(
         "merged {} run(s): {} (selector, deadline) results, {} -> {}",
         a.runs.len(),

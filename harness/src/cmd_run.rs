@@ -6,6 +6,7 @@
 use crate::bad;
 use anyhow::Result;
 use clap::Args;
+use opa_harness::output::{Claim, Kind};
 use opa_harness::run::{DEFAULT_INTERLEAVE, Finished, RunError, RunOptions, execute};
 use opa_harness::scenario::{self, SelectorSpec};
 use opa_predictors::selectors::SelectorKind;
@@ -136,19 +137,10 @@ fn play(a: RunArgs, profile: Option<PathBuf>) -> Result<()> {
         ));
     }
     let sc = scenario::load(&a.file).map_err(bad)?;
-    let out = a.out.clone().unwrap_or_else(|| sc.output_dir.clone());
-    if out.join("summary.json").exists() {
-        return Err(bad(format!(
-            "{} holds a single run; give repeats a directory of their own (--out)",
-            out.display()
-        )));
-    }
-    if out.join(REPEATS_FILE).exists() && !a.force {
-        return Err(bad(format!(
-            "{} already holds repeats; pass --force to replace them or --out another directory",
-            out.display()
-        )));
-    }
+    let target = a.out.clone().unwrap_or_else(|| sc.output_dir.clone());
+    // The repeats are written beside the directory and put in place once all are done.
+    let claim = Claim::take(&target, Kind::Repeats, a.force).map_err(bad)?;
+    let out = claim.path().to_path_buf();
     let base = a.options();
     let mut runs = Vec::new();
     let mut repeats = Repeats {
@@ -167,12 +159,16 @@ fn play(a: RunArgs, profile: Option<PathBuf>) -> Result<()> {
             repeat: k,
             ..base.clone()
         };
-        let done = execute(&opts, profile.clone(), true).map_err(run_error)?;
+        let mut done = execute(&opts, profile.clone(), true).map_err(run_error)?;
+        done.out = target.join(&dir);
         finish(&done, independent_runs)?;
         repeats.runs.push(Repeat { dir, seeds });
         runs.push(done.summary);
     }
     opa_reports::write_json(&out.join(REPEATS_FILE), &repeats)?;
+    let out = claim
+        .commit()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", target.display()))?;
     print_repeats(&runs);
     println!("repeats directory: {} ({n} runs)", out.display());
     Ok(())
@@ -225,6 +221,12 @@ fn finish(done: &Finished, independent_runs: bool) -> Result<()> {
         independent_runs,
         &done.out,
     );
+    if done.kept_previous {
+        anyhow::bail!(
+            "interrupted: the previous run in {} is kept as it was; this one is discarded",
+            done.out.display()
+        );
+    }
     if !done.complete() {
         anyhow::bail!(
             "interrupted: {} holds a readable partial run marked INCOMPLETE",

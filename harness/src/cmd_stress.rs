@@ -7,6 +7,7 @@ use crate::cmd_run::run_error;
 use anyhow::{Context as _, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use opa_harness::output::{Claim, Kind};
 use opa_harness::run::{RunOptions, execute, sweep};
 use opa_harness::scenario::{self, SEGMENT_FPS};
 use opa_harness::stress::{DEFAULT_FPS, DEFAULT_SELECTORS, random_scenario, scenario_name};
@@ -130,23 +131,10 @@ pub fn stress(a: StressArgs) -> Result<()> {
         return Err(bad(format!("{}: no such profile", profile.display())));
     }
     opa_reports::profile::read_profile(&profile).map_err(bad)?;
-    let file = a.out.join("stress.json");
-    let (dir_sc, dir_runs) = (a.out.join("scenarios"), a.out.join("runs"));
-    if file.exists() {
-        if !a.force {
-            return Err(bad(format!(
-                "{} already holds a stress sweep; pass --force to replace it or --out another directory",
-                a.out.display()
-            )));
-        }
-        // The previous sweep's scenarios and runs go with it (it may have drawn more).
-        std::fs::remove_file(&file).with_context(|| format!("removing {}", file.display()))?;
-        for d in [&dir_sc, &dir_runs] {
-            if d.is_dir() {
-                std::fs::remove_dir_all(d).with_context(|| format!("removing {}", d.display()))?;
-            }
-        }
-    }
+    // The sweep is written beside --out and put in place when it is done.
+    let claim = Claim::take(&a.out, Kind::Stress, a.force).map_err(bad)?;
+    let file = claim.path().join("stress.json");
+    let (dir_sc, dir_runs) = (claim.path().join("scenarios"), claim.path().join("runs"));
     for d in [&dir_sc, &dir_runs] {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
@@ -257,9 +245,12 @@ pub fn stress(a: StressArgs) -> Result<()> {
             cells: &cells,
         },
     )?;
+    let out = claim
+        .commit()
+        .with_context(|| format!("putting the sweep in {}", a.out.display()))?;
     println!(
         "stress directory: {} (stress.json; scenarios/ replay on their own with `opa replay`)",
-        a.out.display()
+        out.display()
     );
     Ok(())
 }

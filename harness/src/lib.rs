@@ -15,6 +15,7 @@ pub mod engine;
 pub mod frames;
 pub mod live;
 pub mod load;
+pub mod output;
 pub mod profile_target;
 pub mod progress;
 pub mod run;

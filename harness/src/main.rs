@@ -83,6 +83,7 @@ pub fn bad<E: std::fmt::Display>(e: E) -> anyhow::Error {
 }
 
 fn main() -> ExitCode {
+    opa_harness::run::handle_signals();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Datasets(c) => cmd_datasets::run(c),

@@ -1,7 +1,9 @@
 //! The real `opa` binary: exit codes, messages and outputs.
 
 use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+
+use common::{opa, text};
 
 /// OPA's rivals in a line-up of one selector per kind, named by kind: every kind but OPA's
 /// own and the oracle.
@@ -11,21 +13,6 @@ fn rival_kinds() -> impl Iterator<Item = &'static str> {
         .into_iter()
         .filter(|k| ![SelectorKind::Opa, SelectorKind::Oracle].contains(k))
         .map(SelectorKind::name)
-}
-
-fn opa(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_opa"))
-        .args(args)
-        .output()
-        .expect("opa runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]

@@ -12,12 +12,11 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn replay(scenario: &Path, out: &Path, extra: &[&str]) -> Vec<Run> {
+/// `opa COMMAND scenario` at 1, 2 and 4 ms into `out` (replaced), with `extra` arguments.
+fn play(command: &str, scenario: &Path, out: &Path, extra: &[&str]) -> Vec<Run> {
     let st = Command::new(env!("CARGO_BIN_EXE_opa"))
-        .arg("replay")
+        .arg(command)
         .arg(scenario)
-        .args(["--profile"])
-        .arg(root().join("supernet/checkpoints/fashion-mnist/profile.parquet"))
         .args(["--deadline-ms", "1,2,4", "--force", "--out"])
         .arg(out)
         .args(extra)
@@ -29,6 +28,18 @@ fn replay(scenario: &Path, out: &Path, extra: &[&str]) -> Vec<Run> {
         String::from_utf8_lossy(&st.stderr)
     );
     read_runs(out).unwrap()
+}
+
+/// A replay from the shipped profile.
+fn replay(scenario: &Path, out: &Path, extra: &[&str]) -> Vec<Run> {
+    let profile = root().join("supernet/checkpoints/fashion-mnist/profile.parquet");
+    let profile = profile.to_str().unwrap();
+    play(
+        "replay",
+        scenario,
+        out,
+        &[&["--profile", profile], extra].concat(),
+    )
 }
 
 /// Takes `pts` points of `selector`'s frames right within the deadline away at every
@@ -111,4 +122,49 @@ fn power_on_dynamic() {
     println!(
         "unchanged, other seeds (unpaired): {flagged} of 150 verdicts not 'no change'; {failing} of 50 pairs would fail a job (opa regressed at some deadline)"
     );
+}
+
+/// `opa run` of `scenario` live at 1, 2 and 4 ms, `--repeat 3`, into `out`.
+fn live(scenario: &Path, out: &Path) -> Vec<Run> {
+    play("run", scenario, out, &["--repeat", "3"])
+}
+
+#[test]
+#[ignore = "a measurement: two live --repeat 3 runs of dynamic.toml, many minutes"]
+fn live_power_on_dynamic() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = root().join("scenarios/dynamic.toml");
+    let started = std::time::Instant::now();
+    let base = live(&sc, &dir.path().join("a"));
+    let cur = live(&sc, &dir.path().join("b"));
+    println!("two live runs: {:.0} s", started.elapsed().as_secs_f64());
+    let all = compare(&base, &cur, &CompareConfig::default()).unwrap();
+    let flagged: Vec<String> = all
+        .iter()
+        .filter(|d| d.change != Change::NoChange)
+        .map(|d| {
+            format!(
+                "{} @ {} ms {} {:?} {:+.2}",
+                d.selector, d.deadline_ms, d.metric, d.change, d.delta
+            )
+        })
+        .collect();
+    println!(
+        "unchanged (live, same seeds, {}): {} of {} verdicts not 'no change': {flagged:?}",
+        all[0].pairing,
+        flagged.len(),
+        all.len()
+    );
+    println!("unchanged, opa: {:?}", verdicts(&base, &cur, "opa"));
+    let mut regressed = 0;
+    for seed in 0..10 {
+        let mut planted = cur.clone();
+        plant(&mut planted, "opa", 3.0, seed);
+        let v = verdicts(&base, &planted, "opa");
+        regressed += v.iter().filter(|x| x.5 == Change::Regressed).count();
+        if seed == 0 {
+            println!("planted 3 pts (seed 0): {v:?}");
+        }
+    }
+    println!("planted 3 pts (live): {regressed} of 30 (10 plants x 3 deadlines) regressed");
 }

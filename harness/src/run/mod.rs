@@ -13,6 +13,7 @@ mod oracle_timing;
 
 use crate::deployment::{self, Deployment};
 use crate::frames::Stream;
+use crate::output::{Claim, Kind};
 use crate::profile_target::truth;
 use crate::scenario::{self, SelectorSpec};
 use lanes::{SelectorInputs, build_selector};
@@ -112,6 +113,8 @@ pub struct Finished {
     pub selectors: Vec<SelectorSpec>,
     /// The run directory.
     pub out: PathBuf,
+    /// Interrupted over a previous run: that run is kept, this one discarded.
+    pub kept_previous: bool,
     /// Live (not replayed from a profile).
     pub live: bool,
 }
@@ -183,9 +186,35 @@ pub fn machine(backend: &str) -> MachineInfo {
     }
 }
 
-/// Set by Ctrl-C (the handler is installed once per process): a run stops at the next
-/// frame and is written INCOMPLETE.
+/// Set by SIGINT or SIGTERM ([`handle_signals`]): a run stops at the next frame.
 static STOP: AtomicBool = AtomicBool::new(false);
+
+/// From now on, SIGINT (Ctrl-C) and SIGTERM (what `kill` and a CI timeout send) ask a run
+/// to stop at the next frame and end cleanly (a second one ends the process at once). The
+/// binary calls it first thing; calling it again does nothing.
+pub fn handle_signals() {
+    static HANDLER: std::sync::Once = std::sync::Once::new();
+    HANDLER.call_once(|| {
+        let _ = ctrlc::set_handler(|| {
+            if STOP.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        });
+    });
+}
+
+/// Whether a signal asked to stop.
+pub fn stopping() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
+/// The error of a run stopped by a signal before it played a frame.
+fn interrupted(out: &Path) -> RunError {
+    RunError::Failed(format!(
+        "interrupted before the run started; {} is as it was",
+        out.display()
+    ))
+}
 
 /// Runs scenario `opts.file` live, or replayed from the profile `replay`, into its run
 /// directory; `print`: progress, notes and a header on the terminal (`opa stress` runs many
@@ -217,13 +246,10 @@ pub fn execute(
     } else {
         &opts.deadline_ms
     })?;
-    let out = opts.out.clone().unwrap_or_else(|| sc.output_dir.clone());
-    if out.join("summary.json").exists() && !opts.force {
-        return Err(bad(format!(
-            "{} already holds a run; pass --force to replace it or --out another directory",
-            out.display()
-        )));
-    }
+    let target = opts.out.clone().unwrap_or_else(|| sc.output_dir.clone());
+    // Nothing is written outside the claimed directory's hidden sibling until the end.
+    let claim = Claim::take(&target, Kind::Run, opts.force).map_err(bad)?;
+    let out = claim.path().to_path_buf();
 
     // Everything is prepared before the clock starts: model, candidates, frames, schedule.
     let dep = match &device {
@@ -298,15 +324,8 @@ pub fn execute(
         _ => None,
     };
 
-    std::fs::create_dir_all(&out)
-        .map_err(|e| RunError::Failed(format!("creating {}: {e}", out.display())))?;
-    for stale in [
-        "summary.json",
-        "samples.parquet",
-        "events.jsonl",
-        ORACLE_LATENCY_FILE,
-    ] {
-        let _ = std::fs::remove_file(out.join(stale));
+    if stopping() {
+        return Err(interrupted(&target));
     }
     let effective = sc.to_toml();
     opa_reports::write_atomic(
@@ -326,10 +345,7 @@ pub fn execute(
         }),
     )?;
 
-    static HANDLER: std::sync::Once = std::sync::Once::new();
-    HANDLER.call_once(|| {
-        let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed));
-    });
+    handle_signals();
     let emulated = sc.slowdown != 1.0;
     if print {
         println!(
@@ -422,11 +438,22 @@ pub fn execute(
         selectors: played.summaries,
     };
     write_json(&out.join("summary.json"), &summary)?;
+    // A complete run replaces the previous one; an interrupted one only takes an empty place.
+    let kept_previous = !played.complete && claim.replaces();
+    let out = if kept_previous {
+        drop(claim);
+        target
+    } else {
+        claim
+            .commit()
+            .map_err(|e| RunError::Failed(format!("{}: {e}", target.display())))?
+    };
     Ok(Finished {
         summary,
         samples: played.samples,
         selectors: sc.selectors,
         out,
+        kept_previous,
         live,
     })
 }

@@ -1,0 +1,20 @@
+//! What the tests of the `opa` binary share.
+
+use std::process::{Command, Output};
+
+/// Runs the `opa` binary with `args`.
+pub fn opa(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_opa"))
+        .args(args)
+        .output()
+        .expect("opa runs")
+}
+
+/// Its stdout and stderr, as text.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
