@@ -64,9 +64,35 @@ pub fn read_candidates(
         infos: Vec::new(),
         arch: Vec::new(),
     };
+    if let Err(problems) = cfg.validate() {
+        return Err(format!(
+            "{}: invalid configuration: {}",
+            candidates.display(),
+            problems.join("; ")
+        ));
+    }
     for c in &cands.candidates {
         let arch =
             SubnetArch::parse(&c.id, &cfg).map_err(|e| format!("{}: {e}", candidates.display()))?;
+        // The file carries no checksum of its own: its content is checked against what the
+        // configuration says instead (costs, statistics, accuracy).
+        let bad = |what: String| format!("{}: candidate {}: {what}", candidates.display(), c.id);
+        if c.macs != arch.macs(&cfg) || c.params != arch.params(&cfg) {
+            return Err(bad(format!(
+                "{} multiply-adds and {} parameters recorded, its architecture has {} and {}",
+                c.macs,
+                c.params,
+                arch.macs(&cfg),
+                arch.params(&cfg)
+            )));
+        }
+        if !(0.0..=1.0).contains(&c.calibration_top1) {
+            return Err(bad(format!(
+                "calibration_top1 = {}: must be within 0..=1",
+                c.calibration_top1
+            )));
+        }
+        c.bn.check().map_err(bad)?;
         d.infos.push(CandidateInfo {
             id: c.id.clone(),
             macs: c.macs,

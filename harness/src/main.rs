@@ -84,6 +84,17 @@ pub fn bad<E: std::fmt::Display>(e: E) -> anyhow::Error {
 
 fn main() -> ExitCode {
     opa_harness::run::handle_signals();
+    // The parquet decoder's worker threads can panic on a damaged file; the reader catches
+    // it and reports the file as damaged (exit code 2), so its message is not shown.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("polars"))
+        {
+            default_hook(info);
+        }
+    }));
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Datasets(c) => cmd_datasets::run(c),

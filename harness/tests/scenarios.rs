@@ -376,3 +376,104 @@ fn every_selector_parameter_is_documented_in_the_scenarios_readme() {
         }
     }
 }
+
+/// The problems `parse` reports for `src`, as printed.
+fn problems(src: &str) -> Vec<String> {
+    parse("s.toml", src, Path::new("."))
+        .err()
+        .map(|e| e.0.iter().map(|p| p.to_string()).collect())
+        .unwrap_or_default()
+}
+
+const REST: &str = "[requirement]\ndeadline-ms = 2\n[[selector]]\nkind = \"random\"\n";
+
+#[test]
+fn hostile_sizes_names_and_traces_are_bounded() {
+    // A stream too long to prepare (1e300 s used to wrap the frame count; 1e7 s to abort
+    // allocating).
+    for d in ["1e300", "1e7"] {
+        let p = problems(&format!(
+            "name = \"x\"\n{REST}[[stream.segment]]\nduration-s = {d}\nfps = 10\n"
+        ));
+        assert!(
+            p.iter()
+                .any(|l| l.contains("frames in all; at most 1000000")),
+            "{d}: {p:?}"
+        );
+    }
+    // Names that would write into the working directory or its parent.
+    for name in ["..", ".", ""] {
+        let p = problems(&format!(
+            "name = {name:?}\n{REST}[[stream.segment]]\nduration-s = 5\nfps = 10\n"
+        ));
+        assert!(
+            p.iter().any(|l| l.contains("must be 1 to 100 characters")),
+            "{name:?}: {p:?}"
+        );
+    }
+    let p = problems(&format!(
+        "name = \"x\"\n{REST}[[stream.segment]]\nduration-s = 5\nfps = 10\n[output]\ndir = \"\"\n"
+    ));
+    assert!(p.iter().any(|l| l.contains("output.dir = \"\"")), "{p:?}");
+    // A selector name of 100 KB, and more selectors than a run could hold.
+    let long = "n".repeat(100_000);
+    let p = problems(&format!(
+        "name = \"x\"\n{REST}name = \"{long}\"\n[[stream.segment]]\nduration-s = 5\nfps = 10\n"
+    ));
+    assert!(
+        p.iter()
+            .any(|l| l.contains("selector[0].name: must be 1 to 100")),
+        "{}",
+        p.len()
+    );
+    let many = "[[selector]]\nkind = \"random\"\n".repeat(65);
+    let p = problems(&format!(
+        "name = \"x\"\n[requirement]\ndeadline-ms = 2\n{many}[[stream.segment]]\nduration-s = 5\nfps = 10\n"
+    ));
+    assert!(
+        p.iter()
+            .any(|l| l.contains("65 [[selector]] tables; at most 64")),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn traces_must_be_small_regular_files_with_finite_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = |trace: &Path| {
+        format!(
+            "name = \"x\"\n{REST}[[stream.segment]]\nduration-s = 5\nfps = 10\n[workload]\ntrace = {:?}\n",
+            trace.to_str().unwrap()
+        )
+    };
+    let nan = dir.path().join("nan.csv");
+    std::fs::write(
+        &nan,
+        "time_s,cpu_load,gpu_load\n0,0.5,0\nnan,0.2,0\n1,0.1,0\n",
+    )
+    .unwrap();
+    let p = problems(&scenario(&nan));
+    assert!(
+        p.iter()
+            .any(|l| l.contains("line 3: time `nan` is not a finite number")),
+        "{p:?}"
+    );
+    // A device that never ends and a pipe that never opens are refused before reading.
+    let p = problems(&scenario(Path::new("/dev/zero")));
+    assert!(p.iter().any(|l| l.contains("not a regular file")), "{p:?}");
+    let fifo = dir.path().join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let p = problems(&scenario(&fifo));
+    assert!(p.iter().any(|l| l.contains("not a regular file")), "{p:?}");
+    // A scenario file that is not UTF-8 says where.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, b"name = \"x\xff\"\n").unwrap();
+    let e = opa_harness::scenario::load(&bad).unwrap_err().to_string();
+    assert!(e.contains("invalid byte at offset 9"), "{e}");
+}

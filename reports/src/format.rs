@@ -420,13 +420,31 @@ pub fn write_samples(path: &Path, rows: &[Sample]) -> Result<(), RunError> {
     })
 }
 
+/// Runs `read` on a parquet reader of `file` (at `path`). A damaged file can make the
+/// parquet decoder panic (in its worker threads) instead of failing: that is caught here
+/// and reported as damage of the file, like any other decoding error.
+pub(crate) fn read_parquet<T>(
+    path: &Path,
+    file: std::fs::File,
+    read: impl FnOnce(ParquetReader<std::fs::File>) -> PolarsResult<T>,
+) -> Result<T, RunError> {
+    let reader = ParquetReader::new(file);
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(reader))) {
+        Ok(r) => r.map_err(table_err(path)),
+        Err(_) => Err(RunError::Table {
+            path: path.into(),
+            message: "damaged: its parquet data cannot be decoded".into(),
+        }),
+    }
+}
+
 /// Reads `samples.parquet` back.
 pub fn read_samples(path: &Path) -> Result<Vec<Sample>, RunError> {
     let file = std::fs::File::open(path).map_err(|e| RunError::Io {
         path: path.into(),
         source: e,
     })?;
-    let df = ParquetReader::new(file).finish().map_err(table_err(path))?;
+    let df = read_parquet(path, file, |r| r.finish())?;
     let e = table_err(path);
     let s = |n: &str| column(&df, path, n, "a run's samples table");
     let (sel, dl, fr, ph, ca) = (

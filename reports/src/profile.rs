@@ -2,7 +2,7 @@
 //! load level). Accuracy and signal columns repeat across loads, latency columns across
 //! contents (calibration measures the two factors apart; see `opa_predictors::profile`).
 
-use crate::format::{RunError, column, table_err, write_atomic};
+use crate::format::{RunError, column, read_parquet, table_err, write_atomic};
 use opa_predictors::profile::{ContentStats, LatencyStats, Profile, ProfileCandidate};
 use polars::prelude::*;
 use std::collections::HashMap;
@@ -87,9 +87,24 @@ pub fn write_profile(path: &Path, p: &Profile) -> Result<(), RunError> {
     .map_err(table_err(path))?;
     let mut bytes = Vec::new();
     ParquetWriter::new(&mut bytes)
+        .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![(
+            CHECKSUM_KEY.into(),
+            content_sha256(p),
+        )])))
         .finish(&mut df)
         .map_err(table_err(path))?;
     write_atomic(path, &bytes)
+}
+
+/// The key of the profile's checksum in the file's metadata.
+const CHECKSUM_KEY: &str = "opa-profile-sha256";
+
+/// SHA-256 (hex) of the profile's content (its JSON form): what the file says, checked on
+/// reading, so a damaged value is an error even where it still parses and looks plausible.
+fn content_sha256(p: &Profile) -> String {
+    use sha2::{Digest, Sha256};
+    let json = serde_json::to_vec(p).expect("a profile serialises");
+    format!("{:x}", Sha256::digest(json))
 }
 
 /// Reads a profile written by [`write_profile`]; a damaged or incomplete file gives an error
@@ -100,7 +115,16 @@ pub fn read_profile(path: &Path) -> Result<Profile, RunError> {
         source: e,
     })?;
     let e = table_err(path);
-    let df = ParquetReader::new(file).finish().map_err(&e)?;
+    let (recorded, df) = read_parquet(path, file, |mut r| {
+        let recorded: Option<String> = r
+            .get_metadata()?
+            .key_value_metadata
+            .iter()
+            .flatten()
+            .find(|kv| kv.key == CHECKSUM_KEY)
+            .and_then(|kv| kv.value.clone());
+        Ok((recorded, r.finish()?))
+    })?;
     let bad = |m: String| RunError::Table {
         path: path.into(),
         message: m,
@@ -259,6 +283,15 @@ pub fn read_profile(path: &Path) -> Result<Profile, RunError> {
         return Err(bad("no row is marked is_probe".into()));
     }
     p.validate().map_err(bad)?;
+    // Profiles written before the checksum carry none; their content is validated only.
+    if let Some(want) = recorded {
+        let got = content_sha256(&p);
+        if got != want {
+            return Err(bad(format!(
+                "checksum mismatch: the file says sha256 {want}, its content has {got}; the file is damaged"
+            )));
+        }
+    }
     Ok(p)
 }
 

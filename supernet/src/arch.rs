@@ -203,6 +203,42 @@ impl SupernetConfig {
         {
             e.push("resolution_choices must be at most twice input_size".into());
         }
+        // Upper bounds far above any network this harness trains, checked before anything is
+        // allocated from the configuration (a damaged file must not ask for terabytes).
+        for (name, v, most) in [
+            ("in_channels", self.in_channels, 64),
+            ("input_size", self.input_size, 4096),
+            ("classes", self.classes, 100_000),
+            ("stem_channels", self.stem_channels, 4096),
+            ("stem_stride", self.stem_stride, 8),
+            ("head_channels", self.head_channels, 16_384),
+            ("stages", self.stages.len(), 64),
+        ] {
+            if v > most {
+                e.push(format!("{name} = {v}: at most {most}"));
+            }
+        }
+        for (i, st) in self.stages.iter().enumerate() {
+            if st.out_channels == 0 || st.out_channels > 4096 || !(1..=2).contains(&st.stride) {
+                e.push(format!(
+                    "stage {i}: out_channels {} (1..=4096) and stride {} (1 or 2)",
+                    st.out_channels, st.stride
+                ));
+            }
+        }
+        for (name, v, most) in [
+            ("depth_choices", &self.depth_choices, 32),
+            ("expand_choices", &self.expand_choices, 16),
+            ("kernel_choices", &self.kernel_choices, 15),
+            ("resolution_choices", &self.resolution_choices, 8192),
+        ] {
+            if v.len() > 16 || v.iter().any(|&x| x > most) {
+                e.push(format!("{name}: at most 16 choices, each at most {most}"));
+            }
+        }
+        if self.mean.iter().chain(&self.std).any(|x| !x.is_finite()) || self.std.contains(&0.0) {
+            e.push("mean and std must be finite, std non-zero".into());
+        }
         if e.is_empty() { Ok(()) } else { Err(e) }
     }
 

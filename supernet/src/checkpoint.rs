@@ -53,8 +53,45 @@ pub struct CheckpointHeader {
     pub weights_len: usize,
     /// Bytes of the optimizer section (0 when absent).
     pub optimizer_len: usize,
-    /// SHA-256 (hex) of the payload (weights + optimizer).
+    /// SHA-256 (hex) of what [`CheckpointHeader::covers`] says: the header (with this
+    /// field's value as 64 zeros) and the payload (weights + optimizer), or the payload only.
     pub payload_sha256: String,
+    /// What the checksum covers; checkpoints written before the header was covered lack the
+    /// key and cover the payload only (their header is range-checked all the same).
+    #[serde(default)]
+    pub covers: Covers,
+}
+
+/// What a checkpoint's checksum covers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Covers {
+    /// The payload only.
+    #[default]
+    Payload,
+    /// The header (its checksum field zeroed) and the payload.
+    HeaderAndPayload,
+}
+
+/// The checksum field's value while the checksum is computed.
+const UNSUMMED: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Where the checksum `value` stands in the header's JSON bytes.
+fn sum_at(json: &[u8], value: &str) -> Option<usize> {
+    let key = format!("\"payload_sha256\":\"{value}\"");
+    json.windows(key.len())
+        .position(|w| w == key.as_bytes())
+        .map(|i| i + key.len() - value.len() - 1)
+}
+
+/// SHA-256 (hex) of `header` and `parts`, in order.
+fn checksum(header: &[u8], parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    h.update(header);
+    for p in parts {
+        h.update(p);
+    }
+    format!("{:x}", h.finalize())
 }
 
 /// A loaded checkpoint.
@@ -90,9 +127,6 @@ pub fn save(
         .map_err(|e| corrupt(path, format!("cannot serialise weights: {e:?}")))?;
     let weights_bytes: &[u8] = &record;
     let opt = optimizer.unwrap_or(&[]);
-    let mut hasher = Sha256::new();
-    hasher.update(weights_bytes);
-    hasher.update(opt);
     let header = CheckpointHeader {
         config: config.clone(),
         epoch: progress.0,
@@ -100,9 +134,13 @@ pub fn save(
         shared_bn: shared_bn.clone(),
         weights_len: weights_bytes.len(),
         optimizer_len: opt.len(),
-        payload_sha256: format!("{:x}", hasher.finalize()),
+        payload_sha256: UNSUMMED.into(),
+        covers: Covers::HeaderAndPayload,
     };
-    let json = serde_json::to_vec(&header).map_err(|e| corrupt(path, e.to_string()))?;
+    let mut json = serde_json::to_vec(&header).map_err(|e| corrupt(path, e.to_string()))?;
+    let sum = checksum(&json, &[weights_bytes, opt]);
+    let at = sum_at(&json, UNSUMMED).expect("the header holds its checksum field");
+    json[at..at + UNSUMMED.len()].copy_from_slice(sum.as_bytes());
     let mut out = Vec::with_capacity(12 + json.len() + weights_bytes.len() + opt.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(json.len() as u32).to_le_bytes());
@@ -154,25 +192,38 @@ fn parse<'a>(
             ),
         ));
     }
-    let header: CheckpointHeader = serde_json::from_slice(&bytes[12..12 + hlen])
+    let raw = &bytes[12..12 + hlen];
+    let header: CheckpointHeader = serde_json::from_slice(raw)
         .map_err(|e| corrupt(path, format!("unreadable header: {e}")))?;
     let payload = &bytes[12 + hlen..];
-    let want = header.weights_len + header.optimizer_len;
-    if payload.len() != want {
+    let want = header.weights_len.checked_add(header.optimizer_len);
+    if want != Some(payload.len()) {
         return Err(corrupt(
             path,
             format!(
-                "truncated: header says {want} payload bytes, file holds {}",
+                "truncated or damaged: header says {} + {} payload bytes, file holds {}",
+                header.weights_len,
+                header.optimizer_len,
                 payload.len()
             ),
         ));
     }
-    let sum = format!("{:x}", Sha256::digest(payload));
+    let sum = match header.covers {
+        Covers::Payload => checksum(&[], &[payload]),
+        Covers::HeaderAndPayload => {
+            let mut zeroed = raw.to_vec();
+            let at = sum_at(raw, &header.payload_sha256)
+                .filter(|_| header.payload_sha256.len() == UNSUMMED.len())
+                .ok_or_else(|| corrupt(path, "damaged header: its checksum field is malformed"))?;
+            zeroed[at..at + UNSUMMED.len()].copy_from_slice(UNSUMMED.as_bytes());
+            checksum(&zeroed, &[payload])
+        }
+    };
     if sum != header.payload_sha256 {
         return Err(corrupt(
             path,
             format!(
-                "checksum mismatch: header says sha256 {}, payload has {sum}; the file is damaged",
+                "checksum mismatch: header says sha256 {}, the file has {sum}; the file is damaged",
                 header.payload_sha256
             ),
         ));
@@ -183,6 +234,10 @@ fn parse<'a>(
             format!("invalid configuration: {}", problems.join("; ")),
         ));
     }
+    header
+        .shared_bn
+        .check()
+        .map_err(|e| corrupt(path, format!("shared statistics: {e}")))?;
     Ok((header, payload))
 }
 

@@ -299,6 +299,29 @@ pub struct BnStats {
 }
 
 impl BnStats {
+    /// Checks the statistics can normalise: per layer as many means as variances, all
+    /// finite, variances not negative. The problem names the layer.
+    pub fn check(&self) -> Result<(), String> {
+        for (id, (m, v)) in &self.layers {
+            if m.len() != v.len() || m.is_empty() {
+                return Err(format!(
+                    "batch-norm layer {id}: {} means against {} variances",
+                    m.len(),
+                    v.len()
+                ));
+            }
+            if let Some(x) = m.iter().chain(v).find(|x| !x.is_finite()) {
+                return Err(format!("batch-norm layer {id}: a statistic is {x}"));
+            }
+            if let Some(x) = v.iter().find(|x| **x < 0.0) {
+                return Err(format!(
+                    "batch-norm layer {id}: a variance is {x} (negative)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The statistics of the first `channels` channels of each layer that `plan` runs, cut from
     /// statistics that cover at least that many (e.g. the super-network's shared statistics).
     pub fn slice_for(&self, plan: &Plan) -> Option<BnStats> {

@@ -135,7 +135,11 @@ fn checkpoints_round_trip_and_damage_is_reported() {
     let last = flipped.len() - 10;
     flipped[last] ^= 0x55;
     expect(&flipped, "checksum mismatch");
-    expect(&good[..good.len() - 100], "truncated: header says");
+    expect(&good[..good.len() - 100], "truncated or damaged: header says");
+    // The checksum covers the header too: a flipped header value is damage.
+    let mut header = good.clone();
+    header[20] ^= 0x01;
+    expect(&header, "");
     expect(
         b"PK\x03\x04 definitely not a checkpoint",
         "not an opa checkpoint",

@@ -169,9 +169,40 @@ impl Ctx<'_> {
 
 /// Parses and validates a scenario file; relative paths inside it are resolved against the
 /// file's directory.
+/// Most frames a synthetic stream may have (every frame is prepared before a run starts).
+pub const MAX_FRAMES: usize = 1_000_000;
+/// Most `[[selector]]` tables in a scenario.
+pub const MAX_SELECTORS: usize = 64;
+/// Most characters of a scenario's or a selector's name.
+pub const MAX_NAME: usize = 100;
+/// Largest scenario or trace file read, bytes.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// The text of a regular file of at most [`MAX_FILE_BYTES`] (not a pipe or a device, which
+/// could block or never end); invalid UTF-8 is reported with its byte offset.
+pub fn read_text(path: &Path) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "{} bytes; at most {MAX_FILE_BYTES} are read",
+            meta.len()
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
 pub fn load(path: &Path) -> Result<Scenario, ScenarioErrors> {
     let file = path.display().to_string();
-    let src = std::fs::read_to_string(path).map_err(|e| {
+    let src = read_text(path).map_err(|e| {
         ScenarioErrors(vec![Problem {
             location: file.clone(),
             message: format!("cannot read: {e}"),
@@ -240,10 +271,17 @@ fn resolve(base: &Path, p: &str) -> PathBuf {
 
 fn validate(ctx: &mut Ctx, raw: RawScenario, base: &Path) -> Scenario {
     let name = raw.name.get_ref().clone();
-    if name.trim().is_empty() || name.contains(['/', '\\']) {
+    if name.trim().is_empty()
+        || name.contains(['/', '\\'])
+        || name == "."
+        || name == ".."
+        || name.chars().count() > MAX_NAME
+    {
         ctx.push(
             &raw.name,
-            format!("name = {name:?}: must be non-empty and hold no path separator"),
+            format!(
+                "name = {name:?}: must be 1 to {MAX_NAME} characters, not . or .., with no path separator (it names the run directory)"
+            ),
         );
     }
     let seed = |ctx: &mut Ctx, v: &Option<S<i64>>, key: &str, default: u64| {
@@ -348,12 +386,25 @@ fn validate(ctx: &mut Ctx, raw: RawScenario, base: &Path) -> Scenario {
                         .into(),
                 );
             }
-            let segments = raw_stream
+            let segments: Vec<_> = raw_stream
                 .segment
                 .iter()
                 .enumerate()
                 .map(|(i, s)| segment(ctx, i, s))
                 .collect();
+            // Every frame is prepared before a run starts: the stream is bounded.
+            let frames: f64 = segments
+                .iter()
+                .map(|g| (g.duration_s * g.fps).round())
+                .sum();
+            if frames > MAX_FRAMES as f64 {
+                ctx.push(
+                    &raw_stream.segment[0],
+                    format!(
+                        "stream: {frames:.0} frames in all; at most {MAX_FRAMES} (shorten the segments or lower their fps)"
+                    ),
+                );
+            }
             StreamSource::Synthetic(StreamSpec { segments })
         }
     };
@@ -388,7 +439,21 @@ fn validate(ctx: &mut Ctx, raw: RawScenario, base: &Path) -> Scenario {
             message: "selector: at least one [[selector]] table is needed".into(),
         });
     }
-    for (i, s) in raw.selector.iter().enumerate() {
+    if raw.selector.len() > MAX_SELECTORS {
+        let location = raw.selector[MAX_SELECTORS]
+            .0
+            .keys()
+            .next()
+            .map_or_else(|| ctx.at(0), |k| ctx.at(k.span().start));
+        ctx.problems.push(Problem {
+            location,
+            message: format!(
+                "selector: {} [[selector]] tables; at most {MAX_SELECTORS}",
+                raw.selector.len()
+            ),
+        });
+    }
+    for (i, s) in raw.selector.iter().enumerate().take(MAX_SELECTORS) {
         if let Some(spec) = selector(ctx, i, s, &selectors) {
             selectors.push(spec);
         }
@@ -412,6 +477,14 @@ fn validate(ctx: &mut Ctx, raw: RawScenario, base: &Path) -> Scenario {
                 profile.display()
             ),
         );
+    }
+    if let Some(d) = raw
+        .output
+        .as_ref()
+        .and_then(|o| o.dir.as_ref())
+        .filter(|d| d.get_ref().trim().is_empty())
+    {
+        ctx.push(d, "output.dir = \"\": name a directory".into());
     }
     let output_dir = raw
         .output

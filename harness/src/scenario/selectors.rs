@@ -52,6 +52,13 @@ pub(super) fn selector(
         match key {
             "kind" => {}
             "name" => match v.get_ref().as_str() {
+                Some(n) if n.trim().is_empty() || n.chars().count() > super::MAX_NAME => ctx.push(
+                    v,
+                    format!(
+                        "selector[{i}].name: must be 1 to {} characters",
+                        super::MAX_NAME
+                    ),
+                ),
                 Some(n) => {
                     name = n.to_string();
                     name_at = v.span().start;

@@ -129,7 +129,7 @@ pub(super) fn workload(ctx: &mut Ctx, raw: Option<&RawWorkload>, base: &Path) ->
     match (&w.trace, w.phase.is_empty()) {
         (Some(t), true) => {
             let path = resolve(base, t.get_ref());
-            match std::fs::read_to_string(&path) {
+            match super::read_text(&path) {
                 Ok(text) => match parse_trace(&text) {
                     Ok(p) => points = p,
                     Err(e) => ctx.push(
@@ -235,6 +235,9 @@ pub fn parse_trace(text: &str) -> Result<Vec<LoadPoint>, String> {
         };
         if !(0.0..=1.0).contains(&p.cpu_load) || !(0.0..=1.0).contains(&p.gpu_load) {
             return Err(format!("line {i}: loads must be within 0..=1"));
+        }
+        if !p.time_s.is_finite() {
+            return Err(format!("line {i}: time `{}` is not a finite number", &r[0]));
         }
         if points.last().is_some_and(|q| p.time_s <= q.time_s)
             || (points.is_empty() && p.time_s != 0.0)
