@@ -135,7 +135,10 @@ fn checkpoints_round_trip_and_damage_is_reported() {
     let last = flipped.len() - 10;
     flipped[last] ^= 0x55;
     expect(&flipped, "checksum mismatch");
-    expect(&good[..good.len() - 100], "truncated or damaged: header says");
+    expect(
+        &good[..good.len() - 100],
+        "truncated or damaged: header says",
+    );
     // The checksum covers the header too: a flipped header value is damage.
     let mut header = good.clone();
     header[20] ^= 0x01;
