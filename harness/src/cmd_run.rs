@@ -96,11 +96,13 @@ pub struct ReplayArgs {
     run: RunArgs,
 }
 
-/// A library run error as the binary reports it: bad input exits with code 2.
+/// A library run error as the binary reports it: bad input exits with code 2, an
+/// interruption with 130.
 pub fn run_error(e: RunError) -> anyhow::Error {
     match e {
         RunError::BadInput(m) => bad(m),
         RunError::Failed(m) => anyhow::Error::msg(m),
+        RunError::Interrupted(m) => anyhow::Error::new(crate::Interrupted(m)),
     }
 }
 
@@ -222,16 +224,16 @@ fn finish(done: &Finished, independent_runs: bool) -> Result<()> {
         &done.out,
     );
     if done.kept_previous {
-        anyhow::bail!(
+        return Err(run_error(RunError::Interrupted(format!(
             "interrupted: the previous run in {} is kept as it was; this one is discarded",
             done.out.display()
-        );
+        ))));
     }
     if !done.complete() {
-        anyhow::bail!(
+        return Err(run_error(RunError::Interrupted(format!(
             "interrupted: {} holds a readable partial run marked INCOMPLETE",
             done.out.display()
-        );
+        ))));
     }
     Ok(())
 }

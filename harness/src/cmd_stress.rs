@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use opa_harness::output::{Claim, Kind};
-use opa_harness::run::{RunOptions, execute, sweep};
+use opa_harness::run::{RunError, RunOptions, execute, sweep};
 use opa_harness::scenario::{self, SEGMENT_FPS};
 use opa_harness::stress::{DEFAULT_FPS, DEFAULT_SELECTORS, random_scenario, scenario_name};
 use opa_predictors::selectors::SelectorKind;
@@ -176,7 +176,9 @@ pub fn stress(a: StressArgs) -> Result<()> {
             .map_err(run_error)
             .with_context(|| format!("replaying {name}"))?;
         if !done.complete() {
-            anyhow::bail!("replaying {name}: interrupted");
+            return Err(run_error(RunError::Interrupted(format!(
+                "replaying {name}: interrupted"
+            ))));
         }
         let (summary, samples) = (done.summary, done.samples);
         bar.inc(1);

@@ -1,5 +1,6 @@
 //! `opa`: benchmark and profile sub-network selection on once-for-all super-networks.
 
+mod assets;
 mod cmd_calibrate;
 mod cmd_datasets;
 mod cmd_load;
@@ -17,6 +18,12 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "opa", version, about, long_about = None, propagate_version = true)]
 struct Cli {
+    /// Directory holding the shipped data, checkpoint, candidates, profile and scenarios,
+    /// laid out like the source checkout; `embedded` uses the copies built into opa. Without
+    /// it: $OPA_HOME, then share/opa beside the executable's directory, then the source
+    /// checkout opa was built from, then the embedded copies (`opa datasets info` says which).
+    #[arg(long, global = true, value_name = "DIR")]
+    assets: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -77,6 +84,19 @@ impl std::fmt::Display for BadInput {
 
 impl std::error::Error for BadInput {}
 
+/// A run stopped by Ctrl-C or SIGTERM: exit code 130, as a shell reports an interrupted
+/// command (a second signal exits at once with the same code).
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
 /// Wraps any error as bad input (exit code 2).
 pub fn bad<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow::Error::new(BadInput(e.to_string()))
@@ -96,6 +116,9 @@ fn main() -> ExitCode {
         }
     }));
     let cli = Cli::parse();
+    if let Err(e) = assets::choose(cli.assets.as_deref()) {
+        return failed(e);
+    }
     let result = match cli.command {
         Command::Datasets(c) => cmd_datasets::run(c),
         Command::Train(a) => cmd_model::train(a),
@@ -119,13 +142,18 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            if e.chain().any(|c| c.downcast_ref::<BadInput>().is_some()) {
-                ExitCode::from(2)
-            } else {
-                ExitCode::FAILURE
-            }
-        }
+        Err(e) => failed(e),
+    }
+}
+
+/// Prints the error; exit code 2 for bad input, 130 for an interruption, 1 otherwise.
+fn failed(e: anyhow::Error) -> ExitCode {
+    eprintln!("error: {e:#}");
+    if e.chain().any(|c| c.downcast_ref::<Interrupted>().is_some()) {
+        ExitCode::from(130)
+    } else if e.chain().any(|c| c.downcast_ref::<BadInput>().is_some()) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
     }
 }

@@ -109,11 +109,50 @@ fn unknown_keys_are_rejected_with_their_position() {
         Path::new("."),
     )
     .unwrap_err();
-    assert_eq!(errs.0.len(), 1);
     let msg = errs.0[0].to_string();
     assert!(
         msg.starts_with("x.toml:4:1: unknown field `deadline`"),
         "{msg}"
+    );
+}
+
+#[test]
+fn every_unknown_key_and_every_syntax_error_is_reported_at_once() {
+    let src = "name = \"x\"\nnmae = 1\n[requirement]\ndeadline-ms = 5\ndeadline = 3\n\
+               [[stream.segment]]\nduration-s = 5\nfps = 10\nfsp = 3\n";
+    let errs = parse("x.toml", src, Path::new(".")).unwrap_err();
+    let msgs: Vec<String> = errs.0.iter().map(|p| p.to_string()).collect();
+    // The three unknown keys, and what validation finds in the rest (no selector).
+    assert_eq!(msgs.len(), 4, "{msgs:#?}");
+    assert!(msgs[3].contains("at least one [[selector]]"), "{msgs:#?}");
+    for (at, key) in [
+        ("x.toml:2:1", "nmae"),
+        ("x.toml:5:1", "deadline"),
+        ("x.toml:9:1", "fsp"),
+    ] {
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with(&format!("{at}: unknown field `{key}`"))),
+            "{key} at {at}: {msgs:#?}"
+        );
+    }
+    // Two syntax errors on two lines: both, each with its position.
+    let errs = parse("y.toml", "name = \"x\"\na = = 1\nb = [1,\n", Path::new(".")).unwrap_err();
+    let msgs: Vec<String> = errs.0.iter().map(|p| p.to_string()).collect();
+    assert!(msgs.len() >= 2, "{msgs:#?}");
+    assert!(msgs.iter().any(|m| m.starts_with("y.toml:2:")), "{msgs:#?}");
+    assert!(msgs.iter().any(|m| m.starts_with("y.toml:3:")), "{msgs:#?}");
+    // Deep nesting is a located error, not a crash.
+    let deep = format!(
+        "name = \"x\"\na = {}1{}\n",
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    let errs = parse("z.toml", &deep, Path::new(".")).unwrap_err();
+    assert!(
+        errs.0[0].to_string().starts_with("z.toml:2:"),
+        "{}",
+        errs.0[0]
     );
 }
 

@@ -18,9 +18,11 @@ pub mod eval;
 pub mod model;
 pub mod train;
 
-/// Directory of the shipped Fashion-MNIST checkpoint and candidates.
+/// Directory of the shipped Fashion-MNIST checkpoint and candidates
+/// (`supernet/checkpoints/fashion-mnist` under the assets root, see [`opa_datasets::assets`]).
 pub fn shipped_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    opa_datasets::assets::root()
+        .join("supernet")
         .join("checkpoints")
         .join("fashion-mnist")
 }
@@ -33,6 +35,11 @@ pub fn shipped_checkpoint() -> std::path::PathBuf {
 /// The shipped candidates file (`supernet/checkpoints/fashion-mnist/candidates.json`).
 pub fn shipped_candidates() -> std::path::PathBuf {
     shipped_dir().join("candidates.json")
+}
+
+/// The shipped calibration profile (`supernet/checkpoints/fashion-mnist/profile.parquet`).
+pub fn shipped_profile() -> std::path::PathBuf {
+    shipped_dir().join("profile.parquet")
 }
 
 /// The burn version this crate is built against (pinned in the workspace).

@@ -80,12 +80,16 @@ pub enum RunError {
     BadInput(String),
     /// The run failed: writing its files, or an inference.
     Failed(String),
+    /// A signal (Ctrl-C, SIGTERM) stopped it (exit code 130).
+    Interrupted(String),
 }
 
 impl std::fmt::Display for RunError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RunError::BadInput(m) | RunError::Failed(m) => f.write_str(m),
+            RunError::BadInput(m) | RunError::Failed(m) | RunError::Interrupted(m) => {
+                f.write_str(m)
+            }
         }
     }
 }
@@ -210,7 +214,7 @@ pub fn stopping() -> bool {
 
 /// The error of a run stopped by a signal before it played a frame.
 fn interrupted(out: &Path) -> RunError {
-    RunError::Failed(format!(
+    RunError::Interrupted(format!(
         "interrupted before the run started; {} is as it was",
         out.display()
     ))

@@ -1,7 +1,8 @@
 //! Scenario files: what to replay (device, deadline, stream, workload, selectors, output).
 //!
 //! Read in two stages (as cargo-deny does): raw serde types that keep source spans and reject
-//! unknown keys, then `validate`, which checks every value and reports *every* problem at
+//! unknown keys (every syntax error and every unknown key is reported, each where it is
+//! written), then `validate`, which checks every value and reports *every* problem at
 //! once, each as `file:line:column: key.path = value: what is wrong`. Every key is documented
 //! in `scenarios/README.md`.
 
@@ -9,7 +10,7 @@ use crate::backend::Backend;
 use opa_datasets::stream::StreamSpec;
 use opa_predictors::predict::Variant;
 use opa_predictors::selectors::SelectorKind;
-use serde::Serialize;
+use serde::{Deserialize as _, Serialize};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
@@ -142,11 +143,6 @@ impl std::fmt::Display for ScenarioErrors {
 
 impl std::error::Error for ScenarioErrors {}
 
-/// Where the shipped data lives, for relative-path defaults.
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 struct Ctx<'a> {
     file: &'a str,
     src: &'a str,
@@ -218,14 +214,38 @@ pub fn parse(file: &str, src: &str, base: &Path) -> Result<Scenario, ScenarioErr
         src,
         problems: Vec::new(),
     };
-    let raw: RawScenario = match toml::from_str(src) {
-        Ok(r) => r,
-        Err(e) => {
-            let location = e.span().map_or(file.to_string(), |s| ctx.at(s.start));
-            return Err(ScenarioErrors(vec![Problem {
-                location,
-                message: e.message().trim().to_string(),
-            }]));
+    // Every syntax error at once, then every unknown key: serde stops at the first unknown
+    // key, so each is taken out of the parsed document and the rest read again.
+    let (mut doc, syntax) = toml::de::DeTable::parse_recoverable(src);
+    let problem = |ctx: &Ctx, e: &toml::de::Error| Problem {
+        location: e.span().map_or(file.to_string(), |s| ctx.at(s.start)),
+        message: e.message().trim().to_string(),
+    };
+    if !syntax.is_empty() {
+        return Err(ScenarioErrors(
+            syntax
+                .iter()
+                .take(MAX_PROBLEMS)
+                .map(|e| problem(&ctx, e))
+                .collect(),
+        ));
+    }
+    let raw = loop {
+        match RawScenario::deserialize(toml::de::Deserializer::from(doc.clone())) {
+            Ok(r) => break r,
+            Err(e) => {
+                ctx.problems.push(problem(&ctx, &e));
+                let unknown = e.message().starts_with("unknown field");
+                let taken = match e.span() {
+                    Some(span) if unknown && ctx.problems.len() < MAX_PROBLEMS => {
+                        remove_key_at(doc.get_mut(), span.start)
+                    }
+                    _ => false,
+                };
+                if !taken {
+                    return Err(ScenarioErrors(std::mem::take(&mut ctx.problems)));
+                }
+            }
         }
     };
     let scenario = validate(&mut ctx, raw, base);
@@ -233,6 +253,31 @@ pub fn parse(file: &str, src: &str, base: &Path) -> Result<Scenario, ScenarioErr
         Ok(scenario)
     } else {
         Err(ScenarioErrors(ctx.problems))
+    }
+}
+
+/// The most problems one file reports.
+const MAX_PROBLEMS: usize = 100;
+
+/// Takes the key written at byte `start` out of `table` or a table inside it; false when no
+/// key starts there.
+fn remove_key_at(table: &mut toml::de::DeTable<'_>, start: usize) -> bool {
+    if let Some(key) = table.keys().find(|k| k.span().start == start).cloned() {
+        table.remove(&key);
+        return true;
+    }
+    table
+        .iter_mut()
+        .any(|(_, v)| remove_in_value(v.get_mut(), start))
+}
+
+fn remove_in_value(value: &mut toml::de::DeValue<'_>, start: usize) -> bool {
+    match value {
+        toml::de::DeValue::Table(t) => remove_key_at(t, start),
+        toml::de::DeValue::Array(items) => items
+            .iter_mut()
+            .any(|item| remove_in_value(item.get_mut(), start)),
+        _ => false,
     }
 }
 
@@ -412,14 +457,8 @@ fn validate(ctx: &mut Ctx, raw: RawScenario, base: &Path) -> Scenario {
     let path_or = |v: &Option<S<String>>, default: PathBuf| {
         v.as_ref().map_or(default, |p| resolve(base, p.get_ref()))
     };
-    let checkpoint = path_or(
-        &raw.checkpoint,
-        workspace_root().join("supernet/checkpoints/fashion-mnist/supernet.opack"),
-    );
-    let candidates = path_or(
-        &raw.candidates,
-        workspace_root().join("supernet/checkpoints/fashion-mnist/candidates.json"),
-    );
+    let checkpoint = path_or(&raw.checkpoint, opa_supernet::shipped_checkpoint());
+    let candidates = path_or(&raw.candidates, opa_supernet::shipped_candidates());
     for (key, v, p) in [
         ("checkpoint", &raw.checkpoint, &checkpoint),
         ("candidates", &raw.candidates, &candidates),
@@ -458,10 +497,7 @@ fn validate(ctx: &mut Ctx, raw: RawScenario, base: &Path) -> Scenario {
             selectors.push(spec);
         }
     }
-    let profile = path_or(
-        &raw.profile,
-        workspace_root().join("supernet/checkpoints/fashion-mnist/profile.parquet"),
-    );
+    let profile = path_or(&raw.profile, opa_supernet::shipped_profile());
     // A default profile that is missing is reported by `check_profile` (at run and
     // validate time): `opa replay --profile` does not need it.
     if let Some(p) = raw.profile.as_ref().filter(|_| !profile.is_file())
