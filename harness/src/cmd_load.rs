@@ -48,7 +48,7 @@ pub struct CheckArgs {
 pub fn run(c: LoadCmd) -> Result<()> {
     let LoadCmd::Check(a) = c;
     let device = a.backend.device().map_err(bad)?;
-    let (_, ck) = crate::cmd_model::load_checkpoint(a.checkpoint.as_deref(), &device)?;
+    let (ck_path, ck) = crate::cmd_model::load_checkpoint(a.checkpoint.as_deref(), &device)?;
     let cfg = ck.header.config.clone();
     let arch = crate::cmd_model::named_arch(&a.arch, &cfg)?;
     if a.seconds.is_nan() || a.seconds <= 0.0 || a.batch == 0 {
@@ -62,8 +62,18 @@ pub fn run(c: LoadCmd) -> Result<()> {
         .header
         .shared_bn
         .slice_for(&ck.weights.plan(&cfg, &arch))
-        .ok_or_else(|| bad("checkpoint lacks batch-norm statistics"))?;
-    let plan = ck.weights.plan(&cfg, &arch).extract(&stats).map_err(bad)?;
+        .ok_or_else(|| {
+            bad(format!(
+                "{}: no shared batch-norm statistics for {}",
+                ck_path.display(),
+                arch.id()
+            ))
+        })?;
+    let plan = ck
+        .weights
+        .plan(&cfg, &arch)
+        .extract(&stats)
+        .map_err(|e| bad(format!("{}: {}: {e}", ck_path.display(), arch.id())))?;
     let cores = a
         .cores
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));

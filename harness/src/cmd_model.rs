@@ -391,10 +391,10 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     for (label, arch) in &targets {
         let id = arch.id();
         bar.set_message(id.clone());
-        let stats = match cands
+        let from_file = cands
             .as_ref()
-            .and_then(|c| c.candidates.iter().find(|x| x.id == id))
-        {
+            .and_then(|c| c.candidates.iter().find(|x| x.id == id));
+        let stats = match from_file {
             Some(c) => c.bn.clone(),
             None => recalibrate(
                 &ck.weights,
@@ -406,7 +406,13 @@ pub fn eval(a: EvalArgs) -> Result<()> {
                 &device,
             ),
         };
-        let plan = ck.weights.plan(&cfg, arch).extract(&stats).map_err(bad)?;
+        let plan = ck.weights.plan(&cfg, arch).extract(&stats).map_err(|e| {
+            // Name where the statistics came from.
+            match (from_file, &cand_path) {
+                (Some(_), Some(p)) => bad(format!("{}: {id}: {e}", p.display())),
+                _ => bad(format!("{id}: recalibrated statistics: {e}")),
+            }
+        })?;
         let clean: Vec<&[u8]> = (0..set.len()).map(|i| set.image_bytes(i)).collect();
         let top1_clean = predict(&plan, None, &cfg, &clean, 250, &device).top1(&set.labels);
         bar.inc(1);

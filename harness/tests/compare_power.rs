@@ -168,3 +168,80 @@ fn live_power_on_dynamic() {
     }
     println!("planted 3 pts (live): {regressed} of 30 (10 plants x 3 deadlines) regressed");
 }
+
+/// `runs` with only `from`'s rows and summary rows, named `to`.
+fn only(runs: &[Run], from: &str, to: &str) -> Vec<Run> {
+    runs.iter()
+        .map(|(summary, rows)| {
+            let mut s = summary.clone();
+            s.selectors.retain(|r| r.selector == from);
+            for r in &mut s.selectors {
+                r.selector = to.to_string();
+            }
+            let rows = rows
+                .iter()
+                .filter(|r| r.selector == from)
+                .map(|r| {
+                    let mut r = r.clone();
+                    r.selector = to.to_string();
+                    r
+                })
+                .collect();
+            (s, rows)
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "a measurement: one live --repeat 3 run of dynamic.toml with OPA twice, minutes"]
+fn live_side_by_side_power_on_dynamic() {
+    // dynamic.toml's stream and load with two copies of OPA taking turns every 25 frames in
+    // the same live run: a baseline and a change measured side by side, so that the
+    // machine's drift between hours falls on both alike.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("scenarios/dynamic.toml")).unwrap();
+    let head = &text[..text.find("[[selector]]").unwrap()];
+    let trace = root().join("scenarios/traces/diurnal.csv");
+    let sc = dir.path().join("dynamic.toml");
+    std::fs::write(
+        &sc,
+        format!(
+            "{}[[selector]]\nkind = \"opa\"\n\n[[selector]]\nkind = \"opa\"\nname = \"opa-b\"\n",
+            head.replace(
+                "\"traces/diurnal.csv\"",
+                &format!("{:?}", trace.to_str().unwrap())
+            )
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    // Each copy measures its own runs (no sharing of identical ones): the change's noise.
+    let runs = play(
+        "run",
+        &sc,
+        &dir.path().join("ab"),
+        &["--repeat", "3", "--independent-runs"],
+    );
+    println!(
+        "one live run, --repeat 3: {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    let (base, cur) = (only(&runs, "opa", "opa"), only(&runs, "opa-b", "opa"));
+    println!(
+        "unchanged, side by side: {:?}",
+        verdicts(&base, &cur, "opa")
+    );
+    let mut regressed = 0;
+    for seed in 0..10 {
+        let mut planted = cur.clone();
+        plant(&mut planted, "opa", 3.0, seed);
+        let v = verdicts(&base, &planted, "opa");
+        regressed += v.iter().filter(|x| x.5 == Change::Regressed).count();
+        if seed == 0 {
+            println!("planted 3 pts (seed 0): {v:?}");
+        }
+    }
+    println!(
+        "planted 3 pts (live, side by side): {regressed} of 30 (10 plants x 3 deadlines) regressed"
+    );
+}

@@ -127,9 +127,30 @@ fn damaged_candidates_are_reported() {
     let (_, first) = layers.iter_mut().next().unwrap();
     first[1][0] = serde_json::json!(-0.5);
     replay(&var, "var.json", &["var.json", "negative"]);
-    let mut top1 = json;
+    let mut top1 = json.clone();
     top1["candidates"][2]["calibration_top1"] = serde_json::json!(7.0);
     replay(&top1, "top1.json", &["top1.json", "calibration_top1 = 7"]);
+
+    // A candidate without statistics for a layer: `opa eval` names the file and the candidate.
+    let mut gap = json;
+    let id = gap["candidates"][0]["id"].as_str().unwrap().to_string();
+    gap["candidates"][0]["bn"]["layers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("0");
+    let path = dir.path().join("gap.json");
+    std::fs::write(&path, serde_json::to_string(&gap).unwrap()).unwrap();
+    exits_2(
+        &[
+            "eval",
+            "--arch",
+            &id,
+            "--candidates",
+            path.to_str().unwrap(),
+            "--no-latency",
+        ],
+        &["gap.json", &id, "no batch-norm statistics for layer 0"],
+    );
 }
 
 #[test]
