@@ -102,7 +102,7 @@ pub fn run_error(e: RunError) -> anyhow::Error {
     match e {
         RunError::BadInput(m) => bad(m),
         RunError::Failed(m) => anyhow::Error::msg(m),
-        RunError::Interrupted(m) => anyhow::Error::new(crate::Interrupted(m)),
+        e @ RunError::Interrupted(_) => anyhow::Error::new(e),
     }
 }
 

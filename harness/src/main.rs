@@ -84,19 +84,6 @@ impl std::fmt::Display for BadInput {
 
 impl std::error::Error for BadInput {}
 
-/// A run stopped by Ctrl-C or SIGTERM: exit code 130, as a shell reports an interrupted
-/// command (a second signal exits at once with the same code).
-#[derive(Debug)]
-pub struct Interrupted(pub String);
-
-impl std::fmt::Display for Interrupted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Interrupted {}
-
 /// Wraps any error as bad input (exit code 2).
 pub fn bad<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow::Error::new(BadInput(e.to_string()))
@@ -149,7 +136,14 @@ fn main() -> ExitCode {
 /// Prints the error; exit code 2 for bad input, 130 for an interruption, 1 otherwise.
 fn failed(e: anyhow::Error) -> ExitCode {
     eprintln!("error: {e:#}");
-    if e.chain().any(|c| c.downcast_ref::<Interrupted>().is_some()) {
+    // A run stopped by Ctrl-C or SIGTERM: 130, as a shell reports an interrupted command
+    // (a second signal exits at once with the same code).
+    if e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<opa_harness::run::RunError>(),
+            Some(opa_harness::run::RunError::Interrupted(_))
+        )
+    }) {
         ExitCode::from(130)
     } else if e.chain().any(|c| c.downcast_ref::<BadInput>().is_some()) {
         ExitCode::from(2)

@@ -4,9 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-#[allow(dead_code)] // this file needs only `text`
 mod common;
-use common::text;
+use common::{checkout, text};
 
 fn opa_with(exe: &Path, args: &[&str], env: &[(&str, &Path)], cwd: &Path) -> Output {
     let mut c = Command::new(exe);
@@ -15,10 +14,6 @@ fn opa_with(exe: &Path, args: &[&str], env: &[(&str, &Path)], cwd: &Path) -> Out
         c.env(k, v);
     }
     c.output().expect("opa runs")
-}
-
-fn checkout() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 #[test]

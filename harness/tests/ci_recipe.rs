@@ -1,16 +1,11 @@
 //! The CI recipe users copy (examples/ci/github-actions.yml) runs examples/ci/gate.sh; this
 //! runs the script the way the workflow does, so that the recipe cannot rot.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-#[allow(dead_code)] // this file needs only `text`
 mod common;
-use common::text;
-
-fn checkout() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use common::{checkout, text};
 
 fn gate(mode: &str, work: &Path, scenario: &Path) -> Output {
     Command::new("bash")

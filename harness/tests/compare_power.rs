@@ -124,6 +124,22 @@ fn power_on_dynamic() {
     );
 }
 
+/// How many of 10 plants × 3 deadlines of a 3-point drop of OPA in `cur` compare as
+/// regressed against `base` (the first plant's verdicts printed).
+fn planted_regressions(base: &[Run], cur: &[Run]) -> usize {
+    let mut regressed = 0;
+    for seed in 0..10 {
+        let mut planted = cur.to_vec();
+        plant(&mut planted, "opa", 3.0, seed);
+        let v = verdicts(base, &planted, "opa");
+        regressed += v.iter().filter(|x| x.5 == Change::Regressed).count();
+        if seed == 0 {
+            println!("planted 3 pts (seed 0): {v:?}");
+        }
+    }
+    regressed
+}
+
 /// `opa run` of `scenario` live at 1, 2 and 4 ms, `--repeat 3`, into `out`.
 fn live(scenario: &Path, out: &Path) -> Vec<Run> {
     play("run", scenario, out, &["--repeat", "3"])
@@ -156,16 +172,7 @@ fn live_power_on_dynamic() {
         all.len()
     );
     println!("unchanged, opa: {:?}", verdicts(&base, &cur, "opa"));
-    let mut regressed = 0;
-    for seed in 0..10 {
-        let mut planted = cur.clone();
-        plant(&mut planted, "opa", 3.0, seed);
-        let v = verdicts(&base, &planted, "opa");
-        regressed += v.iter().filter(|x| x.5 == Change::Regressed).count();
-        if seed == 0 {
-            println!("planted 3 pts (seed 0): {v:?}");
-        }
-    }
+    let regressed = planted_regressions(&base, &cur);
     println!("planted 3 pts (live): {regressed} of 30 (10 plants x 3 deadlines) regressed");
 }
 
@@ -231,16 +238,7 @@ fn live_side_by_side_power_on_dynamic() {
         "unchanged, side by side: {:?}",
         verdicts(&base, &cur, "opa")
     );
-    let mut regressed = 0;
-    for seed in 0..10 {
-        let mut planted = cur.clone();
-        plant(&mut planted, "opa", 3.0, seed);
-        let v = verdicts(&base, &planted, "opa");
-        regressed += v.iter().filter(|x| x.5 == Change::Regressed).count();
-        if seed == 0 {
-            println!("planted 3 pts (seed 0): {v:?}");
-        }
-    }
+    let regressed = planted_regressions(&base, &cur);
     println!(
         "planted 3 pts (live, side by side): {regressed} of 30 (10 plants x 3 deadlines) regressed"
     );

@@ -1,4 +1,5 @@
-//! What the tests of the `opa` binary share.
+//! What the tests of the `opa` binary share (each test file uses some of it).
+#![allow(dead_code)]
 
 use std::process::{Command, Output};
 
@@ -17,4 +18,9 @@ pub fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+/// The source checkout (the repository root).
+pub fn checkout() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
